@@ -1,0 +1,255 @@
+"""The typed LwM2M node tree: object, object instance, resource (single or multiple), resource instance.
+
+Nodes are the only data that crosses layers: codecs turn bytes into nodes and back, the protocol
+layer sends and receives nodes, the store and the REST API flatten them to ``{path: value}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Union
+
+from .path import Path, PathError
+from .types import ResourceType, Value, check_value
+
+if TYPE_CHECKING:
+    from .registry import ObjectRegistry
+
+__all__ = [
+    "ResourceInstance",
+    "SingleResource",
+    "MultipleResource",
+    "Resource",
+    "ObjectInstance",
+    "LwM2mObject",
+    "Node",
+    "NodeError",
+    "flatten",
+    "build",
+    "node_at",
+]
+
+
+class NodeError(ValueError):
+    """A node tree that is inconsistent (duplicate ids, value of the wrong type, wrong level)."""
+
+
+def _frozen(mapping: Mapping) -> Mapping:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceInstance:
+    """One instance of a multiple resource, addressed as ``/o/i/r/ri``."""
+
+    id: int
+    value: Value
+    type: ResourceType = ResourceType.OPAQUE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", check_value(self.value, self.type))
+
+
+@dataclass(frozen=True, slots=True)
+class SingleResource:
+    id: int
+    value: Value
+    type: ResourceType = ResourceType.OPAQUE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", check_value(self.value, self.type))
+
+
+@dataclass(frozen=True, slots=True)
+class MultipleResource:
+    """A multiple-instance resource: resource-instance id -> value (may be empty)."""
+
+    id: int
+    instances: Mapping[int, Value] = field(default_factory=dict)
+    type: ResourceType = ResourceType.OPAQUE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "instances", _frozen({k: check_value(v, self.type) for k, v in self.instances.items()})
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MultipleResource):
+            return NotImplemented
+        return (self.id, dict(self.instances), self.type) == (other.id, dict(other.instances), other.type)
+
+
+Resource = Union[SingleResource, MultipleResource]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInstance:
+    """An object instance; ``id`` is None only where the sender lets the receiver choose (Create)."""
+
+    id: int | None
+    resources: Mapping[int, Resource] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        res = dict(self.resources)
+        for k, r in res.items():
+            if k != r.id:
+                raise NodeError(f"resource keyed {k} has id {r.id}")
+        object.__setattr__(self, "resources", _frozen(res))
+
+    @classmethod
+    def of(cls, id: int | None, *resources: Resource) -> ObjectInstance:
+        ids = [r.id for r in resources]
+        if len(set(ids)) != len(ids):
+            raise NodeError(f"duplicate resource ids in instance {id}: {ids}")
+        return cls(id, {r.id: r for r in resources})
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ObjectInstance):
+            return NotImplemented
+        return self.id == other.id and dict(self.resources) == dict(other.resources)
+
+
+@dataclass(frozen=True, slots=True)
+class LwM2mObject:
+    id: int
+    instances: Mapping[int, ObjectInstance] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        inst = dict(self.instances)
+        for k, i in inst.items():
+            if k != i.id:
+                raise NodeError(f"instance keyed {k} has id {i.id}")
+        object.__setattr__(self, "instances", _frozen(inst))
+
+    @classmethod
+    def of(cls, id: int, *instances: ObjectInstance) -> LwM2mObject:
+        ids = [i.id for i in instances]
+        if len(set(ids)) != len(ids):
+            raise NodeError(f"duplicate instance ids in object {id}: {ids}")
+        return cls(id, {i.id: i for i in instances})  # type: ignore[misc]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LwM2mObject):
+            return NotImplemented
+        return self.id == other.id and dict(self.instances) == dict(other.instances)
+
+
+Node = Union[LwM2mObject, ObjectInstance, SingleResource, MultipleResource, ResourceInstance]
+
+
+def _walk(node: Node, path: Path) -> Iterator[tuple[Path, Value]]:
+    if isinstance(node, LwM2mObject):
+        for inst in node.instances.values():
+            yield from _walk(inst, path.child(inst.id))  # type: ignore[arg-type]
+    elif isinstance(node, ObjectInstance):
+        for res in node.resources.values():
+            yield from _walk(res, path.child(res.id))
+    elif isinstance(node, MultipleResource):
+        for ri, v in node.instances.items():
+            yield path.child(ri), v
+    else:
+        yield path, node.value
+
+
+def flatten(node: Node, path: Path) -> dict[Path, Value]:
+    """``{path: value}`` for every leaf of ``node``, which sits at ``path``.
+
+    Empty instances and empty multiple resources contribute nothing.
+    """
+    return dict(_walk(node, path))
+
+
+def build(values: Mapping[Path, Value], path: Path, registry: ObjectRegistry | None = None,
+          types: Mapping[Path, ResourceType] | None = None) -> Node:
+    """The node at ``path`` holding ``values`` (leaf paths under ``path``).
+
+    Types come from ``types`` when given for a leaf, else from the registry, else from the
+    Python value. A resource is multiple when the registry says so or a value sits at a
+    resource-instance path.
+    """
+    from .registry import guess_type  # local: registry imports this module
+
+    for p in values:
+        if not p.starts_with(path):
+            raise NodeError(f"{p} is not under {path}")
+        if p.level < 3:
+            raise NodeError(f"{p} is not a resource or resource instance path")
+
+    def rtype(p: Path, v: Value) -> ResourceType:
+        if types and p in types:
+            return types[p]
+        if registry is not None:
+            t = registry.resource_type(p)
+            if t is not None:
+                return t
+        return guess_type(v)
+
+    def multiple(o: int, r: int, leaf_paths: list[Path]) -> bool:
+        if registry is not None:
+            d = registry.resource(o, r)
+            if d is not None:
+                return d.multiple
+        return any(p.is_resource_instance for p in leaf_paths)
+
+    def make_resource(o: int, i: int, r: int) -> Resource:
+        rp = Path.of(o, i, r)
+        leaves = [p for p in values if p.starts_with(rp)]
+        if multiple(o, r, leaves):
+            inst: dict[int, Value] = {}
+            t = None
+            for p in leaves:
+                if not p.is_resource_instance:
+                    raise NodeError(f"{p} is a multiple resource: address its instances")
+                t = rtype(p, values[p])
+                inst[p.resource_instance_id] = values[p]  # type: ignore[index]
+            if t is None:
+                t = registry.resource_type(rp) if registry else None
+            return MultipleResource(r, inst, t or ResourceType.OPAQUE)
+        if len(leaves) != 1 or leaves[0] != rp:
+            raise NodeError(f"{rp} is a single resource but got {[str(p) for p in leaves]}")
+        return SingleResource(r, values[rp], rtype(rp, values[rp]))
+
+    def make_instance(o: int, i: int) -> ObjectInstance:
+        ip = Path.of(o, i)
+        rids = sorted({p.resource_id for p in values if p.starts_with(ip)})  # type: ignore[type-var]
+        return ObjectInstance(i, {r: make_resource(o, i, r) for r in rids})  # type: ignore[arg-type]
+
+    lvl = path.level
+    if lvl == 1:
+        o = path.object_id
+        iids = sorted({p.instance_id for p in values})  # type: ignore[type-var]
+        return LwM2mObject(o, {i: make_instance(o, i) for i in iids})  # type: ignore[arg-type]
+    if lvl == 2:
+        return make_instance(path.object_id, path.instance_id)  # type: ignore[arg-type]
+    if lvl == 3:
+        if not values and registry is None:
+            raise NodeError(f"no value for {path}")
+        return make_resource(path.object_id, path.instance_id, path.resource_id)  # type: ignore[arg-type]
+    if lvl == 4:
+        if path not in values:
+            raise NodeError(f"no value for {path}")
+        return ResourceInstance(path.resource_instance_id, values[path], rtype(path, values[path]))  # type: ignore[arg-type]
+    raise PathError("the root path holds no single node")
+
+
+def node_at(node: Node, node_path: Path, path: Path) -> Node | None:
+    """The descendant of ``node`` (at ``node_path``) at ``path``, or None when absent."""
+    if not path.starts_with(node_path):
+        return None
+    cur: Node | None = node
+    for id_ in path.ids[len(node_path.ids):]:
+        if isinstance(cur, LwM2mObject):
+            cur = cur.instances.get(id_)
+        elif isinstance(cur, ObjectInstance):
+            cur = cur.resources.get(id_)
+        elif isinstance(cur, MultipleResource):
+            if id_ not in cur.instances:
+                return None
+            cur = ResourceInstance(id_, cur.instances[id_], cur.type)
+        else:
+            return None
+        if cur is None:
+            return None
+    return cur

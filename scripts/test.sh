@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install what the tests need (Debian toolchains, the package with its test extra) and run them.
+# The README's test command and .ci/run both call this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v clang >/dev/null || need_apt+=(clang)
+command -v wasm-ld >/dev/null || need_apt+=(lld)
+command -v wat2wasm >/dev/null || need_apt+=(wabt)
+command -v arm-none-eabi-gcc >/dev/null || need_apt+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
+command -v chromium >/dev/null || need_apt+=(chromium chromium-driver)
+command -v gcc >/dev/null || need_apt+=(gcc)
+command -v make >/dev/null || need_apt+=(make)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+python3 -m pip install -q -e ".[test]"
+
+# Exit code 5 (no tests collected) is a failure like any other non-zero code.
+python3 -m pytest -q -p no:cacheprovider "$@"
