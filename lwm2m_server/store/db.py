@@ -1,0 +1,46 @@
+"""Database engine and schema creation (SQLModel on SQLite by default, PostgreSQL at scale)."""
+
+from __future__ import annotations
+
+import importlib
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel, create_engine
+
+__all__ = ["make_engine", "init_db", "TABLE_MODULES", "DEFAULT_DB_URL"]
+
+DEFAULT_DB_URL = "sqlite:///./lwm2m.db"
+
+# Every module that defines SQLModel tables; init_db imports them so create_all sees them all.
+TABLE_MODULES = [
+    "lwm2m_server.store.tables",     # registrations, values, events, queued requests, tokens
+    "lwm2m_server.store.artifacts",  # artifact metadata
+    "lwm2m_server.rollout.tables",   # deployments and targets
+]
+
+
+def make_engine(url: str = DEFAULT_DB_URL, **kwargs: object) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def init_db(engine: Engine) -> None:
+    for name in TABLE_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+    SQLModel.metadata.create_all(engine)
