@@ -1,0 +1,97 @@
+"""Server settings: one pydantic-settings class read from ``LWM2M_*`` environment variables and CLI flags.
+
+Flags win over environment variables, which win over the defaults. ``Settings.from_args``
+builds the settings for ``lwm2m-server run`` from its parsed flags.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path as FsPath
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings", "DEFAULT_DB_URL", "redact_url"]
+
+DEFAULT_DB_URL = "sqlite:///./lwm2m.db"
+
+# Values an operator might copy from an example; refused for secrets outside development.
+_PLACEHOLDER_SECRETS = {"changethis", "changeme", "secret", "admin", "password", "token"}
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for logs and error messages)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+class Settings(BaseSettings):
+    """Everything ``lwm2m-server run`` needs to know; env prefix ``LWM2M_``."""
+
+    model_config = SettingsConfigDict(env_prefix="LWM2M_", extra="ignore", frozen=True)
+
+    # "::" binds IPv6 and (on dual-stack hosts) IPv4 as well.
+    coap_host: str = "::"
+    coap_port: int = Field(5683, ge=0, le=65535)
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(8080, ge=0, le=65535)
+    db_url: str = Field(DEFAULT_DB_URL, repr=False)  # may carry a password: see db_url_redacted
+    # Extra DDF folders; LWM2M_OBJECTS_DIRS takes them separated by the OS path separator or commas.
+    objects_dirs: Annotated[list[FsPath], NoDecode] = Field(default_factory=list)
+    artifacts_dir: FsPath = FsPath("./artifacts")
+    request_timeout: float = Field(10.0, gt=0, description="seconds to wait for a device's answer")
+    queue_timeout: float = Field(24 * 3600.0, gt=0,
+                                 description="seconds a request to a sleeping device may wait")
+    max_payload: int = Field(64 * 1024, ge=1024, description="largest registration payload (bytes)")
+    public_base_url: str | None = Field(None, description="base URL devices use to fetch /fw links")
+    environment: Literal["development", "production"] = "production"
+    # Optional bootstrap token with every scope (for the first API calls before `token create`).
+    admin_token: SecretStr | None = None
+    log_level: str = "info"
+
+    @field_validator("objects_dirs", mode="before")
+    @classmethod
+    def _split_dirs(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            parts = [p for chunk in v.split(os.pathsep) for p in chunk.split(",")]
+            return [p.strip() for p in parts if p.strip()]
+        return v
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_base_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https", "coap", "coaps") or not parts.netloc:
+            raise ValueError(f"public_base_url must be an absolute http(s) or coap(s) URL, got {v!r}")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _refuse_weak_secrets(self) -> Settings:
+        if self.admin_token is not None and self.environment != "development":
+            value = self.admin_token.get_secret_value()
+            if value.lower() in _PLACEHOLDER_SECRETS or len(value) < 32:
+                raise ValueError("admin_token must be at least 32 random characters outside "
+                                 "development (set LWM2M_ENVIRONMENT=development to allow it)")
+        return self
+
+    @property
+    def db_url_redacted(self) -> str:
+        return redact_url(self.db_url)
+
+    @classmethod
+    def from_args(cls, **flags: Any) -> Settings:
+        """Settings from the environment, overridden by the flags that were given (not None)."""
+        given = {k: v for k, v in flags.items() if v is not None and v != []}
+        return cls(**given)
