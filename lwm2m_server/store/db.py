@@ -14,7 +14,8 @@ DEFAULT_DB_URL = "sqlite:///./lwm2m.db"
 
 # Every module that defines SQLModel tables; init_db imports them so create_all sees them all.
 TABLE_MODULES = [
-    "lwm2m_server.store.tables",     # registrations, values, events, queued requests, tokens
+    "lwm2m_server.store.tables",     # registrations, values, events, queued requests
+    "lwm2m_server.store.tokens",     # API tokens
     "lwm2m_server.store.artifacts",  # artifact metadata
     "lwm2m_server.rollout.tables",   # deployments and targets
 ]
