@@ -1,0 +1,118 @@
+"""FastAPI dependencies by type: the server, the database session, the authenticated token.
+
+``CurrentToken`` checks the scope by method: ``read`` for GET/HEAD, ``write`` for the rest.
+Routers for deployments and tokens use ``DeployToken`` and ``AdminToken``. A token with the
+``admin`` scope carries every scope.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from ..config import Settings
+from ..store.tokens import ApiToken, verify_token
+from .errors import Forbidden, Unauthorized, Unavailable
+
+if TYPE_CHECKING:
+    from ..server import LwM2MServer
+
+__all__ = ["get_settings", "get_engine", "get_session", "get_server", "require_scope",
+           "SettingsDep", "EngineDep", "SessionDep", "ServerDep",
+           "CurrentToken", "ReadToken", "WriteToken", "DeployToken", "AdminToken", "BOOTSTRAP_TOKEN_NAME"]
+
+BOOTSTRAP_TOKEN_NAME = "LWM2M_ADMIN_TOKEN"
+_bearer = HTTPBearer(auto_error=False, description="an API token from `lwm2m-server token create`")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_engine(request: Request) -> Engine:
+    engine = request.app.state.engine
+    if engine is None:
+        raise Unavailable("no database is configured")
+    return engine  # type: ignore[no-any-return]
+
+
+def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    with Session(engine) as session:
+        yield session
+
+
+def get_server(request: Request) -> LwM2MServer:
+    server = request.app.state.server
+    if server is None:
+        raise Unavailable("the LwM2M server is not running in this process")
+    return server  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SessionDep = Annotated[Session, Depends(get_session)]
+# Any at run time: FastAPI must not validate or introspect the server object.
+ServerDep = Annotated[Any, Depends(get_server)]
+
+
+@dataclass(frozen=True, slots=True)
+class _BootstrapToken:
+    """The token from ``LWM2M_ADMIN_TOKEN``: every scope, nothing in the database."""
+
+    name: str = BOOTSTRAP_TOKEN_NAME
+    id: int | None = None
+
+    def allows(self, scope: str) -> bool:
+        return True
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": None, "name": self.name, "scopes": ["admin"],
+                "created_at": None, "last_used_at": datetime.now(timezone.utc).isoformat(),
+                "revoked": False}
+
+
+def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> ApiToken | _BootstrapToken:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+    plaintext = credentials.credentials
+    settings: Settings = request.app.state.settings
+    if settings.admin_token is not None and hmac.compare_digest(
+            plaintext.encode(), settings.admin_token.get_secret_value().encode()):
+        return _BootstrapToken()
+    token = verify_token(get_engine(request), plaintext)
+    if token is None:
+        raise Unauthorized("invalid or revoked token")
+    return token
+
+
+def require_scope(scope: str | None = None) -> Any:
+    """A dependency that authenticates and checks ``scope`` (None: read for GET/HEAD, else write)."""
+
+    # A plain function: FastAPI runs it in the thread pool, so the token lookup's database
+    # access does not block the event loop.
+    def dependency(request: Request,
+                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+                   ) -> ApiToken | _BootstrapToken:
+        token = _authenticate(request, credentials)
+        needed = scope or ("read" if request.method in ("GET", "HEAD") else "write")
+        if not token.allows(needed):
+            raise Forbidden(f"token '{token.name}' lacks the '{needed}' scope", scope=needed)
+        request.state.token = token
+        return token
+
+    return dependency
+
+
+CurrentToken = Annotated[ApiToken, Depends(require_scope())]
+ReadToken = Annotated[ApiToken, Depends(require_scope("read"))]
+WriteToken = Annotated[ApiToken, Depends(require_scope("write"))]
+DeployToken = Annotated[ApiToken, Depends(require_scope("deploy"))]
+AdminToken = Annotated[ApiToken, Depends(require_scope("admin"))]

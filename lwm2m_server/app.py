@@ -1,0 +1,58 @@
+"""The FastAPI application factory: REST API, /healthz, /metrics, OpenAPI at /docs.
+
+``create_app`` wires the running ``LwM2MServer`` (device routes), the database engine (tokens,
+events) and the settings into ``app.state``; the runner serves the result with uvicorn.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request, Response
+from sqlalchemy.engine import Engine
+
+from . import __version__
+from .api.errors import install_error_handlers
+from .api.health import HTTP_REQUESTS
+from .api.health import router as health_router
+from .api.routes import build_api_router
+from .config import Settings
+
+if TYPE_CHECKING:
+    from .server import LwM2MServer
+
+__all__ = ["create_app"]
+
+_DESCRIPTION = """LwM2M 1.1 device management over REST.
+
+Authenticate with `Authorization: Bearer <token>` (`lwm2m-server token create`). Scopes:
+`read` for GET, `write` for everything else, `deploy` for deployments, `admin` for tokens.
+Requests to a sleeping queue-mode device answer 202 with a `request_id` to poll at
+`/api/v1/requests/{id}`, or wait with `?timeout=`.
+"""
+
+
+def create_app(settings: Settings | None = None, server: LwM2MServer | None = None,
+               engine: Engine | None = None) -> FastAPI:
+    """The HTTP app for ``server`` (may be None: then only tokens, events and health work).
+
+    ``engine`` defaults to the server's engine.
+    """
+    settings = settings or (server.settings if server is not None and hasattr(server, "settings")
+                            else Settings())
+    app = FastAPI(title="lwm2m-server", version=__version__, description=_DESCRIPTION,
+                  docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
+    app.state.settings = settings
+    app.state.server = server
+    app.state.engine = engine if engine is not None else getattr(server, "engine", None)
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(build_api_router())
+
+    @app.middleware("http")
+    async def _count(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        HTTP_REQUESTS.inc(request.method, f"{response.status_code // 100}xx")  # type: ignore[attr-defined]
+        return response
+
+    return app
