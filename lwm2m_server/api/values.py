@@ -1,7 +1,8 @@
 """JSON <-> LwM2M value mapping for the REST API.
 
-Out: opaque -> base64 string, objlnk -> ``"3:0"``, time -> integer seconds, everything else
-as the JSON scalar it is. In: values are typed by the object definitions
+Out (``value_to_json``/``values_to_json``, the same functions events and queued results use):
+opaque -> base64 string, objlnk -> ``"3:0"``, time -> integer seconds, everything else as the
+JSON scalar it is. In: values are typed by the object definitions
 (``ObjectRegistry.resource_type``); a value that does not fit, a path outside the route's path
 or a resource no definition knows is refused with 400 (``BadRequest``).
 """
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from ..model import ObjectRegistry, ObjLnk, Path, PathError, ResourceType, Value, ValueTypeError, check_value
+from ..protocol.jsonable import plain as value_to_json
+from ..protocol.jsonable import plain_values as values_to_json
 from .errors import BadRequest
 
 __all__ = ["value_to_json", "values_to_json", "value_from_json", "values_from_json", "parse_path",
@@ -34,24 +35,6 @@ def parse_path(text: str, min_level: int = 0, what: str = "path") -> Path:
         levels = {1: "an object", 2: "an object instance", 3: "a resource", 4: "a resource instance"}
         raise BadRequest(f"{what} {p} must name {levels.get(min_level, 'something deeper')} or below")
     return p
-
-
-def value_to_json(value: Value) -> JsonValue:
-    """One LwM2M value as JSON."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, ObjLnk):
-        return str(value)
-    if isinstance(value, datetime):
-        return int(value.timestamp())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no NaN/Infinity
-    return value  # type: ignore[return-value]
-
-
-def values_to_json(values: Mapping[Path, Value]) -> dict[str, JsonValue]:
-    """``{"/3/0/0": ..., ...}`` in path order."""
-    return {str(p): value_to_json(values[p]) for p in sorted(values)}
 
 
 def _fail(path: Path, rtype: ResourceType, raw: object, why: str = "") -> BadRequest:
