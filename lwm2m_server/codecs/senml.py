@@ -1,0 +1,447 @@
+"""The raw SenML record model shared by SenML JSON (110), SenML CBOR (112) and LwM2M JSON (11543).
+
+A SenML pack is a list of records (RFC 8428). This module holds the format-independent part:
+the :class:`Record` value, field validation, base-name / base-time / base-value resolution
+(RFC 8428 §4.5, LwM2M 1.1 §7.4.4), typing of values by the object definitions, the mapping of
+resolved records to ``{path: value}`` and nodes, and the record layout our encoders write.
+The wire modules (``senml_json``, ``senml_cbor``) only turn bytes into field dicts and back.
+
+Layout we encode (the one the LwM2M 1.1 Core spec's examples use, byte for byte):
+
+- a node at ``/3/0``: ``bn`` ``"/3/0/"`` on the first record, every record names its leaf
+  relative to it (``"n":"6/0"``); a single resource at ``/3/0/0``: ``bn`` is the full path and
+  there is no ``n``; at the root ``bn`` is ``"/"``;
+- several paths (Read-Composite, Write-Composite, Send): each record carries its full path in
+  ``n`` and there is no ``bn`` (unless the caller gives a base path);
+- timestamps: ``bt`` once on the first record, ``t`` relative to it on the others.
+
+Decoding accepts any layout RFC 8428 allows (``bn`` anywhere and redefined, ``bt`` + ``t``,
+``bv`` + ``v``, fields in any order, unknown fields ignored unless they end with ``_``).
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from ..model import (
+    LwM2mObject,
+    MultipleResource,
+    Node,
+    NodeError,
+    ObjectRegistry,
+    ObjLnk,
+    Path,
+    PathError,
+    ResourceType,
+    Value,
+    ValueTypeError,
+    build,
+    check_value,
+    flatten,
+    node_at,
+)
+from .base import CodecError, ContentFormat, TimestampedValues
+
+__all__ = [
+    "MAX_RECORDS",
+    "Record",
+    "Entry",
+    "SenMLCodec",
+    "make_record",
+    "resolve",
+    "typed_value",
+    "value_kind",
+    "leaves",
+    "values_to_node",
+    "group_by_time",
+]
+
+# A pack is refused above this many records: nothing a device sends comes near it, and it
+# bounds the work a hostile payload can cause.
+MAX_RECORDS = 10_000
+
+# RFC 8428: the version this decoder understands; packs announcing a later one are refused.
+SENML_VERSION = 10
+
+# RFC 8428 §4.5.3: times below 2**28 are relative to "now". LwM2M clients and Leshan send
+# absolute times like 25462634 (the spec's own example), so only negative resolved times are
+# taken as relative here.
+VALUE_FIELDS = ("v", "vs", "vb", "vd", "vlo")
+_NUMBER_FIELDS = ("bt", "t", "v", "bv")
+_TEXT_FIELDS = ("bn", "n", "vs", "vlo")
+_KNOWN = frozenset(VALUE_FIELDS + _NUMBER_FIELDS + _TEXT_FIELDS + ("bver", "bu", "u", "ut", "s", "bs"))
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One SenML record with the fields LwM2M uses; None where the record has no such field."""
+
+    bn: str | None = None
+    bt: int | float | None = None
+    bv: int | float | None = None
+    n: str | None = None
+    v: int | float | None = None
+    vs: str | None = None
+    vb: bool | None = None
+    vd: bytes | None = None
+    vlo: str | None = None
+    t: int | float | None = None
+
+    @property
+    def kind(self) -> str | None:
+        """Which value field the record carries (``"v"``, ``"vs"``, ...), None for none."""
+        for f in VALUE_FIELDS:
+            if getattr(self, f) is not None:
+                return f
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A record after base resolution: full name, value kind and raw value, absolute time."""
+
+    index: int
+    name: str
+    kind: str | None
+    raw: Any
+    time: int | float | None
+
+
+def _where(index: int, field: str | None = None) -> str:
+    return f"record {index} field '{field}'" if field else f"record {index}"
+
+
+def _number(value: object, index: int, field: str) -> int | float:
+    """A finite JSON/CBOR number as int (exact) or float; CBOR decimal fractions included."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise CodecError(f"{field} must be a finite number", _where(index, field))
+        value = int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CodecError(f"{field} must be a number, got {type(value).__name__}", _where(index, field))
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CodecError(f"{field} must be a finite number, got {value}", _where(index, field))
+    return value
+
+
+def _text(value: object, index: int, field: str) -> str:
+    if not isinstance(value, str):
+        raise CodecError(f"{field} must be a text string, got {type(value).__name__}", _where(index, field))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CodecError(f"{field} is not valid UTF-8 text", _where(index, field)) from None
+    return value
+
+
+def make_record(fields: Mapping[str, object], index: int) -> Record:
+    """A validated Record from one record's fields (names as in SenML JSON, ``vd`` as bytes)."""
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name in _NUMBER_FIELDS:
+            out[name] = _number(value, index, name)
+        elif name in _TEXT_FIELDS:
+            out[name] = _text(value, index, name)
+        elif name == "vb":
+            if not isinstance(value, bool):
+                raise CodecError(f"vb must be true or false, got {type(value).__name__}", _where(index, name))
+            out[name] = value
+        elif name == "vd":
+            if not isinstance(value, bytes):
+                raise CodecError("vd must be a byte string", _where(index, name))
+            out[name] = value
+        elif name == "bver":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= SENML_VERSION:
+                raise CodecError(f"unsupported SenML version {value!r} (this server reads up to "
+                                 f"{SENML_VERSION})", _where(index, name))
+        elif name.endswith("_"):
+            # RFC 8428 §4.4: a field ending in "_" must be understood or the pack refused.
+            raise CodecError(f"unknown must-understand field {name!r}", _where(index, name))
+        # Other unknown fields (and units, sums) are ignored as RFC 8428 asks.
+    kinds = [f for f in VALUE_FIELDS if f in out]
+    if len(kinds) > 1:
+        raise CodecError(f"a record carries one value, got {', '.join(kinds)}", _where(index))
+    return Record(**out)
+
+
+def resolve(records: Iterable[Record]) -> list[Entry]:
+    """Apply base name, base time and base value (RFC 8428 §4.5) to every record, in order."""
+    bn = ""
+    bt: int | float | None = None
+    bv: int | float | None = None
+    out: list[Entry] = []
+    now: float | None = None
+    for i, r in enumerate(records):
+        if r.bn is not None:
+            bn = r.bn
+        if r.bt is not None:
+            bt = r.bt
+        if r.bv is not None:
+            bv = r.bv
+        name = bn + (r.n or "")
+        if bt is None and r.t is None:
+            when: int | float | None = None
+        else:
+            when = (bt or 0) + (r.t or 0)
+            if when < 0:
+                if now is None:
+                    now = _time.time()
+                when = now + when
+        kind = r.kind
+        raw = getattr(r, kind) if kind else None
+        if kind == "v" and bv is not None:
+            raw = raw + bv
+        out.append(Entry(i, name, kind, raw, when))
+    return out
+
+
+def name_to_path(name: str, index: int, min_level: int = 3) -> Path:
+    """The LwM2M path a resolved SenML name stands for, at least ``min_level`` deep."""
+    if not name.startswith("/"):
+        raise CodecError(f"name {name!r} is not an LwM2M path (must start with '/')", _where(index, "n"))
+    if name != "/" and (name.endswith("/") or "//" in name):
+        raise CodecError(f"name {name!r} is not a valid LwM2M path", _where(index, "n"))
+    try:
+        path = Path.parse(name)
+    except PathError as e:
+        raise CodecError(f"name {name!r}: {e}", _where(index, "n")) from None
+    if path.level < min_level:
+        raise CodecError(f"name {name!r} is not a resource or resource instance path", _where(index, "n"))
+    return path
+
+
+# --- values ------------------------------------------------------------------------------
+
+_KIND_OF_TYPE = {
+    ResourceType.STRING: "vs",
+    ResourceType.CORELNK: "vs",
+    ResourceType.INTEGER: "v",
+    ResourceType.UNSIGNED_INTEGER: "v",
+    ResourceType.TIME: "v",
+    ResourceType.FLOAT: "v",
+    ResourceType.BOOLEAN: "vb",
+    ResourceType.OPAQUE: "vd",
+    ResourceType.OBJLNK: "vlo",
+}
+
+
+def value_kind(rtype: ResourceType, where: str | None = None) -> str:
+    """The SenML value field that carries a value of ``rtype``."""
+    kind = _KIND_OF_TYPE.get(rtype)
+    if kind is None:
+        raise CodecError(f"a {rtype.value} resource has no value to encode", where)
+    return kind
+
+
+def _type_of_kind(kind: str, raw: Any) -> ResourceType:
+    if kind == "v":
+        return ResourceType.INTEGER if isinstance(raw, int) else ResourceType.FLOAT
+    return {"vs": ResourceType.STRING, "vb": ResourceType.BOOLEAN, "vd": ResourceType.OPAQUE,
+            "vlo": ResourceType.OBJLNK}[kind]
+
+
+def typed_value(kind: str | None, raw: Any, rtype: ResourceType | None,
+                where: str) -> tuple[Value, ResourceType]:
+    """The typed value of one record: ``rtype`` from the definitions, else implied by ``kind``."""
+    if kind is None:
+        raise CodecError("record has no value", where)
+    if rtype is None:
+        rtype = _type_of_kind(kind, raw)
+    elif rtype is ResourceType.NONE:
+        raise CodecError("resource has no value (executable) but the record carries one", where)
+    expected = value_kind(rtype, where)
+    if kind != expected:
+        raise CodecError(f"a {rtype.value} resource needs {expected}, got {kind}", where)
+    value: Any = raw
+    if rtype in (ResourceType.INTEGER, ResourceType.UNSIGNED_INTEGER, ResourceType.TIME):
+        if isinstance(raw, float):
+            if not raw.is_integer():
+                raise CodecError(f"{raw!r} is not an integer ({rtype.value} resource)", where)
+            value = int(raw)
+    elif rtype is ResourceType.OBJLNK:
+        try:
+            value = ObjLnk.parse(raw)
+        except ValueTypeError as e:
+            raise CodecError(str(e), where) from None
+    try:
+        return check_value(value, rtype), rtype
+    except ValueTypeError as e:
+        raise CodecError(str(e), where) from None
+
+
+def raw_value(value: Value, rtype: ResourceType, where: str | None = None) -> tuple[str, Any]:
+    """``(kind, raw)`` for encoding ``value`` of ``rtype``; raw is str/int/float/bool/bytes."""
+    kind = value_kind(rtype, where)
+    try:
+        value = check_value(value, rtype)
+    except ValueTypeError as e:
+        raise CodecError(str(e), where) from None
+    if kind == "vlo":
+        return kind, str(value)
+    return kind, value
+
+
+# --- nodes ---------------------------------------------------------------------------------
+
+def leaves(node: Node, path: Path) -> list[tuple[Path, Value, ResourceType]]:
+    """Every leaf of ``node`` (at ``path``) with its value and type, in path order."""
+    out = []
+    for p, v in sorted(flatten(node, path).items()):
+        leaf = node_at(node, path, p)
+        out.append((p, v, leaf.type))  # type: ignore[union-attr]
+    return out
+
+
+def values_to_node(values: Mapping[Path, Value], types: Mapping[Path, ResourceType], path: Path,
+                   registry: ObjectRegistry) -> Node:
+    """The node at ``path`` holding decoded leaf values; every leaf must lie under ``path``."""
+    for p in values:
+        if not p.starts_with(path):
+            raise CodecError(f"{p} is not under the requested path {path}", str(p))
+    if path.is_root:
+        raise CodecError("a node cannot sit at the root path; decode values instead", "/")
+    if not values and path.is_resource:
+        d = registry.resource_for(path)
+        if d is not None and d.multiple:
+            return MultipleResource(path.resource_id, {}, d.type)  # type: ignore[arg-type]
+        raise CodecError(f"no value for {path}", str(path))
+    if not values and path.is_object:
+        return LwM2mObject(path.object_id, {})  # type: ignore[arg-type]
+    try:
+        return build(values, path, registry, types)
+    except (NodeError, ValueTypeError, PathError) as e:
+        raise CodecError(str(e), str(path)) from None
+
+
+def group_by_time(items: Iterable[tuple[int | float | None, Path, Value]],
+                  where: Callable[[int], str] | None = None) -> TimestampedValues:
+    """Group consecutive leaves sharing one timestamp; a path twice in one group is an error."""
+    out: TimestampedValues = []
+    for n, (when, p, v) in enumerate(items):
+        if not out or out[-1][0] != when:
+            out.append((when, {}))
+        group = out[-1][1]
+        if p in group:
+            raise CodecError(f"duplicate path {p} with the same timestamp", where(n) if where else str(p))
+        group[p] = v
+    return out
+
+
+# --- the codec, parameterised by the wire format ---------------------------------------------
+
+class SenMLCodec:
+    """NodeCodec and MultiPathCodec for SenML packs; subclasses supply ``load`` and ``dump``."""
+
+    content_format: ContentFormat
+
+    # wire layer --------------------------------------------------------------------------
+    def load(self, data: bytes) -> list[Record]:
+        """Records from bytes; CodecError on anything malformed."""
+        raise NotImplementedError
+
+    def dump(self, records: list[Record]) -> bytes:
+        raise NotImplementedError
+
+    # decoding ----------------------------------------------------------------------------
+    def _typed(self, data: bytes, registry: ObjectRegistry
+               ) -> list[tuple[Entry, Path, Value, ResourceType]]:
+        out = []
+        for e in resolve(self.load(data)):
+            p = name_to_path(e.name, e.index)
+            v, t = typed_value(e.kind, e.raw, registry.resource_type(p), _where(e.index, e.kind))
+            out.append((e, p, v, t))
+        return out
+
+    def decode_values(self, data: bytes, registry: ObjectRegistry) -> dict[Path, Value]:
+        values: dict[Path, Value] = {}
+        for e, p, v, _t in self._typed(data, registry):
+            if p in values:
+                raise CodecError(f"duplicate path {p}", _where(e.index, "n"))
+            values[p] = v
+        return values
+
+    def decode(self, data: bytes, path: Path, registry: ObjectRegistry) -> Node:
+        values: dict[Path, Value] = {}
+        types: dict[Path, ResourceType] = {}
+        for e, p, v, t in self._typed(data, registry):
+            if p in values:
+                raise CodecError(f"duplicate path {p}", _where(e.index, "n"))
+            if not p.starts_with(path):
+                raise CodecError(f"{p} is not under the requested path {path}", _where(e.index, "n"))
+            values[p] = v
+            types[p] = t
+        return values_to_node(values, types, path, registry)
+
+    def decode_timestamped(self, data: bytes, registry: ObjectRegistry) -> TimestampedValues:
+        typed = self._typed(data, registry)
+        return group_by_time(((e.time, p, v) for e, p, v, _t in typed),
+                             lambda n: _where(typed[n][0].index, "n"))
+
+    def decode_paths(self, data: bytes) -> list[Path]:
+        out: list[Path] = []
+        for e in resolve(self.load(data)):
+            if e.kind is not None:
+                raise CodecError("a path list carries no values", _where(e.index, e.kind))
+            out.append(name_to_path(e.name, e.index, min_level=0))
+        return out
+
+    # encoding ----------------------------------------------------------------------------
+    def encode(self, node: Node, path: Path, registry: ObjectRegistry) -> bytes:
+        items = leaves(node, path)
+        single = len(items) == 1 and items[0][0] == path
+        return self.dump(_records([(None, p, v, t) for p, v, t in items], path, exact=single))
+
+    def encode_values(self, values: Mapping[Path, Value], registry: ObjectRegistry,
+                      base: Path | None = None) -> bytes:
+        return self.dump(_records(
+            [(None, p, v, _leaf_type(p, v, registry)) for p, v in values.items()], base))
+
+    def encode_timestamped(self, entries: TimestampedValues, registry: ObjectRegistry,
+                           base: Path | None = None) -> bytes:
+        """A pack of timestamped values (notifications, Send), the inverse of decode_timestamped."""
+        return self.dump(_records(
+            [(when, p, v, _leaf_type(p, v, registry)) for when, values in entries
+             for p, v in values.items()], base))
+
+    def encode_paths(self, paths: list[Path]) -> bytes:
+        return self.dump([Record(n=str(p)) for p in paths])
+
+
+def _leaf_type(p: Path, v: Value, registry: ObjectRegistry) -> ResourceType:
+    from ..model import guess_type
+
+    if p.level < 3:
+        raise CodecError(f"{p} is not a resource or resource instance path", str(p))
+    return registry.resource_type(p) or guess_type(v)
+
+
+def _records(items: list[tuple[int | float | None, Path, Value, ResourceType]], base: Path | None,
+             exact: bool = False) -> list[Record]:
+    """Records for leaves: names relative to ``base`` (see the module docstring for the layout)."""
+    out: list[Record] = []
+    bt: int | float | None = None
+    for i, (when, p, v, t) in enumerate(items):
+        kind, raw = raw_value(v, t, str(p))
+        fields: dict[str, Any] = {kind: raw}
+        if base is None:
+            fields["n"] = str(p)
+        else:
+            if not p.starts_with(base):
+                raise CodecError(f"{p} is not under the base path {base}", str(p))
+            if i == 0:
+                fields["bn"] = str(base) if exact or base.is_root else f"{base}/"
+            if not exact:
+                fields["n"] = "/".join(p.segments()[len(base.ids):])
+        if when is not None:
+            if bt is None:
+                bt = when
+                fields["bt"] = when
+            elif when != bt:
+                fields["t"] = when - bt
+        out.append(Record(**fields))
+    return out
