@@ -1,0 +1,149 @@
+"""Content-addressed artifact files: one file per SHA-256 in a folder from config.
+
+Uploads stream into a temporary file in the same folder while being hashed and counted; past
+the size limit the write stops and the temporary file is removed. A finished upload is
+fsynced and renamed atomically to its SHA-256; an identical upload finds the file already
+there and is a no-op. Nothing half-written is ever visible under a content name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ota.errors import OtaError
+
+__all__ = ["ArtifactStore", "StoredBlob", "StoreError", "SizeLimitError", "NotStoredError",
+           "DEFAULT_MAX_SIZE", "CHUNK_SIZE"]
+
+DEFAULT_MAX_SIZE = 64 * 1024 * 1024
+CHUNK_SIZE = 64 * 1024
+_SHA_RE = re.compile(r"[0-9a-f]{64}")
+_TMP_PREFIX = ".upload-"
+
+
+class StoreError(OtaError):
+    """The artifact folder cannot take or give a file."""
+
+
+class SizeLimitError(StoreError):
+    """An upload exceeded the size limit; nothing was kept."""
+
+
+class NotStoredError(StoreError, KeyError):
+    """No file with that SHA-256 is in the store."""
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A file in the store; ``created`` is False when identical content was already there."""
+
+    sha256: str
+    size: int
+    path: Path
+    created: bool
+
+
+def _chunks(source: BinaryIO | Iterable[bytes] | bytes) -> Iterable[bytes]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield bytes(source)
+        return
+    read = getattr(source, "read", None)
+    if read is not None:
+        while chunk := read(CHUNK_SIZE):
+            yield chunk
+        return
+    yield from source  # type: ignore[misc]
+
+
+class ArtifactStore:
+    """A folder of files named by their SHA-256 (lowercase hex)."""
+
+    def __init__(self, root: str | os.PathLike[str], *, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        self.root = Path(root)
+        self.max_size = max_size
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        """Where the file with this SHA-256 lives (whether or not it exists)."""
+        if not isinstance(sha256, str) or not _SHA_RE.fullmatch(sha256):
+            raise StoreError(f"{sha256!r} is not a lowercase hex SHA-256")
+        return self.root / sha256
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def read_bytes(self, sha256: str) -> bytes:
+        """The content of a stored file."""
+        try:
+            return self.path(sha256).read_bytes()
+        except FileNotFoundError:
+            raise NotStoredError(f"no artifact file {sha256}") from None
+
+    def open(self, sha256: str) -> BinaryIO:
+        """A binary file object for streaming a stored file (caller closes it)."""
+        try:
+            return self.path(sha256).open("rb")
+        except FileNotFoundError:
+            raise NotStoredError(f"no artifact file {sha256}") from None
+
+    def put(self, source: BinaryIO | Iterable[bytes] | bytes, *,
+            max_size: int | None = None) -> StoredBlob:
+        """Stream ``source`` (file object, chunks or bytes) into the store.
+
+        Hash while writing to a temporary file in the same folder; over ``max_size`` (default the
+        store's) raise ``SizeLimitError`` and keep nothing; else fsync and rename atomically.
+        """
+        limit = self.max_size if max_size is None else max_size
+        fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self.root)
+        tmp = Path(tmp_name)
+        try:
+            h = hashlib.sha256()
+            size = 0
+            with os.fdopen(fd, "wb") as f:
+                for chunk in _chunks(source):
+                    size += len(chunk)
+                    if size > limit:
+                        raise SizeLimitError(f"upload exceeds the limit of {limit} bytes")
+                    h.update(chunk)
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            sha = h.hexdigest()
+            final = self.path(sha)
+            if final.is_file():
+                tmp.unlink()
+                return StoredBlob(sha, size, final, created=False)
+            os.replace(tmp, final)
+            self._fsync_dir()
+            return StoredBlob(sha, size, final, created=True)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def delete(self, sha256: str) -> None:
+        """Remove a stored file (no error when absent)."""
+        self.path(sha256).unlink(missing_ok=True)
+        self._fsync_dir()
+
+    def temporary_files(self) -> list[Path]:
+        """Leftover temporary files (only a crash mid-upload leaves any)."""
+        return sorted(self.root.glob(_TMP_PREFIX + "*"))
+
+    def _fsync_dir(self) -> None:
+        try:
+            dfd = os.open(self.root, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(dfd)
+        except OSError:
+            pass
+        finally:
+            os.close(dfd)
