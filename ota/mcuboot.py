@@ -108,7 +108,7 @@ class McubootImage:
             "format": "mcuboot", "version": str(self.header.version),
             "load_addr": self.header.load_addr, "header_size": self.header.hdr_size,
             "image_size": self.header.img_size, "flags": self.header.flags,
-            "sha256": None if self.sha256 is None else self.sha256.hex(),
+            "image_sha256": None if self.sha256 is None else self.sha256.hex(),
             "signature": self.signature_kind,
         }
 
