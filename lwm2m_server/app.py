@@ -6,6 +6,7 @@ events) and the settings into ``app.state``; the runner serves the result with u
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None, server: LwM2MServer | None = No
     app.state.settings = settings
     app.state.server = server
     app.state.engine = engine if engine is not None else getattr(server, "engine", None)
+    # Set by the runner at shutdown: long-lived responses (event streams) end on it.
+    app.state.shutting_down = asyncio.Event()
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(build_api_router())

@@ -1,0 +1,51 @@
+"""``lwm2m-server run``: CoAP and HTTP in one process until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+__all__ = ["register"]
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..config import Settings
+    from ..model import DefinitionError
+    from ..runner import run
+
+    try:
+        settings = Settings.from_args(coap_host=args.coap_host, coap_port=args.coap_port,
+                                      http_host=args.http_host, http_port=args.http_port,
+                                      db_url=args.db, objects_dirs=args.objects,
+                                      log_level=args.log_level)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
+                             for err in e.errors())
+        print(f"error: bad settings: {problems}", file=sys.stderr)
+        return 2
+    try:
+        return run(settings)
+    except DefinitionError as e:
+        print(f"error: object definitions: {e}", file=sys.stderr)
+        return 2
+
+
+def register(subparsers: Any) -> None:
+    """Add ``run`` to the CLI."""
+    p = subparsers.add_parser("run", help="run the server (CoAP + HTTP) until interrupted",
+                              description="Run the LwM2M server: CoAP over UDP and the HTTP "
+                                          "REST API in one process. Flags override LWM2M_* "
+                                          "environment variables.")
+    p.add_argument("--coap-host", default=None, help="CoAP bind address (default :: = IPv6 and IPv4)")
+    p.add_argument("--coap-port", type=int, default=None, help="CoAP UDP port (default 5683; 0 = any free)")
+    p.add_argument("--http-host", default=None, help="HTTP bind address (default 0.0.0.0)")
+    p.add_argument("--http-port", type=int, default=None, help="HTTP port (default 8080; 0 = any free)")
+    p.add_argument("--db", default=None,
+                   help="database URL: sqlite:///./lwm2m.db (default) or postgresql+psycopg://user@host/db")
+    p.add_argument("--objects", action="append", default=None, metavar="DIR",
+                   help="folder of extra OMA DDF *.xml object definitions (repeatable)")
+    p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=_run)
