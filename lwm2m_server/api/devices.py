@@ -17,23 +17,20 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..model import Path
+from ..protocol.devices import response_to_json
 from ..protocol.errors import DeviceNotFound
 from ..protocol.requests import (
     CancelObserveCompositeRequest,
     CancelObserveRequest,
     CreateRequest,
-    CreateResponse,
     DeleteRequest,
     DeviceRequest,
     DiscoverRequest,
-    DiscoverResponse,
-    EmptyResponse,
     ExecuteRequest,
     ObserveCompositeRequest,
     ObserveRequest,
     ReadCompositeRequest,
     ReadRequest,
-    ReadResponse,
     WriteAttributesRequest,
     WriteCompositeRequest,
     WriteRequest,
@@ -82,25 +79,12 @@ def _registration(server: Any, endpoint: str) -> Any:
     return reg
 
 
-def _response_json(resp: Any) -> dict[str, Any]:
-    if isinstance(resp, ReadResponse):
-        return {"values": values_to_json(resp.values)}
-    if isinstance(resp, DiscoverResponse):
-        return {"links": [{"path": str(link.get("path")),
-                           "attributes": dict(link.get("attributes") or {})} for link in resp.links]}
-    if isinstance(resp, CreateResponse):
-        return {"created": str(resp.path)}
-    if isinstance(resp, EmptyResponse):
-        return {"code": resp.code}
-    raise TypeError(f"unexpected response {type(resp).__name__}")
-
-
 async def _send(server: Any, endpoint: str, request: DeviceRequest, timeout: float | None,
                 **extra: Any) -> dict[str, Any]:
-    """Send ``request`` to ``endpoint`` and return the JSON answer (``extra`` merged in first)."""
-    _registration(server, endpoint)  # 404 before anything is queued
+    """Send ``request`` to ``endpoint`` and return the JSON answer (``extra`` merged in first;
+    a Create answers ``{"path": <created instance>}``)."""
     resp = await server.devices.send(endpoint, request, timeout=timeout)
-    return {**extra, **_response_json(resp)}
+    return {**extra, **response_to_json(resp)}
 
 
 # --- bodies -------------------------------------------------------------------------------
