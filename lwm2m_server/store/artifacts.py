@@ -1,0 +1,201 @@
+"""Artifact metadata rows and upload ingestion (files themselves live in ``ota.store``).
+
+``ingest_artifact`` is what ``POST /api/v1/artifacts`` and ``lwm2m-server artifact add`` call: it
+streams the upload into the content-addressed folder, checks the file for its kind with
+``ota.inspection`` and records the ``Artifact`` row only when every check passed. A refused or
+failed upload leaves neither a file nor a row; an identical upload returns the existing row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, BinaryIO
+
+from sqlalchemy import JSON, Column, DateTime
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, select
+
+from ota import version as ota_version
+from ota.errors import OtaError
+from ota.inspection import ARTIFACT_KINDS, inspect_artifact
+from ota.keys import PublicKey
+from ota.store import ArtifactStore, SizeLimitError
+
+__all__ = [
+    "Artifact", "ArtifactError", "IngestResult", "ARTIFACT_KINDS",
+    "add_artifact", "get_artifact", "get_artifact_by_sha256", "list_artifacts", "ingest_artifact",
+]
+
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+_FREE_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ArtifactError(ValueError):
+    """An artifact request that cannot be carried out; ``status`` is the HTTP code to answer."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Artifact(SQLModel, table=True):
+    """One stored artifact: firmware image, Wasm model or SOTA package, by content hash.
+
+    ``meta`` (column ``metadata``) holds what the kind's checks found: MCUboot header fields,
+    Wasm exports and memory pages, or the SOTA manifest.
+    """
+
+    __tablename__ = "artifact"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(index=True, max_length=16)
+    name: str = Field(max_length=128)
+    version: str = Field(max_length=64)
+    sha256: str = Field(max_length=64, unique=True, index=True)
+    size: int
+    created_at: datetime = Field(default_factory=_utcnow,
+                                 sa_column=Column(DateTime(timezone=True), nullable=False))
+    meta: dict[str, Any] = Field(default_factory=dict,
+                                 sa_column=Column("metadata", JSON, nullable=False))
+
+    def summary(self) -> dict[str, Any]:
+        """JSON form for the API and the CLI."""
+        created = self.created_at
+        if created.tzinfo is None:  # SQLite hands back naive datetimes; all are UTC
+            created = created.replace(tzinfo=timezone.utc)
+        return {"id": self.id, "kind": self.kind, "name": self.name, "version": self.version,
+                "sha256": self.sha256, "size": self.size, "created_at": created.isoformat(),
+                "metadata": self.meta}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """The artifact row and whether this upload created it (False: identical one existed)."""
+
+    artifact: Artifact
+    created: bool
+
+
+def _check_fields(kind: str, name: str, version: str) -> None:
+    if kind not in ARTIFACT_KINDS:
+        raise ArtifactError(f"unknown artifact kind {kind!r}: use one of "
+                            f"{', '.join(ARTIFACT_KINDS)}")
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ArtifactError(f"artifact name {name!r}: 1-128 letters, digits, '.', '_', '+', '-'")
+    if kind == "firmware":
+        if not isinstance(version, str) or not _FREE_VERSION_RE.fullmatch(version):
+            raise ArtifactError(f"firmware version {version!r}: 1-64 letters, digits, '.', '+', "
+                                "'_', '-'")
+    else:
+        try:
+            ota_version.parse(version)
+        except ota_version.VersionError as e:
+            raise ArtifactError(f"{kind} {e}") from None
+
+
+def add_artifact(engine: Engine, *, kind: str, name: str, version: str, sha256: str, size: int,
+                 metadata: dict[str, Any] | None = None) -> Artifact:
+    """Record an artifact row; a row with the same SHA-256 is returned instead of a new one."""
+    _check_fields(kind, name, version)
+    row = Artifact(kind=kind, name=name, version=version, sha256=sha256, size=size,
+                   meta=dict(metadata or {}))
+    with Session(engine, expire_on_commit=False) as s:
+        s.add(row)
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+            existing = get_artifact_by_sha256(engine, sha256)
+            if existing is None:
+                raise
+            return existing
+        s.refresh(row)
+        return row
+
+
+def get_artifact(engine: Engine, artifact_id: int) -> Artifact | None:
+    """The artifact with this id, or None."""
+    with Session(engine, expire_on_commit=False) as s:
+        return s.get(Artifact, artifact_id)
+
+
+def get_artifact_by_sha256(engine: Engine, sha256: str) -> Artifact | None:
+    """The artifact with this content hash (lowercase hex), or None."""
+    with Session(engine, expire_on_commit=False) as s:
+        return s.exec(select(Artifact).where(Artifact.sha256 == sha256.lower())).first()
+
+
+def list_artifacts(engine: Engine, kind: str | None = None, *, limit: int = 1000,
+                   offset: int = 0) -> list[Artifact]:
+    """Artifacts, newest first, optionally of one kind."""
+    with Session(engine, expire_on_commit=False) as s:
+        q = select(Artifact)
+        if kind is not None:
+            q = q.where(Artifact.kind == kind)
+        q = q.order_by(Artifact.id.desc()).offset(offset).limit(limit)  # type: ignore[union-attr]
+        return list(s.exec(q).all())
+
+
+def ingest_artifact(
+    engine: Engine,
+    store: ArtifactStore,
+    source: BinaryIO | Iterable[bytes] | bytes,
+    *,
+    kind: str,
+    name: str,
+    version: str,
+    sota_public_key: PublicKey | None = None,
+    firmware_public_key: PublicKey | None = None,
+    slot_size: int | None = None,
+    allowed_imports: Iterable[str] = frozenset(),
+    max_size: int | None = None,
+) -> IngestResult:
+    """Store, check and record one upload; ``ArtifactError`` (with an HTTP status) when refused.
+
+    firmware: an MCUboot image must verify (signature too with ``firmware_public_key``), any other
+    file is kept as a raw image. model: Wasm model checks. sota: ``verify_package`` with
+    ``sota_public_key`` (required), and the package's version must equal ``version``.
+    Status codes: 400 bad fields, 409 same content stored as another kind, 413 over the size
+    limit, 422 the file fails its checks.
+    """
+    _check_fields(kind, name, version)
+    if kind == "sota" and sota_public_key is None:
+        raise ArtifactError("no SOTA public key is configured: SOTA packages cannot be verified",
+                            status=422)
+    try:
+        blob = store.put(source, max_size=max_size)
+    except SizeLimitError as e:
+        raise ArtifactError(str(e), status=413) from None
+    try:
+        existing = get_artifact_by_sha256(engine, blob.sha256)
+        if existing is not None:
+            if existing.kind != kind:
+                raise ArtifactError(f"this file is already stored as {existing.kind} artifact "
+                                    f"{existing.id}", status=409)
+            return IngestResult(existing, created=False)
+        key = sota_public_key if kind == "sota" else firmware_public_key
+        try:
+            meta = inspect_artifact(store.read_bytes(blob.sha256), kind, public_key=key,
+                                    slot_size=slot_size, allowed_imports=allowed_imports)
+        except OtaError as e:
+            raise ArtifactError(f"{kind} check failed: {e}", status=422) from None
+        if kind == "sota" and meta["manifest"]["version"] != version:
+            raise ArtifactError(f"version {version!r} differs from the package manifest's "
+                                f"{meta['manifest']['version']!r}", status=422)
+        for dup in ("kind", "size", "sha256"):
+            meta.pop(dup, None)
+        row = add_artifact(engine, kind=kind, name=name, version=version, sha256=blob.sha256,
+                           size=blob.size, metadata=meta)
+        return IngestResult(row, created=True)
+    except BaseException:
+        if blob.created and get_artifact_by_sha256(engine, blob.sha256) is None:
+            store.delete(blob.sha256)
+        raise
