@@ -1,0 +1,65 @@
+"""``lwm2m-server keys generate|export-c``: signing keys for firmware and SOTA packages.
+
+The private key goes to a PEM file only (mode 0600); the server's database never holds one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ota import keys as ota_keys
+
+from ._ota_cli import CommandError, cli_errors, read_public_key
+
+__all__ = ["register"]
+
+
+@cli_errors
+def _generate(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise CommandError(f"{out} exists: refusing to overwrite a key (use --force)")
+    key = ota_keys.generate_private_key(args.type)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(ota_keys.private_key_pem(key))
+    os.chmod(out, 0o600)
+    if args.public_out:
+        Path(args.public_out).write_bytes(ota_keys.public_key_pem(key))
+    print(f"wrote {args.type} private key to {out} (kid {ota_keys.key_id(key).hex()})",
+          file=sys.stderr)
+    return 0
+
+
+@cli_errors
+def _export_c(args: argparse.Namespace) -> int:
+    text = ota_keys.public_key_c_array(read_public_key(args.key), args.name)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``keys generate|export-c`` to the CLI."""
+    p = subparsers.add_parser("keys", help="signing keys for firmware images and SOTA packages")
+    sub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+
+    g = sub.add_parser("generate", help="generate a private key (PEM, mode 0600)")
+    g.add_argument("--type", choices=ota_keys.KEY_KINDS, default="ed25519",
+                   help="key type (default ed25519)")
+    g.add_argument("-o", "--output", required=True, help="PEM file for the private key")
+    g.add_argument("--public-out", help="also write the public key PEM here")
+    g.add_argument("--force", action="store_true", help="overwrite an existing file")
+    g.set_defaults(func=_generate)
+
+    e = sub.add_parser("export-c", help="print the public key as a C array for the firmware")
+    e.add_argument("--key", required=True, help="public or private key PEM")
+    e.add_argument("--name", default="sota_public_key", help="C identifier (default sota_public_key)")
+    e.add_argument("-o", "--output", help="write to this file instead of stdout")
+    e.set_defaults(func=_export_c)
