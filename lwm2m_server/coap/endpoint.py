@@ -1,0 +1,45 @@
+"""The server's one aiocoap context: serves the LwM2M site and carries requests to devices."""
+
+from __future__ import annotations
+
+from aiocoap import Context
+
+from ..protocol.devices import DeviceManager
+from ..protocol.registration import RegistrationManager
+from .site import LwM2MSite
+from .transport import AiocoapTransport
+
+__all__ = ["CoapEndpoint"]
+
+
+class CoapEndpoint:
+    """Binds the CoAP server (``host`` "::" serves IPv4 and IPv6) and exposes its transport."""
+
+    def __init__(self, registrations: RegistrationManager, devices: DeviceManager,
+                 max_payload: int = 64 * 1024) -> None:
+        self.site = LwM2MSite(registrations, devices, max_payload)
+        self.context: Context | None = None
+        self.transport: AiocoapTransport | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        """Bind and return the UDP port actually bound (``port`` 0 picks a free one)."""
+        # UDP only: LwM2M binding U; no CoAP-over-TCP listener on the same port number.
+        self.context = await Context.create_server_context(self.site, bind=(host, port),
+                                                           transports=["udp6"])
+        self.transport = AiocoapTransport(self.context)
+        return self.bound_port()
+
+    def bound_port(self) -> int:
+        assert self.context is not None
+        for ri in self.context.request_interfaces:
+            mm = getattr(ri, "token_interface", None)
+            udp = getattr(mm, "message_interface", None)
+            tr = getattr(udp, "transport", None)
+            if tr is not None:
+                return int(tr.get_extra_info("socket").getsockname()[1])
+        raise RuntimeError("no UDP transport bound")
+
+    async def stop(self) -> None:
+        if self.context is not None:
+            await self.context.shutdown()
+            self.context = None

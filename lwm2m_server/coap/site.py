@@ -1,0 +1,117 @@
+"""The server's CoAP resources: /rd (Register), /rd/{id} (Update, De-register), /dp (Send).
+
+Translates CoAP messages to calls on the protocol layer and protocol errors to CoAP codes, in
+this one place.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiocoap import Code, Message
+from aiocoap.resource import PathCapable, Resource
+
+from ..protocol.devices import DeviceManager
+from ..protocol.errors import LwM2MError, RegistrationError
+from ..protocol.registration import RegistrationManager
+
+__all__ = ["LwM2MSite", "peer_address"]
+
+log = logging.getLogger(__name__)
+
+_CODES = {"4.00": Code.BAD_REQUEST, "4.03": Code.FORBIDDEN, "4.04": Code.NOT_FOUND,
+          "4.05": Code.METHOD_NOT_ALLOWED, "4.13": Code.REQUEST_ENTITY_TOO_LARGE,
+          "4.15": Code.UNSUPPORTED_CONTENT_FORMAT, "5.00": Code.INTERNAL_SERVER_ERROR}
+
+
+def peer_address(remote: object) -> tuple[str, int]:
+    """(host, port) of an aiocoap remote, IPv4-mapped addresses as plain IPv4."""
+    sockaddr = getattr(remote, "sockaddr", None)
+    if sockaddr is None:
+        host, _, port = str(getattr(remote, "hostinfo", "")).rpartition(":")
+        return host.strip("[]"), int(port or 5683)
+    host = sockaddr[0]
+    if host.startswith("::ffff:") and "." in host:
+        host = host[len("::ffff:"):]
+    return host, int(sockaddr[1])
+
+
+def _error(code: str, message: str) -> Message:
+    return Message(code=_CODES.get(code, Code.BAD_REQUEST), payload=message.encode("utf-8")[:1024])
+
+
+class LwM2MSite(Resource, PathCapable):
+    """The root resource: dispatches by path and method, maps errors to CoAP codes."""
+
+    def __init__(self, registrations: RegistrationManager, devices: DeviceManager,
+                 max_payload: int = 64 * 1024) -> None:
+        super().__init__()
+        self.registrations = registrations
+        self.devices = devices
+        self.max_payload = max_payload
+
+    async def needs_blockwise_assembly(self, request: Message) -> bool:
+        return True
+
+    def get_link_description(self) -> dict[str, str] | None:
+        return None
+
+    async def render(self, request: Message) -> Message:
+        path = tuple(request.opt.uri_path)
+        method = request.code
+        try:
+            if path == ("rd",) and method == Code.POST:
+                return await self._register(request)
+            if len(path) == 2 and path[0] == "rd":
+                if method == Code.POST:
+                    return await self._update(request, path[1])
+                if method == Code.DELETE:
+                    await self.registrations.deregister(path[1])
+                    return Message(code=Code.DELETED)
+                return _error("4.05", f"{method} is not allowed on /rd/{{id}}: use POST or DELETE")
+            if path == ("dp",) and method == Code.POST:
+                return await self._send(request)
+            if path in (("rd",), ("dp",)):
+                return _error("4.05", f"{method} is not allowed on /{path[0]}: use POST")
+            return _error("4.04", "not found: this server offers /rd and /dp")
+        except RegistrationError as e:
+            return _error(e.coap_code, e.message)
+        except LwM2MError as e:
+            code = getattr(e, "coap_code", None) or ("4.04" if e.http_status == 404 else "4.00")
+            return _error(code, e.message)
+        except Exception:
+            log.exception("handling %s /%s failed", method, "/".join(path))
+            return _error("5.00", "internal server error")
+
+    def _payload(self, request: Message) -> bytes:
+        payload = bytes(request.payload)
+        if len(payload) > self.max_payload:
+            raise RegistrationError(f"payload of {len(payload)} bytes is larger than {self.max_payload}", "4.13")
+        return payload
+
+    def _check_format(self, request: Message) -> None:
+        cf = request.opt.content_format
+        if request.payload and cf is not None and int(cf) != 40:
+            raise RegistrationError(f"registration payload must be link-format (40), got content format {int(cf)}",
+                                    "4.15")
+
+    async def _register(self, request: Message) -> Message:
+        payload = self._payload(request)
+        self._check_format(request)
+        reg = await self.registrations.register(request.opt.uri_query, payload,
+                                                peer_address(request.remote), request.remote)
+        return Message(code=Code.CREATED, location_path=("rd", reg.registration_id))
+
+    async def _update(self, request: Message, registration_id: str) -> Message:
+        payload = self._payload(request)
+        self._check_format(request)
+        await self.registrations.update(registration_id, request.opt.uri_query, payload,
+                                        peer_address(request.remote), request.remote)
+        return Message(code=Code.CHANGED)
+
+    async def _send(self, request: Message) -> Message:
+        payload = self._payload(request)
+        cf = request.opt.content_format
+        await self.devices.handle_send(peer_address(request.remote), payload,
+                                       int(cf) if cf is not None else None)
+        return Message(code=Code.CHANGED)

@@ -1,0 +1,95 @@
+"""The server's event bus: registrations, notifications, Send data and request outcomes as events.
+
+Every part that reacts to what devices do (console server-sent events, webhooks, the rollout
+engine) subscribes here. Each subscriber has its own bounded queue; a slow subscriber loses its
+oldest events, never blocks the publisher. Events are also handed to persistence sinks (the
+store), which the server wires in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["Event", "EventBus", "new_event"]
+
+_counter = itertools.count(1)
+_prefix = os.urandom(4).hex()
+
+
+def _event_id() -> str:
+    return f"{_prefix}-{next(_counter):x}"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened. ``kind`` is e.g. "registered", "updated", "deregistered",
+    "expired", "notification", "send", "request", "queued_request_done"; ``data`` is JSON-able."""
+
+    kind: str
+    endpoint: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=_event_id)
+    time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+def new_event(kind: str, endpoint: str | None = None, **data: Any) -> Event:
+    """An event of ``kind`` about ``endpoint`` with ``data`` as keyword arguments."""
+    return Event(kind=kind, endpoint=endpoint, data=data)
+
+
+class _Subscription:
+    def __init__(self, maxsize: int) -> None:
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.dropped = 0
+
+    def put(self, event: Event) -> None:
+        while True:
+            try:
+                self.queue.put_nowait(event)
+                return
+            except asyncio.QueueFull:
+                try:
+                    self.queue.get_nowait()  # drop the oldest
+                    self.dropped += 1
+                except asyncio.QueueEmpty:  # pragma: no cover - raced empty
+                    pass
+
+
+class EventBus:
+    """Fan-out of events to subscribers (bounded queues, oldest dropped) and to sinks."""
+
+    def __init__(self, queue_size: int = 1000) -> None:
+        self._queue_size = queue_size
+        self._subs: set[_Subscription] = set()
+        self._sinks: list[Callable[[Event], None]] = []
+
+    def add_sink(self, sink: Callable[[Event], None]) -> None:
+        """Call ``sink(event)`` for every published event (the store persists them this way)."""
+        self._sinks.append(sink)
+
+    def publish(self, event: Event) -> None:
+        """Hand ``event`` to every subscriber and sink; never blocks."""
+        for sink in self._sinks:
+            sink(event)
+        for sub in self._subs:
+            sub.put(event)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subs)
+
+    async def subscribe(self) -> AsyncIterator[Event]:
+        """Every event published from now on, until the consumer stops iterating."""
+        sub = _Subscription(self._queue_size)
+        self._subs.add(sub)
+        try:
+            while True:
+                yield await sub.queue.get()
+        finally:
+            self._subs.discard(sub)

@@ -1,0 +1,819 @@
+"""Device management: operations sent to registered devices, content-format choice and fallback,
+observations, queue mode, latest values and the Send operation (LwM2M 1.1 §6.3-6.4, §7).
+
+``DeviceManager.send(endpoint, request)`` is the one entry point the REST API and the rollout
+engine use. Never imports aiocoap: requests go out through a :class:`~.transport.Transport`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+from ..codecs import CodecError, ContentFormat, codec_for
+from ..events import EventBus, new_event
+from ..metrics import NOTIFICATIONS, QUEUED_REQUESTS, REQUEST_SECONDS, REQUESTS, SEND
+from ..model import (NodeError, ObjectInstance, ObjectRegistry, Path, PathError, Value,
+                     ValueTypeError, build, flatten)
+from ..model.types import ResourceType
+from .errors import (DeviceError, DeviceNotFound, DeviceOffline, DeviceTimeout, InvalidRequest,
+                     LwM2MError, Queued, RequestNotFound)
+from .jsonable import plain_values
+from .queue import QueuedRequest
+from .registration import Registration, RegistrationManager
+from .requests import (ATTRIBUTE_NAMES, CancelObserveCompositeRequest, CancelObserveRequest,
+                       CreateRequest, CreateResponse, DeleteRequest, DeviceRequest, DeviceResponse,
+                       DiscoverRequest, DiscoverResponse, EmptyResponse, ExecuteRequest,
+                       ObserveCompositeRequest, ObserveRequest, ReadCompositeRequest, ReadRequest,
+                       ReadResponse, WriteAttributesRequest, WriteCompositeRequest, WriteRequest,
+                       operation_name, summarize)
+from .transport import (IncomingResponse, ObservationHandle, OutgoingRequest, Transport,
+                        TransportError, TransportTimeout)
+
+__all__ = ["DeviceManager", "response_to_json", "formats_for"]
+
+log = logging.getLogger(__name__)
+
+_MULTI_FORMATS = (ContentFormat.SENML_CBOR, ContentFormat.SENML_JSON, ContentFormat.LWM2M_CBOR)
+_FALLBACK_CODES = ("4.06", "4.15")
+_MAX_FINISHED = 100_000
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def formats_for(reg: Registration, multi: bool = False, remembered: int | None = None) -> list[int]:
+    """The content formats to try for ``reg``, best first (DESIGN.md "Formats")."""
+    if reg.lwm2m_version == "1.0":
+        order: list[int] = [ContentFormat.TLV, ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR]
+    else:
+        order = [ContentFormat.SENML_CBOR, ContentFormat.SENML_JSON, ContentFormat.TLV,
+                 ContentFormat.LWM2M_CBOR]
+    first = [f for f in (remembered, reg.preferred_format) if f is not None]
+    out: list[int] = []
+    for f in first + order:
+        f = int(f)
+        if f in out or (multi and f not in _MULTI_FORMATS):
+            continue
+        if f not in (c.value for c in ContentFormat) or f in (ContentFormat.TEXT, ContentFormat.OPAQUE,
+                                                              ContentFormat.LINK_FORMAT):
+            continue
+        out.append(f)
+    return out
+
+
+def response_to_json(response: DeviceResponse) -> dict[str, Any]:
+    """The JSON-able form of a response (queued-request results, events)."""
+    if isinstance(response, ReadResponse):
+        return {"values": plain_values(response.values)}
+    if isinstance(response, CreateResponse):
+        return {"path": str(response.path)}
+    if isinstance(response, DiscoverResponse):
+        return {"links": [{"path": str(link["path"]), "attributes": link["attributes"]}
+                          for link in response.links]}
+    return {"code": response.code}
+
+
+def _decode_node(data: bytes, fmt: int, path: Path, registry: ObjectRegistry) -> dict[Path, Value]:
+    codec = codec_for(fmt)
+    if fmt in _MULTI_FORMATS and path.level < 3 or fmt in _MULTI_FORMATS and not data:
+        values = codec.decode_values(data, registry)  # type: ignore[attr-defined]
+        return {p: v for p, v in values.items() if p.starts_with(path)}
+    return flatten(codec.decode(data, path, registry), path)
+
+
+class _Observation:
+    __slots__ = ("endpoint", "key", "paths", "handle", "fmt")
+
+    def __init__(self, endpoint: str, key: tuple[Path, ...], handle: ObservationHandle, fmt: int | None) -> None:
+        self.endpoint = endpoint
+        self.key = key
+        self.handle = handle
+        self.fmt = fmt
+
+
+class DeviceManager:
+    """Sends device-management requests, keeps observations, queues requests for sleeping
+    devices and keeps the latest value per path."""
+
+    def __init__(self, registrations: RegistrationManager, store: Any, events: EventBus,
+                 registry: ObjectRegistry, *, request_timeout: float = 10.0,
+                 queue_timeout: float = 86400.0, awake_window: float = 93.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.registrations = registrations
+        self.transport: Transport | None = None
+        self._store = store
+        self._events = events
+        self._registry = registry
+        self.request_timeout = request_timeout
+        self.queue_timeout = queue_timeout
+        self.awake_window = awake_window
+        self._clock = clock
+        self._formats: dict[str, int] = {}
+        self._awake_until: dict[str, float] = {}
+        self._gone: dict[str, asyncio.Future[str]] = {}
+        self._observations: dict[tuple[str, tuple[Path, ...]], _Observation] = {}
+        self._latest: dict[str, dict[Path, tuple[Value, datetime]]] = {}
+        self._queued: OrderedDict[str, QueuedRequest] = OrderedDict()
+        self._queued_req: dict[str, DeviceRequest] = {}
+        self._pending: dict[str, list[str]] = {}
+        self._waiters: dict[str, asyncio.Future[DeviceResponse]] = {}
+        self._delivering: dict[str, asyncio.Task[None]] = {}
+        registrations.listeners.append(self._on_registration)
+
+    # --- public API -------------------------------------------------------------
+    def latest(self, endpoint: str) -> dict[Path, tuple[Value, datetime]]:
+        """The last observed, read or sent value per path of ``endpoint``, with when it arrived."""
+        return dict(self._latest.get(endpoint, {}))
+
+    def get_request(self, request_id: str) -> QueuedRequest:
+        """A queued request by id (for polling); RequestNotFound (404) when unknown."""
+        q = self._queued.get(request_id)
+        if q is None:
+            raise RequestNotFound(f"no queued request {request_id!r}")
+        return q
+
+    def queued_for(self, endpoint: str) -> list[QueuedRequest]:
+        """The requests still waiting for ``endpoint``, oldest first."""
+        return [self._queued[i] for i in self._pending.get(endpoint, [])]
+
+    def observations(self, endpoint: str) -> list[tuple[Path, ...]]:
+        """The paths (one tuple per observation) the server observes on ``endpoint``."""
+        return [k[1] for k in self._observations if k[0] == endpoint]
+
+    async def send(self, endpoint: str, request: DeviceRequest,
+                   timeout: float | None = None) -> DeviceResponse:
+        """Send ``request`` to the device registered as ``endpoint`` and return its response.
+
+        Raises DeviceNotFound, DeviceOffline, DeviceTimeout, DeviceError, InvalidRequest; for a
+        sleeping queue-mode device the request is persisted and Queued(request_id) is raised at
+        once (timeout None or 0) or after waiting up to ``timeout`` seconds for the result.
+        """
+        reg = self.registrations.get(endpoint)
+        if reg is None:
+            raise DeviceNotFound(f"no device registered as {endpoint!r}")
+        op = operation_name(request)
+        self._validate(reg, request)
+        if not reg.online:
+            REQUESTS.inc(op, "offline")
+            raise DeviceOffline(f"device {endpoint!r} is offline: its lifetime passed without an update")
+        if reg.queue_mode and not self._awake(endpoint):
+            return await self._enqueue_and_wait(reg, request, timeout)
+        wait = timeout if timeout else self.request_timeout
+        try:
+            return await self._execute(reg, request, wait)
+        except DeviceTimeout:
+            if reg.queue_mode:  # it fell asleep: keep the request for its next wake-up
+                self._awake_until.pop(endpoint, None)
+                return await self._enqueue_and_wait(reg, request, None)
+            raise
+
+    # --- validation -------------------------------------------------------------
+    def _validate(self, reg: Registration, request: DeviceRequest) -> None:
+        if isinstance(request, (ReadCompositeRequest, WriteCompositeRequest, ObserveCompositeRequest,
+                                CancelObserveCompositeRequest)):
+            if reg.lwm2m_version == "1.0":
+                raise InvalidRequest(f"{operation_name(request)} needs LwM2M 1.1; {reg.endpoint!r} "
+                                     "registered with 1.0")
+            paths = list(getattr(request, "paths", ())) or list(getattr(request, "values", {}))
+            if not paths:
+                raise InvalidRequest("a composite operation needs at least one path")
+            return
+        path: Path = request.path  # type: ignore[union-attr]
+        if isinstance(request, ExecuteRequest) and not path.is_resource:
+            raise InvalidRequest(f"execute needs a resource path, got {path}")
+        if isinstance(request, CreateRequest) and not path.is_object:
+            raise InvalidRequest(f"create needs an object path, got {path}")
+        if isinstance(request, (DeleteRequest,)) and path.level not in (1, 2):
+            raise InvalidRequest(f"delete needs an object or object instance path, got {path}")
+        if isinstance(request, WriteRequest):
+            if path.level < 2:
+                raise InvalidRequest(f"write needs an instance, resource or resource-instance path, got {path}")
+            if not request.values:
+                raise InvalidRequest("write needs at least one value")
+        if isinstance(request, WriteAttributesRequest):
+            bad = [k for k in request.attributes if k not in ATTRIBUTE_NAMES]
+            if bad:
+                raise InvalidRequest(f"unknown attributes {bad}; allowed: {', '.join(ATTRIBUTE_NAMES)}")
+            if path.is_root:
+                raise InvalidRequest("write-attributes needs an object, instance or resource path")
+        if isinstance(request, (ReadRequest, ObserveRequest, DiscoverRequest)) and path.is_root:
+            raise InvalidRequest(f"{operation_name(request)} needs an object path or deeper")
+
+    def _check_writable(self, values: Mapping[Path, Value], create: bool = False) -> None:
+        for p, v in values.items():
+            odef = self._registry.get(p.object_id) if p.object_id is not None else None
+            if odef is None:
+                raise InvalidRequest(f"object {p.object_id} is not defined on this server; cannot write {p}")
+            if p.level < 3:
+                raise InvalidRequest(f"{p} is not a resource path")
+            rdef = odef.resources.get(p.resource_id)  # type: ignore[arg-type]
+            if rdef is None:
+                raise InvalidRequest(f"object {p.object_id} has no resource {p.resource_id}")
+            if not rdef.writable and not create:
+                raise InvalidRequest(f"{p} ({rdef.name}) is not writable")
+
+    # --- the request/response mapping --------------------------------------------
+    def _segments(self, reg: Registration, path: Path) -> tuple[str, ...]:
+        root = tuple(s for s in reg.root_path.split("/") if s)
+        return root + tuple(path.segments())
+
+    def _encode(self, node_values: Mapping[Path, Value], path: Path, fmt: int, create_id: int | None = None,
+                create: bool = False) -> bytes:
+        try:
+            if create:
+                inst_path = path.child(create_id if create_id is not None else 0)
+                node = build(node_values, inst_path, self._registry)
+                assert isinstance(node, ObjectInstance)
+                return codec_for(fmt).encode(ObjectInstance(create_id, node.resources), path, self._registry)
+            if fmt in _MULTI_FORMATS and path.level < 3:
+                return codec_for(fmt).encode_values(node_values, self._registry, path)  # type: ignore[attr-defined]
+            node = build(node_values, path, self._registry)
+            return codec_for(fmt).encode(node, path, self._registry)
+        except (NodeError, ValueTypeError, PathError) as e:
+            raise InvalidRequest(f"values do not fit the object definition: {e}") from None
+
+    def _single_format(self, path: Path, values: Mapping[Path, Value]) -> int | None:
+        """text/plain (or opaque) for one single-instance resource, where it fits."""
+        if len(values) != 1 or path not in values or path.level < 3:
+            return None
+        rdef = self._registry.resource_for(path)
+        if rdef is not None and rdef.multiple and path.is_resource:
+            return None
+        rtype = rdef.type if rdef else None
+        if rtype is ResourceType.OPAQUE or isinstance(values[path], bytes):
+            return ContentFormat.OPAQUE
+        return ContentFormat.TEXT
+
+    async def _execute(self, reg: Registration, request: DeviceRequest, timeout: float) -> DeviceResponse:
+        op = operation_name(request)
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await self._dispatch(reg, request, timeout)
+        except DeviceTimeout:
+            outcome = "timeout"
+            raise
+        except DeviceOffline:
+            outcome = "offline"
+            raise
+        except DeviceError:
+            outcome = "device_error"
+            raise
+        except InvalidRequest:
+            outcome = "invalid"
+            raise
+        finally:
+            REQUESTS.inc(op, outcome)
+            REQUEST_SECONDS.observe(time.perf_counter() - started, op)
+
+    async def _roundtrip(self, reg: Registration, req: OutgoingRequest, timeout: float) -> IncomingResponse:
+        if self.transport is None:
+            raise DeviceOffline("the CoAP endpoint is not running")
+        gone = self._gone.get(reg.endpoint)
+        if gone is None or gone.done():
+            gone = self._gone[reg.endpoint] = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(self.transport.request(
+            self.registrations.peer(reg.endpoint), reg.address, req, timeout))
+        done, _ = await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if task not in done:
+            task.cancel()
+            raise DeviceOffline(f"device {reg.endpoint!r} went offline during the request: {gone.result()}")
+        try:
+            resp = task.result()
+        except TransportTimeout:
+            raise DeviceTimeout(f"device {reg.endpoint!r} did not answer within {timeout:g} s") from None
+        except TransportError as e:
+            raise DeviceError(f"device {reg.endpoint!r} could not be reached: {e}") from None
+        self._mark_awake(reg.endpoint)
+        return resp
+
+    def _fail(self, reg: Registration, resp: IncomingResponse, what: str) -> DeviceError:
+        detail = resp.payload[:200].decode("utf-8", "replace") if resp.payload else ""
+        msg = f"device {reg.endpoint!r} answered {resp.code} to {what}"
+        return DeviceError(msg + (f": {detail}" if detail else ""), resp.code)
+
+    async def _with_formats(self, reg: Registration, formats: list[int],
+                            make: Callable[[int], OutgoingRequest], timeout: float,
+                            what: str) -> tuple[IncomingResponse, int]:
+        """Send ``make(fmt)`` for each format until the device stops answering 4.06/4.15."""
+        deadline = time.monotonic() + timeout
+        resp: IncomingResponse | None = None
+        for fmt in formats:
+            left = max(deadline - time.monotonic(), 0.05)
+            resp = await self._roundtrip(reg, make(fmt), left)
+            if resp.code not in _FALLBACK_CODES:
+                if resp.success and fmt not in (ContentFormat.TEXT, ContentFormat.OPAQUE):
+                    self._formats[reg.endpoint] = fmt
+                return resp, fmt
+        assert resp is not None
+        raise self._fail(reg, resp, f"{what} in every format it may support "
+                                    f"({', '.join(str(f) for f in formats)})")
+
+    def _decode(self, reg: Registration, resp: IncomingResponse, fmt: int | None, path: Path,
+                what: str) -> dict[Path, Value]:
+        cf = resp.content_format if resp.content_format is not None else fmt
+        if cf is None:
+            raise DeviceError(f"device {reg.endpoint!r} answered {what} without a content format",
+                              resp.code)
+        try:
+            return _decode_node(resp.payload, cf, path, self._registry)
+        except (CodecError, NodeError, ValueTypeError, PathError, AttributeError) as e:
+            raise DeviceError(f"device {reg.endpoint!r} answered {what} with a payload that does not "
+                              f"decode as content format {cf}: {e}", resp.code) from None
+
+    def _decode_multi(self, reg: Registration, resp: IncomingResponse, fmt: int, what: str) -> dict[Path, Value]:
+        cf = resp.content_format if resp.content_format is not None else fmt
+        try:
+            return codec_for(cf).decode_values(resp.payload, self._registry)  # type: ignore[attr-defined]
+        except (CodecError, NodeError, ValueTypeError, PathError, AttributeError) as e:
+            raise DeviceError(f"device {reg.endpoint!r} answered {what} with a payload that does not "
+                              f"decode as content format {cf}: {e}", resp.code) from None
+
+    async def _dispatch(self, reg: Registration, request: DeviceRequest, timeout: float) -> DeviceResponse:
+        ep = reg.endpoint
+        remembered = self._formats.get(ep)
+        if isinstance(request, (ReadRequest, ObserveRequest)):
+            path = request.path
+            seg = self._segments(reg, path)
+            observe = 0 if isinstance(request, ObserveRequest) else None
+            what = f"{operation_name(request)} {path}"
+            if observe is not None:
+                return await self._observe(reg, (path,), lambda f: OutgoingRequest(
+                    "GET", seg, accept=f, observe=0), formats_for(reg, False, remembered), timeout, what)
+            resp, fmt = await self._with_formats(reg, formats_for(reg, False, remembered),
+                                                 lambda f: OutgoingRequest("GET", seg, accept=f), timeout, what)
+            if resp.code != "2.05":
+                raise self._fail(reg, resp, what)
+            values = self._decode(reg, resp, fmt, path, what)
+            await self._remember(ep, values)
+            return ReadResponse(values)
+        if isinstance(request, WriteRequest):
+            path = request.path
+            self._check_writable(request.values)
+            for p in request.values:
+                if not p.starts_with(path):
+                    raise InvalidRequest(f"{p} is not under {path}")
+            method = "PUT" if request.replace else "POST"
+            seg = self._segments(reg, path)
+            what = f"write {path}"
+            single = self._single_format(path, request.values)
+            formats = ([single] if single is not None else []) + formats_for(reg, False, remembered)
+            payloads = {f: self._encode(request.values, path, f) for f in formats[:1]}
+
+            def make_write(f: int) -> OutgoingRequest:
+                if f not in payloads:
+                    payloads[f] = self._encode(request.values, path, f)
+                return OutgoingRequest(method, seg, payload=payloads[f], content_format=f)
+
+            resp, _ = await self._with_formats(reg, formats, make_write, timeout, what)
+            if resp.code not in ("2.04", "2.01"):
+                raise self._fail(reg, resp, what)
+            await self._remember(ep, request.values)
+            return EmptyResponse(resp.code)
+        if isinstance(request, ExecuteRequest):
+            what = f"execute {request.path}"
+            payload = (request.args or "").encode("utf-8")
+            resp = await self._roundtrip(reg, OutgoingRequest(
+                "POST", self._segments(reg, request.path), payload=payload,
+                content_format=ContentFormat.TEXT if payload else None), timeout)
+            if resp.code != "2.04":
+                raise self._fail(reg, resp, what)
+            return EmptyResponse(resp.code)
+        if isinstance(request, CreateRequest):
+            path = request.path
+            what = f"create in {path}"
+            values = request.values
+            self._check_writable(values, create=True)
+            if request.instance_id is not None:
+                bad = [p for p in values if not p.starts_with(path.child(request.instance_id))]
+            else:
+                iids = {p.instance_id for p in values}
+                bad = [p for p in values if not p.starts_with(path)] if len(iids) <= 1 else list(values)
+            if bad:
+                raise InvalidRequest(f"create values must lie in one instance of {path}: {[str(p) for p in bad]}")
+            if request.instance_id is None and values:
+                iid = next(iter(values)).instance_id
+                values = {Path.of(p.object_id, 0, *p.ids[2:]): v for p, v in values.items()}  # type: ignore[arg-type]
+                _ = iid
+            seg = self._segments(reg, path)
+            resp, _ = await self._with_formats(
+                reg, formats_for(reg, False, remembered),
+                lambda f: OutgoingRequest("POST", seg, payload=self._encode(
+                    values, path, f, request.instance_id, create=True), content_format=f), timeout, what)
+            if resp.code != "2.01":
+                raise self._fail(reg, resp, what)
+            created = self._created_path(reg, resp, path, request.instance_id)
+            return CreateResponse(created)
+        if isinstance(request, DeleteRequest):
+            what = f"delete {request.path}"
+            resp = await self._roundtrip(reg, OutgoingRequest("DELETE", self._segments(reg, request.path)), timeout)
+            if resp.code != "2.02":
+                raise self._fail(reg, resp, what)
+            latest = self._latest.get(ep)
+            if latest:
+                for p in [p for p in latest if p.starts_with(request.path)]:
+                    del latest[p]
+            return EmptyResponse(resp.code)
+        if isinstance(request, DiscoverRequest):
+            what = f"discover {request.path}"
+            resp = await self._roundtrip(reg, OutgoingRequest(
+                "GET", self._segments(reg, request.path), accept=ContentFormat.LINK_FORMAT), timeout)
+            if resp.code != "2.05":
+                raise self._fail(reg, resp, what)
+            return DiscoverResponse(self._parse_discover(reg, resp, what))
+        if isinstance(request, WriteAttributesRequest):
+            what = f"write-attributes {request.path}"
+            query = tuple(k if v is None else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in request.attributes.items())
+            resp = await self._roundtrip(reg, OutgoingRequest(
+                "PUT", self._segments(reg, request.path), query=query), timeout)
+            if resp.code != "2.04":
+                raise self._fail(reg, resp, what)
+            return EmptyResponse(resp.code)
+        if isinstance(request, (CancelObserveRequest, CancelObserveCompositeRequest)):
+            key = (request.path,) if isinstance(request, CancelObserveRequest) else tuple(request.paths)
+            obs = self._observations.pop((ep, key), None)
+            if obs is None:
+                raise InvalidRequest(f"no observation of {', '.join(str(p) for p in key)} on {ep!r}")
+            obs.handle.cancel()
+            return EmptyResponse("2.05")
+        if isinstance(request, (ReadCompositeRequest, ObserveCompositeRequest)):
+            paths = list(request.paths)
+            what = f"{operation_name(request)} {', '.join(str(p) for p in paths)}"
+            formats = formats_for(reg, True, remembered)
+            seg = self._segments(reg, Path())
+
+            def make_fetch(f: int, observe: int | None = None) -> OutgoingRequest:
+                return OutgoingRequest("FETCH", seg, payload=codec_for(f).encode_paths(paths),  # type: ignore[attr-defined]
+                                       content_format=f, accept=f, observe=observe)
+
+            if isinstance(request, ObserveCompositeRequest):
+                return await self._observe(reg, tuple(paths), lambda f: make_fetch(f, 0), formats, timeout, what)
+            resp, fmt = await self._with_formats(reg, formats, make_fetch, timeout, what)
+            if resp.code != "2.05":
+                raise self._fail(reg, resp, what)
+            values = self._decode_multi(reg, resp, fmt, what)
+            await self._remember(ep, values)
+            return ReadResponse(values)
+        if isinstance(request, WriteCompositeRequest):
+            self._check_writable(request.values)
+            what = f"write-composite {', '.join(sorted(str(p) for p in request.values))}"
+            seg = self._segments(reg, Path())
+
+            def make_patch(f: int) -> OutgoingRequest:
+                try:
+                    payload = codec_for(f).encode_values(request.values, self._registry)  # type: ignore[attr-defined]
+                except (NodeError, ValueTypeError, CodecError) as e:
+                    raise InvalidRequest(f"values do not fit the object definition: {e}") from None
+                return OutgoingRequest("IPATCH", seg, payload=payload, content_format=f)
+
+            resp, _ = await self._with_formats(reg, formats_for(reg, True, remembered), make_patch, timeout, what)
+            if resp.code != "2.04":
+                raise self._fail(reg, resp, what)
+            await self._remember(ep, request.values)
+            return EmptyResponse(resp.code)
+        raise InvalidRequest(f"unsupported request {type(request).__name__}")  # pragma: no cover
+
+    def _created_path(self, reg: Registration, resp: IncomingResponse, path: Path, iid: int | None) -> Path:
+        loc = [s for s in resp.location_path if s]
+        root = [s for s in reg.root_path.split("/") if s]
+        if root and loc[: len(root)] == root:
+            loc = loc[len(root):]
+        if loc:
+            try:
+                p = Path.parse("/" + "/".join(loc))
+                if p.level == 2:
+                    return p
+            except PathError:
+                pass
+        if iid is not None:
+            return path.child(iid)
+        raise DeviceError(f"device {reg.endpoint!r} created an instance in {path} but gave no valid "
+                          f"Location-Path ({'/'.join(resp.location_path)!r})", resp.code)
+
+    def _parse_discover(self, reg: Registration, resp: IncomingResponse, what: str) -> list[dict[str, Any]]:
+        from ..codecs.link_format import parse_links
+
+        try:
+            links = parse_links(resp.payload)
+        except (CodecError, ValueError) as e:
+            raise DeviceError(f"device {reg.endpoint!r} answered {what} with bad link-format: {e}",
+                              resp.code) from None
+        out: list[dict[str, Any]] = []
+        root = "/" + "/".join(s for s in reg.root_path.split("/") if s)
+        for link in links:
+            target = link.target
+            if root != "/" and target.startswith(root):
+                target = target[len(root):] or "/"
+            try:
+                p = Path.parse(target)
+            except PathError:
+                continue
+            out.append({"path": p, "attributes": dict(link.attributes)})
+        return out
+
+    # --- observations ---------------------------------------------------------
+    async def _observe(self, reg: Registration, paths: tuple[Path, ...],
+                       make: Callable[[int], OutgoingRequest], formats: list[int], timeout: float,
+                       what: str) -> ReadResponse:
+        if self.transport is None:
+            raise DeviceOffline("the CoAP endpoint is not running")
+        ep = reg.endpoint
+        key = (ep, paths)
+        old = self._observations.pop(key, None)
+        if old is not None:
+            old.handle.cancel()
+        composite = len(paths) != 1 or make(formats[0]).method == "FETCH"
+        resp: IncomingResponse | None = None
+        for fmt in formats:
+            holder: dict[str, _Observation] = {}
+
+            def on_notify(n: IncomingResponse, fmt: int = fmt, holder: dict[str, _Observation] = holder) -> None:
+                self._notification(reg, paths, composite, n, fmt, holder.get("o"))
+
+            def on_end(reason: str, holder: dict[str, _Observation] = holder) -> None:
+                o = holder.get("o")
+                if o is not None and self._observations.get(key) is o:
+                    del self._observations[key]
+                    self._events.publish(new_event("observation_ended", ep, paths=[str(p) for p in paths],
+                                                   reason=reason))
+
+            try:
+                resp, handle = await self.transport.observe(self.registrations.peer(ep), reg.address,
+                                                            make(fmt), timeout, on_notify, on_end)
+            except TransportTimeout:
+                raise DeviceTimeout(f"device {ep!r} did not answer within {timeout:g} s") from None
+            except TransportError as e:
+                raise DeviceError(f"device {ep!r} could not be reached: {e}") from None
+            self._mark_awake(ep)
+            if resp.code in _FALLBACK_CODES:
+                handle.cancel()
+                continue
+            if resp.code != "2.05":
+                handle.cancel()
+                raise self._fail(reg, resp, what)
+            try:
+                values = (self._decode_multi(reg, resp, fmt, what) if composite
+                          else self._decode(reg, resp, fmt, paths[0], what))
+            except DeviceError:
+                handle.cancel()
+                raise
+            obs = _Observation(ep, paths, handle, fmt)
+            holder["o"] = obs
+            self._observations[key] = obs
+            if fmt not in (ContentFormat.TEXT, ContentFormat.OPAQUE):
+                self._formats[ep] = fmt
+            await self._remember(ep, values)
+            return ReadResponse(values)
+        assert resp is not None
+        raise self._fail(reg, resp, f"{what} in every format it may support")
+
+    def _notification(self, reg: Registration, paths: tuple[Path, ...], composite: bool,
+                      n: IncomingResponse, fmt: int, obs: _Observation | None) -> None:
+        ep = reg.endpoint
+        NOTIFICATIONS.inc()
+        self._mark_awake(ep)
+        what = f"notification of {', '.join(str(p) for p in paths)}"
+        try:
+            if not n.success:
+                raise self._fail(reg, n, what)
+            values = (self._decode_multi(reg, n, fmt, what) if composite
+                      else self._decode(reg, n, fmt, paths[0], what))
+        except DeviceError as e:
+            self._events.publish(new_event("notification_error", ep, paths=[str(p) for p in paths],
+                                           error=e.message, coap_code=e.coap_code))
+            return
+        self._store_latest(ep, values)
+        self._events.publish(new_event("notification", ep, paths=[str(p) for p in paths],
+                                       values=plain_values(values)))
+
+    # --- latest values, Send --------------------------------------------------------
+    def _store_latest(self, endpoint: str, values: Mapping[Path, Value],
+                      when: datetime | None = None) -> None:
+        if not values:
+            return
+        when = when or _now()
+        latest = self._latest.setdefault(endpoint, {})
+        for p, v in values.items():
+            latest[p] = (v, when)
+        self._store.save_values_nowait(endpoint, values, when)
+
+    async def _remember(self, endpoint: str, values: Mapping[Path, Value]) -> None:
+        self._store_latest(endpoint, values)
+
+    async def handle_send(self, address: tuple[str, int], payload: bytes,
+                          content_format: int | None) -> str:
+        """The Send operation (POST /dp): decode, keep as latest values, publish a "send" event.
+
+        Returns the endpoint. Raises DeviceNotFound (no registration from that address),
+        InvalidRequest (payload or content format not usable); nothing is stored then.
+        """
+        reg = self.registrations.by_address(address)
+        if reg is None:
+            SEND.inc("unknown_device")
+            raise DeviceNotFound(f"no registration from {address[0]}:{address[1]}")
+        if content_format is None or int(content_format) not in _MULTI_FORMATS:
+            SEND.inc("bad_format")
+            raise InvalidRequest("Send needs SenML CBOR (112), SenML JSON (110) or LwM2M CBOR (11544), "
+                                 f"got content format {content_format}", "4.15")
+        try:
+            records = codec_for(content_format).decode_timestamped(payload, self._registry)  # type: ignore[attr-defined]
+        except (CodecError, NodeError, ValueTypeError, PathError) as e:
+            SEND.inc("bad_payload")
+            raise InvalidRequest(f"Send payload does not decode: {e}") from None
+        merged: dict[Path, Value] = {}
+        for ts, values in records:
+            when = datetime.fromtimestamp(ts, timezone.utc) if ts else None
+            self._store_latest(reg.endpoint, values, when)
+            merged.update(values)
+        self._mark_awake(reg.endpoint)
+        SEND.inc("ok")
+        self._events.publish(new_event("send", reg.endpoint, values=plain_values(merged),
+                                       records=[{"time": ts, "values": plain_values(v)} for ts, v in records]))
+        return reg.endpoint
+
+    # --- queue mode -------------------------------------------------------------
+    def _awake(self, endpoint: str) -> bool:
+        return self._awake_until.get(endpoint, 0.0) > self._clock()
+
+    def _mark_awake(self, endpoint: str) -> None:
+        reg = self.registrations.get(endpoint)
+        if reg is not None and reg.queue_mode:
+            self._awake_until[endpoint] = self._clock() + self.awake_window
+
+    async def _enqueue_and_wait(self, reg: Registration, request: DeviceRequest,
+                                timeout: float | None) -> DeviceResponse:
+        now = _now()
+        q = QueuedRequest(id=secrets.token_urlsafe(9), endpoint=reg.endpoint, request=summarize(request),
+                          state="pending", created_at=now, updated_at=now,
+                          expires_at=datetime.fromtimestamp(now.timestamp() + self.queue_timeout, timezone.utc))
+        await self._store.save_queued(q, request)
+        self._keep(q)
+        self._queued_req[q.id] = request
+        self._pending.setdefault(reg.endpoint, []).append(q.id)
+        REQUESTS.inc(operation_name(request), "queued")
+        self._events.publish(new_event("request_queued", reg.endpoint, request_id=q.id, request=q.request))
+        if not timeout:
+            raise Queued(q.id)
+        fut = self._waiters.setdefault(q.id, asyncio.get_running_loop().create_future())
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except asyncio.TimeoutError:
+            raise Queued(q.id) from None
+
+    def _keep(self, q: QueuedRequest) -> None:
+        self._queued[q.id] = q
+        self._queued.move_to_end(q.id)
+        while len(self._queued) > _MAX_FINISHED:
+            oldest = next(iter(self._queued.values()))
+            if oldest.state in ("pending", "sent"):
+                break
+            self._queued.popitem(last=False)
+
+    async def _finish(self, q: QueuedRequest, state: str, response: DeviceResponse | None = None,
+                      error: LwM2MError | None = None) -> None:
+        done = replace(q, state=state, updated_at=_now(),
+                       result=response_to_json(response) if response is not None else None,
+                       error=error.message if error else None,
+                       coap_code=getattr(error, "coap_code", None))
+        self._keep(done)
+        self._queued_req.pop(q.id, None)
+        await self._store.save_queued(done, None)
+        QUEUED_REQUESTS.inc(state)
+        self._events.publish(new_event("queued_request_done", q.endpoint, request_id=q.id, state=state,
+                                       result=done.result, error=done.error, coap_code=done.coap_code))
+        fut = self._waiters.pop(q.id, None)
+        if fut is not None and not fut.done():
+            if response is not None:
+                fut.set_result(response)
+            else:
+                fut.set_exception(error or DeviceError(f"queued request {q.id} {state}"))
+                fut.exception()  # a waiter may have given up: do not warn about it
+
+    async def _deliver(self, endpoint: str) -> None:
+        """Send the queued requests of ``endpoint`` in order while it is awake."""
+        while self._pending.get(endpoint):
+            reg = self.registrations.get(endpoint)
+            if reg is None or not reg.online or not self._awake(endpoint):
+                return
+            qid = self._pending[endpoint][0]
+            q = self._queued[qid]
+            request = self._queued_req.get(qid)
+            if request is None:
+                self._pending[endpoint].pop(0)
+                continue
+            sent = replace(q, state="sent", updated_at=_now())
+            self._keep(sent)
+            await self._store.save_queued(sent, None)
+            try:
+                response = await self._execute(reg, request, self.request_timeout)
+            except DeviceTimeout:
+                back = replace(sent, state="pending", updated_at=_now())
+                self._keep(back)
+                await self._store.save_queued(back, None)
+                self._awake_until.pop(endpoint, None)
+                return
+            except LwM2MError as e:
+                self._pending[endpoint].pop(0)
+                await self._finish(sent, "failed", error=e)
+                continue
+            self._pending[endpoint].pop(0)
+            await self._finish(sent, "done", response)
+        self._pending.pop(endpoint, None)
+
+    def _start_delivery(self, endpoint: str) -> None:
+        task = self._delivering.get(endpoint)
+        if task is not None and not task.done():
+            return
+        if not self._pending.get(endpoint):
+            return
+
+        async def run() -> None:
+            await asyncio.sleep(0.01)  # let the 2.01/2.04 leave first
+            try:
+                await self._deliver(endpoint)
+            except Exception:
+                log.exception("delivering queued requests to %s failed", endpoint)
+
+        self._delivering[endpoint] = asyncio.ensure_future(run())
+
+    async def _fail_queued(self, endpoint: str, reason: str) -> None:
+        for qid in self._pending.pop(endpoint, []):
+            q = self._queued.get(qid)
+            if q is not None:
+                await self._finish(q, "failed", error=DeviceOffline(reason))
+
+    # --- registration changes ---------------------------------------------------
+    def _on_registration(self, reg: Registration, kind: str) -> None:
+        ep = reg.endpoint
+        if kind == "registered":
+            self._formats.pop(ep, None)
+            for key in [k for k in self._observations if k[0] == ep]:
+                # A new registration means the client dropped its observations (§6.2.1).
+                self._observations.pop(key).handle.cancel()
+        if kind in ("registered", "updated"):
+            if reg.queue_mode:
+                self._awake_until[ep] = self._clock() + self.awake_window
+                self._start_delivery(ep)
+            return
+        # expired or deregistered: fail what waits for it.
+        reason = ("its lifetime passed without an update" if kind == "expired" else "it de-registered")
+        gone = self._gone.pop(ep, None)
+        if gone is not None and not gone.done():
+            gone.set_result(reason)
+        for key in [k for k in self._observations if k[0] == ep]:
+            self._observations.pop(key).handle.cancel()
+        self._awake_until.pop(ep, None)
+        self._formats.pop(ep, None)
+        if kind == "deregistered":
+            self._latest.pop(ep, None)
+        if self._pending.get(ep):
+            asyncio.ensure_future(self._fail_queued(ep, f"device {ep!r} went offline: {reason}"))
+
+    # --- lifecycle -----------------------------------------------------------------
+    async def restore(self) -> None:
+        """Load latest values and unfinished queued requests from the store."""
+        self._latest = await self._store.load_latest()
+        for q, request in await self._store.load_unfinished_queued():
+            q = replace(q, state="pending")
+            self._keep(q)
+            self._queued_req[q.id] = request
+            self._pending.setdefault(q.endpoint, []).append(q.id)
+
+    async def expire_queued(self) -> None:
+        """Mark expired every queued request older than the queue timeout."""
+        now = _now()
+        for ep, ids in list(self._pending.items()):
+            for qid in list(ids):
+                q = self._queued.get(qid)
+                if q is not None and q.state == "pending" and q.expires_at <= now:
+                    ids.remove(qid)
+                    await self._finish(q, "expired", error=DeviceTimeout(
+                        f"device {ep!r} did not wake up within {self.queue_timeout:g} s"))
+
+    async def run_housekeeping(self, interval: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.expire_queued()
+            except Exception:
+                log.exception("queued-request housekeeping failed")
+
+    async def close(self) -> None:
+        for obs in list(self._observations.values()):
+            obs.handle.cancel()
+        self._observations.clear()
+        for t in self._delivering.values():
+            t.cancel()
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.cancel()

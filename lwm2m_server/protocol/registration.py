@@ -1,0 +1,372 @@
+"""The registration interface: Register, Update, De-register, lifetime expiry (LwM2M 1.1 §6.2).
+
+Pure protocol logic: the CoAP adapter hands in the query strings, the payload and the peer's
+address; this module validates them, keeps the registrations in memory (indexed by endpoint and
+by registration id), persists them through the store and publishes events. Never imports aiocoap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from ..events import EventBus, new_event
+from ..metrics import REGISTERED_DEVICES, REGISTRATIONS
+from ..model import Path, PathError
+from .errors import RegistrationError
+
+__all__ = ["Registration", "RegisterParams", "UpdateParams", "RegistrationManager",
+           "parse_register_query", "parse_update_query", "parse_registration_payload",
+           "RegistrationPayload", "SUPPORTED_VERSIONS", "DEFAULT_LIFETIME"]
+
+SUPPORTED_VERSIONS = ("1.0", "1.1", "1.2")
+DEFAULT_LIFETIME = 86400  # LwM2M 1.1 §6.2.1: lt defaults to 86400 s
+MAX_LIFETIME = 10 * 365 * 86400
+_BINDINGS = set("UQSTN")
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """One registered device, as the rest of the server sees it (a snapshot; never mutated)."""
+
+    endpoint: str
+    registration_id: str
+    lwm2m_version: str
+    binding: str
+    lifetime: int
+    sms: str | None
+    queue_mode: bool
+    address: tuple[str, int]
+    objects: tuple[Path, ...]
+    object_versions: dict[int, str]
+    root_path: str
+    preferred_format: int | None
+    registered_at: datetime
+    last_seen: datetime
+    online: bool = True
+
+    @property
+    def expires_at(self) -> datetime:
+        return _utc(self.last_seen.timestamp() + self.lifetime)
+
+    @property
+    def object_ids(self) -> set[int]:
+        return {p.object_id for p in self.objects if p.object_id is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationPayload:
+    """What a Register/Update link-format payload says: object/instance paths, object versions,
+    the root path (alternate path, ``</>;rt="oma.lwm2m"`` or ``</lwm2m>;rt=...``) and its ``ct``."""
+
+    objects: tuple[Path, ...] = ()
+    object_versions: dict[int, str] = field(default_factory=dict)
+    root_path: str = "/"
+    preferred_format: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterParams:
+    endpoint: str
+    lifetime: int
+    lwm2m_version: str
+    binding: str
+    sms: str | None
+    queue_mode: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateParams:
+    lifetime: int | None = None
+    binding: str | None = None
+    sms: str | None = None
+    queue_mode: bool | None = None
+
+
+def _query_dict(query: Iterable[str], allowed: set[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in query:
+        key, sep, value = item.partition("=")
+        if key in out:
+            raise RegistrationError(f"query parameter {key!r} given twice")
+        if key == "Q" and not sep:
+            out[key] = ""
+            continue
+        if not sep:
+            raise RegistrationError(f"query parameter {item!r} has no value")
+        if key in allowed:
+            out[key] = value
+        # Unknown parameters are ignored: later versions may add some (e.g. 'apn' in 1.2).
+    return out
+
+
+def _lifetime(text: str) -> int:
+    if not text.isdigit() or not text.isascii():
+        raise RegistrationError(f"lifetime 'lt' must be a positive integer of seconds, got {text!r}")
+    lt = int(text)
+    if not 1 <= lt <= MAX_LIFETIME:
+        raise RegistrationError(f"lifetime 'lt' must be 1..{MAX_LIFETIME} seconds, got {lt}")
+    return lt
+
+
+def _binding(text: str) -> str:
+    if not text or not set(text) <= _BINDINGS:
+        raise RegistrationError(f"binding 'b' must be made of U, Q, S, T, N, got {text!r}")
+    return text
+
+
+def parse_register_query(query: Iterable[str]) -> RegisterParams:
+    """Validate the Register query (ep, lt, lwm2m, b, sms, Q); RegistrationError (4.00) if bad."""
+    q = _query_dict(query, {"ep", "lt", "lwm2m", "b", "sms", "Q"})
+    ep = q.get("ep")
+    if not ep:
+        raise RegistrationError("missing endpoint name 'ep'")
+    if len(ep) > 255 or any(ord(c) < 0x21 or c in "\x7f" for c in ep):
+        raise RegistrationError(f"endpoint name {ep[:64]!r} is too long or has control characters")
+    lt = _lifetime(q["lt"]) if "lt" in q else DEFAULT_LIFETIME
+    version = q.get("lwm2m", "1.0")  # a 1.0 client may omit it
+    if version not in SUPPORTED_VERSIONS:
+        raise RegistrationError(f"unsupported LwM2M version {version!r}; supported: "
+                                f"{', '.join(SUPPORTED_VERSIONS)}", "4.00")
+    binding = _binding(q["b"]) if "b" in q else "U"
+    # 1.0 spells queue mode as binding "UQ"; 1.1+ as the separate 'Q' parameter.
+    queue = "Q" in binding or "Q" in q
+    return RegisterParams(ep, lt, version, binding, q.get("sms"), queue)
+
+
+def parse_update_query(query: Iterable[str]) -> UpdateParams:
+    """Validate the Update query (lt, b, sms, Q); RegistrationError (4.00) if bad."""
+    q = _query_dict(query, {"lt", "b", "sms", "Q"})
+    binding = _binding(q["b"]) if "b" in q else None
+    queue: bool | None = None
+    if binding is not None or "Q" in q:
+        queue = "Q" in q or (binding is not None and "Q" in binding)
+    return UpdateParams(_lifetime(q["lt"]) if "lt" in q else None, binding, q.get("sms"), queue)
+
+
+def parse_registration_payload(payload: bytes) -> RegistrationPayload:
+    """Object/instance paths, versions, root path and preferred format from a link-format payload."""
+    from ..codecs.base import CodecError
+    from ..codecs.link_format import parse_registration_links
+
+    try:
+        links = parse_registration_links(payload)
+    except (CodecError, PathError, ValueError) as e:
+        raise RegistrationError(f"malformed link-format payload: {e}") from None
+    return links
+
+
+PeerListener = Callable[[Registration, str], None]
+
+
+class RegistrationManager:
+    """All registrations of this server: the registration interface and lifetime expiry.
+
+    ``listeners`` are called with ``(registration, kind)`` after every change, kind being
+    "registered", "updated", "deregistered" or "expired" (the device manager flushes queues and
+    fails pending requests from there).
+    """
+
+    def __init__(self, store: Any, events: EventBus, *, max_payload: int = 64 * 1024,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._events = events
+        self._max_payload = max_payload
+        self._clock = clock
+        self._by_ep: dict[str, Registration] = {}
+        self._by_id: dict[str, str] = {}
+        self._peers: dict[str, object] = {}
+        self._by_addr: dict[tuple[str, int], str] = {}
+        self._expiry: list[tuple[float, str, str]] = []  # (expires_at, endpoint, registration id)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.listeners: list[PeerListener] = []
+        REGISTERED_DEVICES.set_function(lambda: sum(1 for r in self._by_ep.values() if r.online))
+
+    # --- queries ----------------------------------------------------------
+    def list(self) -> list[Registration]:
+        """Every known registration (online or marked offline after its lifetime passed)."""
+        return list(self._by_ep.values())
+
+    def get(self, endpoint: str) -> Registration | None:
+        return self._by_ep.get(endpoint)
+
+    def by_id(self, registration_id: str) -> Registration | None:
+        ep = self._by_id.get(registration_id)
+        return self._by_ep.get(ep) if ep is not None else None
+
+    def by_address(self, address: tuple[str, int]) -> Registration | None:
+        """The registration whose device last spoke from ``address`` (host, port)."""
+        ep = self._by_addr.get(address)
+        return self._by_ep.get(ep) if ep is not None else None
+
+    def peer(self, endpoint: str) -> object | None:
+        """The transport's handle of the device's address (None after a restart)."""
+        return self._peers.get(endpoint)
+
+    def __len__(self) -> int:
+        return len(self._by_ep)
+
+    # --- registration interface -------------------------------------------
+    def _check_payload(self, payload: bytes) -> None:
+        if len(payload) > self._max_payload:
+            raise RegistrationError(f"registration payload of {len(payload)} bytes is larger than "
+                                    f"{self._max_payload}", "4.13")
+
+    def _lock(self, endpoint: str) -> asyncio.Lock:
+        lock = self._locks.get(endpoint)
+        if lock is None:
+            lock = self._locks[endpoint] = asyncio.Lock()
+        return lock
+
+    def _index(self, reg: Registration, peer: object | None) -> None:
+        self._by_ep[reg.endpoint] = reg
+        self._by_id[reg.registration_id] = reg.endpoint
+        self._by_addr[reg.address] = reg.endpoint
+        if peer is not None:
+            self._peers[reg.endpoint] = peer
+        if reg.online:
+            heapq.heappush(self._expiry, (reg.last_seen.timestamp() + reg.lifetime, reg.endpoint,
+                                          reg.registration_id))
+
+    def _unindex(self, reg: Registration) -> None:
+        self._by_id.pop(reg.registration_id, None)
+        if self._by_addr.get(reg.address) == reg.endpoint:
+            del self._by_addr[reg.address]
+        if self._by_ep.get(reg.endpoint) is reg:
+            del self._by_ep[reg.endpoint]
+            self._peers.pop(reg.endpoint, None)
+
+    def _notify(self, reg: Registration, kind: str) -> None:
+        REGISTRATIONS.inc({"registered": "register", "updated": "update",
+                           "deregistered": "deregister", "expired": "expire"}[kind])
+        self._events.publish(new_event(kind, reg.endpoint, registration_id=reg.registration_id,
+                                       address=f"{reg.address[0]}:{reg.address[1]}",
+                                       lifetime=reg.lifetime, binding=reg.binding))
+        for listener in self.listeners:
+            listener(reg, kind)
+
+    async def register(self, query: Iterable[str], payload: bytes, address: tuple[str, int],
+                       peer: object | None = None) -> Registration:
+        """Register (POST /rd); a new Register with a known endpoint replaces the old one."""
+        params = parse_register_query(query)
+        self._check_payload(payload)
+        links = parse_registration_payload(payload)
+        now = self._clock()
+        reg = Registration(
+            endpoint=params.endpoint, registration_id=secrets.token_urlsafe(6),
+            lwm2m_version=params.lwm2m_version, binding=params.binding, lifetime=params.lifetime,
+            sms=params.sms, queue_mode=params.queue_mode, address=address,
+            objects=links.objects, object_versions=links.object_versions,
+            root_path=links.root_path, preferred_format=links.preferred_format,
+            registered_at=_utc(now), last_seen=_utc(now), online=True)
+        async with self._lock(params.endpoint):
+            old = self._by_ep.get(params.endpoint)
+            await self._store.save_registration(reg)  # stored first: nothing half-kept on failure
+            if old is not None:
+                self._unindex(old)
+            self._index(reg, peer)
+        self._notify(reg, "registered")
+        return reg
+
+    async def update(self, registration_id: str, query: Iterable[str], payload: bytes,
+                     address: tuple[str, int], peer: object | None = None) -> Registration:
+        """Update (POST /rd/{id}): may change lt, b, sms, Q and the objects; an empty payload
+        keeps the objects. A new source address replaces the old one."""
+        params = parse_update_query(query)
+        self._check_payload(payload)
+        links = parse_registration_payload(payload) if payload else None
+        old = self.by_id(registration_id)
+        if old is None:
+            raise RegistrationError(f"unknown registration id {registration_id!r}", "4.04")
+        async with self._lock(old.endpoint):
+            old = self.by_id(registration_id)
+            if old is None:
+                raise RegistrationError(f"unknown registration id {registration_id!r}", "4.04")
+            changes: dict[str, Any] = {"last_seen": _utc(self._clock()), "online": True,
+                                       "address": address}
+            if params.lifetime is not None:
+                changes["lifetime"] = params.lifetime
+            if params.binding is not None:
+                changes["binding"] = params.binding
+            if params.sms is not None:
+                changes["sms"] = params.sms
+            if params.queue_mode is not None:
+                changes["queue_mode"] = params.queue_mode
+            if links is not None:
+                changes.update(objects=links.objects, object_versions=links.object_versions,
+                               root_path=links.root_path, preferred_format=links.preferred_format)
+            reg = replace(old, **changes)
+            await self._store.save_registration(reg)
+            if old.address != reg.address and self._by_addr.get(old.address) == reg.endpoint:
+                del self._by_addr[old.address]
+            self._index(reg, peer)
+        self._notify(reg, "updated")
+        return reg
+
+    async def deregister(self, registration_id: str) -> Registration:
+        """De-register (DELETE /rd/{id}); the registration is removed."""
+        reg = self.by_id(registration_id)
+        if reg is None:
+            raise RegistrationError(f"unknown registration id {registration_id!r}", "4.04")
+        async with self._lock(reg.endpoint):
+            await self._store.delete_registration(reg.endpoint, reg.registration_id)
+            self._unindex(reg)
+        self._locks.pop(reg.endpoint, None)
+        self._notify(reg, "deregistered")
+        return reg
+
+    def touch(self, endpoint: str) -> None:
+        """Note that the device was heard from (notification, Send) without extending its lifetime."""
+        # Only Register/Update extend a lifetime (§6.2); nothing to persist here.
+
+    # --- lifetime expiry and restore -----------------------------------------
+    async def expire_due(self) -> list[Registration]:
+        """Mark offline every registration whose lifetime has passed; returns them."""
+        now = self._clock()
+        expired: list[Registration] = []
+        while self._expiry and self._expiry[0][0] <= now:
+            deadline, ep, rid = heapq.heappop(self._expiry)
+            reg = self._by_ep.get(ep)
+            if reg is None or reg.registration_id != rid or not reg.online:
+                continue
+            if reg.last_seen.timestamp() + reg.lifetime > now:
+                continue  # updated since this heap entry was pushed
+            off = replace(reg, online=False)
+            try:
+                await self._store.save_registration(off)
+            except Exception:
+                heapq.heappush(self._expiry, (deadline, ep, rid))
+                raise
+            self._by_ep[ep] = off
+            expired.append(off)
+            self._notify(off, "expired")
+        return expired
+
+    async def run_expiry(self, interval: float = 1.0) -> None:
+        """Check lifetimes every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.expire_due()
+            except Exception:  # keep checking; the store may come back
+                pass
+
+    async def restore(self) -> int:
+        """Load the stored registrations; those whose lifetime passed come back offline."""
+        now = self._clock()
+        regs = await self._store.load_registrations()
+        for reg in regs:
+            if reg.online and reg.last_seen.timestamp() + reg.lifetime <= now:
+                reg = replace(reg, online=False)
+            self._index(reg, None)
+        return len(regs)

@@ -1,0 +1,66 @@
+"""The contract between the protocol layer and the CoAP adapter: plain request/response values.
+
+``protocol/`` builds :class:`OutgoingRequest` values and receives :class:`IncomingResponse`
+values; ``coap/transport.py`` is the one implementation over aiocoap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["OutgoingRequest", "IncomingResponse", "Transport", "ObservationHandle",
+           "TransportError", "TransportTimeout"]
+
+
+class TransportError(Exception):
+    """The request could not be carried (socket error, reset by the peer)."""
+
+
+class TransportTimeout(TransportError):
+    """No answer from the peer in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRequest:
+    """A CoAP request to a device; ``method`` is GET, PUT, POST, DELETE, FETCH or IPATCH;
+    ``observe`` 0 registers an observation, 1 cancels one."""
+
+    method: str
+    path: tuple[str, ...]
+    query: tuple[str, ...] = ()
+    payload: bytes = b""
+    content_format: int | None = None
+    accept: int | None = None
+    observe: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingResponse:
+    """A device's answer; ``code`` in dotted form ("2.05")."""
+
+    code: str
+    payload: bytes = b""
+    content_format: int | None = None
+    location_path: tuple[str, ...] = ()
+
+    @property
+    def success(self) -> bool:
+        return self.code.startswith("2.")
+
+
+class ObservationHandle(Protocol):
+    def cancel(self) -> None:
+        """Stop receiving notifications (the next one is answered with a Reset)."""
+
+
+class Transport(Protocol):
+    async def request(self, peer: object | None, address: tuple[str, int], request: OutgoingRequest,
+                      timeout: float) -> IncomingResponse:
+        """Send ``request`` to the device (its ``peer`` handle, else its address)."""
+
+    async def observe(self, peer: object | None, address: tuple[str, int], request: OutgoingRequest,
+                      timeout: float, on_notify: Callable[[IncomingResponse], None],
+                      on_end: Callable[[str], None]) -> tuple[IncomingResponse, ObservationHandle]:
+        """Register an observation; the first answer is returned, later ones go to ``on_notify``."""

@@ -1,0 +1,369 @@
+"""Persistence of the server core behind one interface: registrations, latest values, events,
+queued requests.
+
+:class:`SqlStore` (SQLModel tables on SQLite or PostgreSQL) writes through a group-commit writer:
+writes issued while a transaction runs are collected and committed together in the next one, in
+a worker thread, so the event loop keeps serving devices and a burst of registrations costs a few
+transactions instead of one each. ``await save_*`` returns once the data is committed. If a batch
+fails, each of its writes is retried in a transaction of its own, so one bad write fails alone
+and nothing is half-written. :class:`MemoryStore` keeps everything in dictionaries (tests,
+benchmarks, a server without persistence).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from sqlalchemy import Table, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from ..events import Event
+from ..model import Path, Value
+from ..protocol.jsonable import tagged, untagged
+from ..protocol.queue import QueuedRequest
+from ..protocol.registration import Registration
+from ..protocol.requests import DeviceRequest, request_from_json, request_to_json
+from .tables import EventRow, LatestValueRow, QueuedRequestRow, RegistrationRow
+
+__all__ = ["Store", "SqlStore", "MemoryStore", "StoreError"]
+
+log = logging.getLogger(__name__)
+
+Latest = dict[str, dict[Path, tuple[Value, datetime]]]
+
+REG = RegistrationRow.__table__  # type: ignore[attr-defined]
+VAL = LatestValueRow.__table__  # type: ignore[attr-defined]
+EVT = EventRow.__table__  # type: ignore[attr-defined]
+QRQ = QueuedRequestRow.__table__  # type: ignore[attr-defined]
+
+
+class StoreError(Exception):
+    """The store could not carry out a write or read (database unreachable, constraint broken)."""
+
+
+class Store(Protocol):
+    """What the protocol layer needs from persistence."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def save_registration(self, reg: Registration) -> None: ...
+    async def delete_registration(self, endpoint: str, registration_id: str) -> None: ...
+    async def load_registrations(self) -> list[Registration]: ...
+    def save_values_nowait(self, endpoint: str, values: Mapping[Path, Value], when: datetime) -> None: ...
+    async def load_latest(self) -> Latest: ...
+    def add_event(self, event: Event) -> None: ...
+    async def save_queued(self, q: QueuedRequest, request: DeviceRequest | None) -> None: ...
+    async def load_unfinished_queued(self) -> list[tuple[QueuedRequest, DeviceRequest]]: ...
+    async def flush(self) -> None: ...
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+
+
+def registration_row(reg: Registration) -> dict[str, Any]:
+    return {
+        "endpoint": reg.endpoint, "registration_id": reg.registration_id,
+        "lwm2m_version": reg.lwm2m_version, "binding": reg.binding, "lifetime": reg.lifetime,
+        "sms": reg.sms, "queue_mode": reg.queue_mode, "host": reg.address[0], "port": reg.address[1],
+        "objects": json.dumps([str(p) for p in reg.objects]),
+        "object_versions": json.dumps({str(k): v for k, v in reg.object_versions.items()}),
+        "root_path": reg.root_path, "preferred_format": reg.preferred_format,
+        "registered_at": reg.registered_at, "last_seen": reg.last_seen, "online": reg.online,
+    }
+
+
+def registration_from_row(row: Mapping[str, Any]) -> Registration:
+    return Registration(
+        endpoint=row["endpoint"], registration_id=row["registration_id"],
+        lwm2m_version=row["lwm2m_version"], binding=row["binding"], lifetime=row["lifetime"],
+        sms=row["sms"], queue_mode=bool(row["queue_mode"]), address=(row["host"], row["port"]),
+        objects=tuple(Path.parse(p) for p in json.loads(row["objects"])),
+        object_versions={int(k): v for k, v in json.loads(row["object_versions"]).items()},
+        root_path=row["root_path"], preferred_format=row["preferred_format"],
+        registered_at=_aware(row["registered_at"]), last_seen=_aware(row["last_seen"]),
+        online=bool(row["online"]))
+
+
+def queued_row(q: QueuedRequest, request: DeviceRequest | None) -> dict[str, Any]:
+    row = {
+        "id": q.id, "endpoint": q.endpoint, "state": q.state, "summary": json.dumps(q.request),
+        "created_at": q.created_at, "updated_at": q.updated_at, "expires_at": q.expires_at,
+        "result": json.dumps(q.result) if q.result is not None else None,
+        "error": q.error, "coap_code": q.coap_code,
+    }
+    if request is not None:
+        row["request"] = json.dumps(request_to_json(request))
+    return row
+
+
+def queued_from_row(row: Mapping[str, Any]) -> QueuedRequest:
+    return QueuedRequest(
+        id=row["id"], endpoint=row["endpoint"], request=json.loads(row["summary"]), state=row["state"],
+        created_at=_aware(row["created_at"]), updated_at=_aware(row["updated_at"]),
+        expires_at=_aware(row["expires_at"]),
+        result=json.loads(row["result"]) if row["result"] else None, error=row["error"],
+        coap_code=row["coap_code"])
+
+
+@dataclass(slots=True)
+class _Op:
+    kind: str  # "upsert", "insert", "update", "delete"
+    table: Table
+    rows: list[dict[str, Any]]
+    keys: tuple[str, ...] = ()
+    future: asyncio.Future[None] | None = None
+
+
+class SqlStore:
+    """The SQLModel store (SQLite or PostgreSQL) with a group-commit writer."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._dialect = engine.dialect.name
+        self._ops: list[_Op] = []
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._idle: asyncio.Event | None = None
+
+    # --- writer ---------------------------------------------------------------
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        await self.flush()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def flush(self) -> None:
+        """Wait until every write issued so far is committed (or has failed)."""
+        while self._ops or (self._idle is not None and not self._idle.is_set()):
+            if self._idle is not None and not self._idle.is_set():
+                await self._idle.wait()
+            else:
+                await asyncio.sleep(0.001)
+
+    def _submit(self, op: _Op, wait: bool) -> asyncio.Future[None] | None:
+        if self._wake is None:
+            raise StoreError("the store is not started")
+        if wait:
+            op.future = asyncio.get_running_loop().create_future()
+        self._ops.append(op)
+        self._wake.set()
+        return op.future
+
+    async def _write(self, op: _Op) -> None:
+        fut = self._submit(op, True)
+        assert fut is not None
+        await fut
+
+    async def _run(self) -> None:
+        assert self._wake is not None and self._idle is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._ops:
+                continue
+            batch, self._ops = self._ops, []
+            self._idle.clear()
+            try:
+                errors = await asyncio.to_thread(self._apply_batch, batch)
+            except Exception as e:  # pragma: no cover - to_thread itself failed
+                errors = {id(op): e for op in batch}
+            finally:
+                self._idle.set()
+            for op in batch:
+                err = errors.get(id(op))
+                if err is not None and op.future is None:
+                    log.warning("store write to %s failed: %s", op.table.name, err)
+                if op.future is not None and not op.future.done():
+                    if err is None:
+                        op.future.set_result(None)
+                    else:
+                        op.future.set_exception(StoreError(f"writing {op.table.name} failed: {err}"))
+
+    def _apply_batch(self, batch: list[_Op]) -> dict[int, Exception]:
+        try:
+            with self.engine.begin() as conn:
+                self._apply(conn, batch)
+            return {}
+        except Exception:
+            if len(batch) == 1:
+                raise
+        errors: dict[int, Exception] = {}
+        for op in batch:  # one bad write must not take the others down with it
+            try:
+                with self.engine.begin() as conn:
+                    self._apply(conn, [op])
+            except Exception as e:
+                errors[id(op)] = e
+        return errors
+
+    def _upsert(self, table: Table, keys: tuple[str, ...]) -> Any:
+        ins = (postgresql.insert(table) if self._dialect == "postgresql" else sqlite.insert(table))
+        return ins.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={c.name: ins.excluded[c.name] for c in table.columns if c.name not in keys})
+
+    def _apply(self, conn: Connection, batch: list[_Op]) -> None:
+        i = 0
+        while i < len(batch):
+            op = batch[i]
+            if op.kind in ("upsert", "insert"):
+                # Consecutive writes to one table become one executemany; the last row per key wins.
+                rows: dict[Any, dict[str, Any]] = {}
+                j = i
+                while j < len(batch) and batch[j].kind == op.kind and batch[j].table is op.table:
+                    for r in batch[j].rows:
+                        key = tuple(r[k] for k in op.keys) if op.keys else id(r)
+                        rows.pop(key, None)
+                        rows[key] = r
+                    j += 1
+                stmt = self._upsert(op.table, op.keys) if op.kind == "upsert" else insert(op.table)
+                if rows:
+                    conn.execute(stmt, list(rows.values()))
+                i = j
+                continue
+            if op.kind == "update":
+                for r in op.rows:
+                    where = [op.table.c[k] == r[k] for k in op.keys]
+                    conn.execute(op.table.update().where(*where).values(
+                        {k: v for k, v in r.items() if k not in op.keys}))
+            elif op.kind == "delete":
+                for r in op.rows:
+                    conn.execute(delete(op.table).where(*[op.table.c[k] == v for k, v in r.items()]))
+            i += 1
+
+    # --- registrations ---------------------------------------------------------
+    async def save_registration(self, reg: Registration) -> None:
+        await self._write(_Op("upsert", REG, [registration_row(reg)], ("endpoint",)))
+
+    async def delete_registration(self, endpoint: str, registration_id: str) -> None:
+        fut = self._submit(_Op("delete", VAL, [{"endpoint": endpoint}]), False)
+        await self._write(_Op("delete", REG, [{"endpoint": endpoint, "registration_id": registration_id}]))
+        _ = fut
+
+    def _select(self, stmt: Any) -> list[Mapping[str, Any]]:
+        with self.engine.connect() as conn:
+            return [r._mapping for r in conn.execute(stmt)]
+
+    async def load_registrations(self) -> list[Registration]:
+        rows = await asyncio.to_thread(self._select, select(REG))
+        return [registration_from_row(r) for r in rows]
+
+    # --- latest values -----------------------------------------------------------
+    def save_values_nowait(self, endpoint: str, values: Mapping[Path, Value], when: datetime) -> None:
+        rows = [{"endpoint": endpoint, "path": str(p), "value": json.dumps(tagged(v)), "time": when}
+                for p, v in values.items()]
+        self._submit(_Op("upsert", VAL, rows, ("endpoint", "path")), False)
+
+    async def load_latest(self) -> Latest:
+        out: Latest = {}
+        for r in await asyncio.to_thread(self._select, select(VAL)):
+            out.setdefault(r["endpoint"], {})[Path.parse(r["path"])] = (
+                untagged(json.loads(r["value"])), _aware(r["time"]))
+        return out
+
+    # --- events --------------------------------------------------------------------
+    def add_event(self, event: Event) -> None:
+        row = {"id": event.id, "time": event.time, "kind": event.kind, "endpoint": event.endpoint,
+               "data": json.dumps(event.data, default=str)}
+        self._submit(_Op("insert", EVT, [row]), False)
+
+    async def events(self, endpoint: str | None = None, kind: str | None = None,
+                     limit: int = 100) -> list[Event]:
+        """The latest stored events, newest first."""
+        stmt = select(EVT).order_by(EVT.c.time.desc()).limit(limit)
+        if endpoint is not None:
+            stmt = stmt.where(EVT.c.endpoint == endpoint)
+        if kind is not None:
+            stmt = stmt.where(EVT.c.kind == kind)
+        rows = await asyncio.to_thread(self._select, stmt)
+        return [Event(kind=r["kind"], endpoint=r["endpoint"], data=json.loads(r["data"]), id=r["id"],
+                      time=_aware(r["time"])) for r in rows]
+
+    # --- queued requests ---------------------------------------------------------------
+    async def save_queued(self, q: QueuedRequest, request: DeviceRequest | None) -> None:
+        row = queued_row(q, request)
+        if request is not None:
+            await self._write(_Op("insert", QRQ, [row]))
+        else:
+            await self._write(_Op("update", QRQ, [row], ("id",)))
+
+    async def load_unfinished_queued(self) -> list[tuple[QueuedRequest, DeviceRequest]]:
+        stmt = select(QRQ).where(QRQ.c.state.in_(("pending", "sent"))).order_by(QRQ.c.created_at)
+        out = []
+        for r in await asyncio.to_thread(self._select, stmt):
+            out.append((queued_from_row(r), request_from_json(json.loads(r["request"]))))
+        return out
+
+    async def get_queued(self, request_id: str) -> QueuedRequest | None:
+        rows = await asyncio.to_thread(self._select, select(QRQ).where(QRQ.c.id == request_id))
+        return queued_from_row(rows[0]) if rows else None
+
+
+class MemoryStore:
+    """Everything in dictionaries; nothing survives the process."""
+
+    def __init__(self) -> None:
+        self.registrations: dict[str, Registration] = {}
+        self.latest: Latest = {}
+        self.event_log: list[Event] = []
+        self.queued: dict[str, tuple[QueuedRequest, DeviceRequest | None]] = {}
+        self.keep_events = 10_000
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def flush(self) -> None:
+        pass
+
+    async def save_registration(self, reg: Registration) -> None:
+        self.registrations[reg.endpoint] = reg
+
+    async def delete_registration(self, endpoint: str, registration_id: str) -> None:
+        reg = self.registrations.get(endpoint)
+        if reg is not None and reg.registration_id == registration_id:
+            del self.registrations[endpoint]
+        self.latest.pop(endpoint, None)
+
+    async def load_registrations(self) -> list[Registration]:
+        return list(self.registrations.values())
+
+    def save_values_nowait(self, endpoint: str, values: Mapping[Path, Value], when: datetime) -> None:
+        d = self.latest.setdefault(endpoint, {})
+        for p, v in values.items():
+            d[p] = (v, when)
+
+    async def load_latest(self) -> Latest:
+        return {ep: dict(v) for ep, v in self.latest.items()}
+
+    def add_event(self, event: Event) -> None:
+        self.event_log.append(event)
+        if len(self.event_log) > self.keep_events:
+            del self.event_log[: len(self.event_log) - self.keep_events]
+
+    async def save_queued(self, q: QueuedRequest, request: DeviceRequest | None) -> None:
+        old = self.queued.get(q.id)
+        self.queued[q.id] = (q, request if request is not None else (old[1] if old else None))
+
+    async def load_unfinished_queued(self) -> list[tuple[QueuedRequest, DeviceRequest]]:
+        return [(q, r) for q, r in self.queued.values() if q.state in ("pending", "sent") and r is not None]

@@ -1,0 +1,82 @@
+"""SQLModel tables of the server core: registrations, latest values, events, queued requests.
+
+Timestamps are timezone-aware UTC; JSON columns hold text (portable between SQLite and
+PostgreSQL). The tables are written by :mod:`lwm2m_server.store.repository`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, DateTime, Text
+from sqlmodel import Field, SQLModel
+
+__all__ = ["RegistrationRow", "LatestValueRow", "EventRow", "QueuedRequestRow"]
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), nullable=nullable, index=index)
+
+
+class RegistrationRow(SQLModel, table=True):
+    """One registered device (the latest registration of an endpoint)."""
+
+    __tablename__ = "registration"
+
+    endpoint: str = Field(primary_key=True, max_length=255)
+    registration_id: str = Field(unique=True, index=True, max_length=32)
+    lwm2m_version: str = Field(max_length=8)
+    binding: str = Field(max_length=8)
+    lifetime: int
+    sms: str | None = Field(default=None, max_length=64)
+    queue_mode: bool = False
+    host: str = Field(max_length=64)
+    port: int
+    objects: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of "/3/0"
+    object_versions: str = Field(sa_column=Column(Text, nullable=False))  # JSON {"3": "1.1"}
+    root_path: str = Field(default="/", max_length=64)
+    preferred_format: int | None = None
+    registered_at: datetime = Field(sa_column=_ts())
+    last_seen: datetime = Field(sa_column=_ts())
+    online: bool = True
+
+
+class LatestValueRow(SQLModel, table=True):
+    """The last value observed, read, written or sent for one path of one device."""
+
+    __tablename__ = "latest_value"
+
+    endpoint: str = Field(primary_key=True, max_length=255)
+    path: str = Field(primary_key=True, max_length=32)
+    value: str = Field(sa_column=Column(Text, nullable=False))  # tagged JSON (jsonable.tagged)
+    time: datetime = Field(sa_column=_ts())
+
+
+class EventRow(SQLModel, table=True):
+    """One published event (registrations, notifications, Send data, request outcomes)."""
+
+    __tablename__ = "device_event"
+
+    id: str = Field(primary_key=True, max_length=40)
+    time: datetime = Field(sa_column=_ts(index=True))
+    kind: str = Field(index=True, max_length=40)
+    endpoint: str | None = Field(default=None, index=True, max_length=255)
+    data: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+
+
+class QueuedRequestRow(SQLModel, table=True):
+    """A request for a device in queue mode, from creation to its result."""
+
+    __tablename__ = "queued_request"
+
+    id: str = Field(primary_key=True, max_length=32)
+    endpoint: str = Field(index=True, max_length=255)
+    state: str = Field(index=True, max_length=16)
+    request: str = Field(sa_column=Column(Text, nullable=False))  # requests.request_to_json
+    summary: str = Field(sa_column=Column(Text, nullable=False))  # requests.summarize
+    created_at: datetime = Field(sa_column=_ts())
+    updated_at: datetime = Field(sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
+    result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    coap_code: str | None = Field(default=None, max_length=8)
