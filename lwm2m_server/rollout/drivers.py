@@ -1,0 +1,369 @@
+"""Drivers that take one device through one update: Object 5 (firmware) and Object 9 (SOTA).
+
+Every pass starts by reading the device's state, and every action is decided from it, so a
+driver resumed after a crash or a retry never applies an update twice: a device that already
+runs the new version is a success, a device that already downloaded the package is told to
+apply it, a device that is updating is waited for. The engine persists each step (``advance``)
+before the device is asked to do it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..model import Path, Value
+from ..protocol.errors import DeviceError, DeviceNotFound, DeviceOffline, DeviceTimeout
+from .port import DevicePort
+from .state import TargetState, is_transient_result, result_reason
+
+__all__ = [
+    "ArtifactInfo", "TargetFailed", "TargetRun", "choose_method", "run_firmware", "run_sota",
+    "driver_for", "versions_equal", "sota_payload_sha256",
+]
+
+log = logging.getLogger(__name__)
+
+# Object 5 (Firmware Update)
+FW_PACKAGE, FW_URI, FW_UPDATE = Path.of(5, 0, 0), Path.of(5, 0, 1), Path.of(5, 0, 2)
+FW_STATE, FW_RESULT = Path.of(5, 0, 3), Path.of(5, 0, 5)
+FW_PROTOCOLS, FW_DELIVERY = Path.of(5, 0, 8), Path.of(5, 0, 9)
+FW_OBJECT = Path.of(5, 0)
+DEVICE_FW_VERSION = Path.of(3, 0, 3)
+# Object 9 (Software Management), instance 0
+SW_OBJECT = Path.of(9, 0)
+SW_PACKAGE, SW_URI, SW_INSTALL = Path.of(9, 0, 2), Path.of(9, 0, 3), Path.of(9, 0, 4)
+SW_STATE, SW_RESULT, SW_ACTIVATE = Path.of(9, 0, 7), Path.of(9, 0, 9), Path.of(9, 0, 10)
+# The TinyML model object
+MODEL_OBJECT = Path.of(33100, 0)
+MODEL_ACTIVE_SLOT, MODEL_SLOT_VERSION, MODEL_SLOT_SHA = 0, 2, 3
+
+FW_IDLE, FW_DOWNLOADING, FW_DOWNLOADED, FW_UPDATING = 0, 1, 2, 3
+SW_INITIAL, SW_DOWNLOAD_STARTED, SW_DOWNLOADED, SW_DELIVERED, SW_INSTALLED = 0, 1, 2, 3, 4
+
+# Steps written to the target row before the device is asked to do them.
+STEP_SEND = "send"          # package URI / package write about to be sent
+STEP_SENT = "sent"          # the device accepted it
+STEP_APPLY = "apply"        # Execute Update (5) / Install (9) about to be sent
+STEP_ACTIVATE = "activate"  # Activate (9) about to be sent
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactInfo:
+    """What a driver needs to know about the artifact it delivers."""
+
+    id: int
+    kind: str  # firmware | sota
+    sha256: str
+    size: int
+    version: str
+    name: str = ""
+    # SOTA: SHA-256 of the Wasm payload, which the model object reports once it is active.
+    payload_sha256: str | None = None
+
+
+class TargetFailed(Exception):
+    """One attempt at a target failed: ``reason`` for people, ``result`` the device's Update
+    Result when it gave one, ``transient`` whether a retry may help."""
+
+    def __init__(self, reason: str, result: int | None = None, transient: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.result = result
+        self.transient = transient
+
+
+class TargetRun(Protocol):
+    """The engine's handle on one target attempt."""
+
+    endpoint: str
+    artifact: ArtifactInfo
+    port: DevicePort
+    poll: float
+    delivery: str  # auto | pull | push
+
+    @property
+    def state(self) -> TargetState: ...
+
+    @property
+    def step(self) -> str | None: ...
+
+    @property
+    def method(self) -> str | None: ...
+
+    async def advance(self, state: TargetState, **fields: Any) -> None:
+        """Persist the new state (and step, method, progress, result, applied ...) and publish it."""
+        ...
+
+    def package_url(self, method: str) -> str | None: ...
+
+    async def package_bytes(self) -> bytes: ...
+
+    def transfer_progress(self) -> float | None:
+        """Fraction of the package the device fetched from our /fw so far, when known."""
+        ...
+
+
+def versions_equal(a: Any, b: Any) -> bool:
+    """Semantic equality for MAJOR.MINOR.PATCH versions (``1.01.0`` never matches by accident),
+    plain string equality for anything else."""
+    if a is None or b is None:
+        return False
+    from ota.version import VersionError, compare
+
+    try:
+        return compare(str(a).strip(), str(b).strip()) == 0
+    except VersionError:
+        return str(a).strip() == str(b).strip()
+
+
+def sota_payload_sha256(package: bytes) -> str:
+    """SHA-256 (hex) of the payload of a SOTA package (docs/sota-format.md layout)."""
+    if len(package) < 12 or package[:4] != b"SOTA":
+        raise ValueError("not a SOTA package")
+    m = int.from_bytes(package[8:12], "little")
+    return hashlib.sha256(package[12 + m:]).hexdigest()
+
+
+def choose_method(protocols: set[int] | None, delivery: int | None, preference: str,
+                  *, coap_url: bool = True, http_url: bool = True) -> str:
+    """``pull-coap``, ``pull-http`` or ``push`` for a device's Protocol Support (/5/0/8: 0 CoAP,
+    2 HTTP 1.1, ...) and Delivery Method (/5/0/9: 0 pull, 1 push, 2 both).
+
+    ``preference`` (auto | pull | push) is the deployment's wish; the device's abilities win.
+    Raises TargetFailed when nothing fits.
+    """
+    can_pull = delivery in (None, 0, 2)
+    can_push = delivery in (None, 1, 2)
+    protos = protocols if protocols else {0}
+    pulls = []
+    if 0 in protos and coap_url:
+        pulls.append("pull-coap")
+    if 2 in protos and http_url:
+        pulls.append("pull-http")
+    if preference == "push" and can_push:
+        return "push"
+    if can_pull and pulls:
+        return pulls[0]
+    if can_push and preference != "pull":
+        return "push"
+    raise TargetFailed(
+        f"no delivery method fits: device supports protocols {sorted(protos)} with delivery "
+        f"method {delivery}, deployment wants {preference}", transient=False)
+
+
+def _int(values: dict[Path, Value], path: Path) -> int | None:
+    v = values.get(path)
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int):
+        return v
+    return None
+
+
+def _multi(values: dict[Path, Value], path: Path) -> dict[int, Value]:
+    return {p.resource_instance_id: v for p, v in values.items()  # type: ignore[misc]
+            if p.is_resource_instance and p.parent() == path}
+
+
+async def _read_quiet(run: TargetRun, path: Path) -> dict[Path, Value] | None:
+    """Read that tolerates a device that is away (rebooting into a new image): None then."""
+    try:
+        return await run.port.read(run.endpoint, path)
+    except (DeviceOffline, DeviceTimeout, DeviceNotFound):
+        return None
+
+
+async def _observe_quiet(run: TargetRun, *paths: Path) -> None:
+    for p in paths:
+        try:
+            await run.port.observe(run.endpoint, p)
+        except (DeviceError, DeviceTimeout) as e:  # we poll as well; observing is a speed-up
+            log.debug("%s: observe %s failed: %s", run.endpoint, p, e)
+
+
+async def _send_package(run: TargetRun, uri_path: Path, package_path: Path, method: str) -> None:
+    await run.advance(TargetState.TRANSFERRING, step=STEP_SEND, method=method, progress=0.0)
+    if method == "push":
+        data = await run.package_bytes()
+        await run.port.write(run.endpoint, package_path, data)
+    else:
+        url = run.package_url(method)
+        if url is None:
+            raise TargetFailed(f"no URL for delivery method {method}")
+        await run.port.write(run.endpoint, uri_path, url)
+    await run.advance(TargetState.TRANSFERRING, step=STEP_SENT)
+
+
+async def _wait_progress(run: TargetRun) -> None:
+    """Wait for the device to move, reporting download progress meanwhile."""
+    await run.port.wait(run.endpoint, run.poll)
+    p = run.transfer_progress()
+    if p is not None and run.state == TargetState.TRANSFERRING:
+        await run.advance(TargetState.TRANSFERRING, progress=round(min(p, 1.0) * 0.6, 3))
+
+
+async def run_firmware(run: TargetRun) -> str:
+    """Take the device through an Object 5 update; returns a note on how it ended (success).
+
+    Success: the device came back with Update Result 1 and the new version in /3/0/3.
+    """
+    kind, want = "firmware", run.artifact.version
+    observed = executed = False
+    idle_after_send = 0
+    while True:
+        dev = await _read_quiet(run, DEVICE_FW_VERSION)
+        fw = await _read_quiet(run, FW_OBJECT) if dev is not None else None
+        if dev is None or fw is None:
+            if run.state != TargetState.UPDATING:
+                raise DeviceOffline(f"{run.endpoint} does not answer")
+            await run.port.wait(run.endpoint, run.poll)  # rebooting into the new image
+            continue
+        version = dev.get(DEVICE_FW_VERSION)
+        state, result = _int(fw, FW_STATE), _int(fw, FW_RESULT)
+        if versions_equal(version, want):
+            if run.state in (TargetState.PENDING,) and run.step is None:
+                await run.advance(TargetState.SUCCEEDED, result=result, progress=1.0,
+                                  reason=f"already running version {want}")
+                return "already"
+            if result not in (None, 0, 1):
+                raise TargetFailed(f"device runs {want} but reports {result_reason(kind, result)}",
+                                   result)
+            await run.advance(TargetState.SUCCEEDED, result=result if result is not None else 1,
+                              progress=1.0, reason=None)
+            return "updated"
+        if not observed:
+            await _observe_quiet(run, FW_STATE, FW_RESULT)
+            observed = True
+        if state == FW_UPDATING:
+            if run.state != TargetState.UPDATING:
+                await run.advance(TargetState.UPDATING, progress=0.8)
+            await run.port.wait(run.endpoint, run.poll)
+            continue
+        if run.state == TargetState.UPDATING and run.step == STEP_APPLY and state in (
+                FW_IDLE, FW_DOWNLOADED) and result not in (None, 0):
+            # Execute Update was sent and the device is back without the new version.
+            if result == 1:
+                raise TargetFailed(f"device reports success but runs version {version!r}, "
+                                   f"not {want}", result)
+            raise TargetFailed(result_reason(kind, result), result,
+                               transient=is_transient_result(kind, result))
+        if state == FW_DOWNLOADED:
+            if run.state == TargetState.PENDING and run.step is None and run.method is None:
+                pass  # a package we never sent: start over with ours (below, after a reset)
+            else:
+                if run.state != TargetState.TRANSFERRED and run.state != TargetState.UPDATING:
+                    await run.advance(TargetState.TRANSFERRED, progress=0.6, result=result)
+                if not executed:  # once per pass; a resumed pass re-reads the state first
+                    await run.advance(TargetState.UPDATING, step=STEP_APPLY, progress=0.7,
+                                      applied_inc=1)
+                    await run.port.execute(run.endpoint, FW_UPDATE)
+                    executed = True
+                await run.port.wait(run.endpoint, run.poll)
+                continue
+        if state == FW_DOWNLOADING:
+            if run.state == TargetState.PENDING:
+                await run.advance(TargetState.TRANSFERRING)
+            await _wait_progress(run)
+            continue
+        # Idle (or a stale download of something else): failure of our transfer, or start one.
+        if run.step == STEP_SENT and state == FW_IDLE and result not in (None, 0, 1):
+            raise TargetFailed(result_reason(kind, result), result,
+                               transient=is_transient_result(kind, result))
+        if run.step == STEP_SENT and state == FW_IDLE and idle_after_send < 3:
+            idle_after_send += 1  # the device may not have started yet
+            await run.port.wait(run.endpoint, run.poll)
+            continue
+        protocols = {int(v) for v in _multi(fw, FW_PROTOCOLS).values() if isinstance(v, int)}
+        method = choose_method(protocols or None, _int(fw, FW_DELIVERY), run.delivery,
+                               coap_url=run.package_url("pull-coap") is not None,
+                               http_url=run.package_url("pull-http") is not None)
+        idle_after_send = 0
+        await _send_package(run, FW_URI, FW_PACKAGE, method)
+
+
+async def run_sota(run: TargetRun) -> str:
+    """Take the device through an Object 9 install and activate of a SOTA package.
+
+    Success: the model object reports the new version and payload SHA-256 in its active slot.
+    """
+    kind, want = "sota", run.artifact.version
+    want_sha = (run.artifact.payload_sha256 or "").lower()
+    observed = False
+    sent: set[Path] = set()
+    idle_after_send = 0
+    while True:
+        model = await _read_quiet(run, MODEL_OBJECT)
+        sw = await _read_quiet(run, SW_OBJECT) if model is not None else None
+        if model is None or sw is None:
+            raise DeviceOffline(f"{run.endpoint} does not answer")
+        slot = _int(model, Path.of(33100, 0, MODEL_ACTIVE_SLOT))
+        versions = _multi(model, Path.of(33100, 0, MODEL_SLOT_VERSION))
+        shas = _multi(model, Path.of(33100, 0, MODEL_SLOT_SHA))
+        if slot is not None and versions_equal(versions.get(slot), want) and (
+                not want_sha or str(shas.get(slot, "")).lower() == want_sha):
+            state_now, step_now = run.state, run.step
+            result = _int(sw, SW_RESULT)
+            if state_now == TargetState.PENDING and step_now is None:
+                await run.advance(TargetState.SUCCEEDED, progress=1.0, result=result,
+                                  reason=f"already running model {want}")
+                return "already"
+            await run.advance(TargetState.SUCCEEDED, progress=1.0, result=result, reason=None)
+            return "updated"
+        state, result = _int(sw, SW_STATE), _int(sw, SW_RESULT)
+        if not observed:
+            await _observe_quiet(run, SW_STATE, SW_RESULT)
+            observed = True
+        ours = run.step in (STEP_SENT, STEP_APPLY, STEP_ACTIVATE)
+        failed = result is not None and result >= 50
+        if ours and failed:
+            raise TargetFailed(result_reason(kind, result), result,
+                               transient=is_transient_result(kind, result))
+        if state == SW_INSTALLED and ours:
+            if SW_ACTIVATE not in sent:  # once per pass; a resumed pass re-reads the state first
+                await run.advance(TargetState.UPDATING, step=STEP_ACTIVATE, progress=0.9,
+                                  result=result)
+                await run.port.execute(run.endpoint, SW_ACTIVATE)
+                sent.add(SW_ACTIVATE)
+            await run.port.wait(run.endpoint, run.poll)
+            continue
+        if state == SW_DELIVERED and ours:
+            if run.state not in (TargetState.TRANSFERRED, TargetState.UPDATING):
+                await run.advance(TargetState.TRANSFERRED, progress=0.6, result=result)
+            if SW_INSTALL not in sent:
+                await run.advance(TargetState.UPDATING, step=STEP_APPLY, progress=0.7,
+                                  applied_inc=1)
+                await run.port.execute(run.endpoint, SW_INSTALL)
+                sent.add(SW_INSTALL)
+            await run.port.wait(run.endpoint, run.poll)
+            continue
+        if state in (SW_DOWNLOAD_STARTED, SW_DOWNLOADED) and ours:
+            await _wait_progress(run)
+            continue
+        if run.step == STEP_SENT and state == SW_INITIAL and idle_after_send < 3:
+            idle_after_send += 1
+            await run.port.wait(run.endpoint, run.poll)
+            continue
+        if run.state == TargetState.UPDATING and state == SW_INITIAL and ours:
+            raise TargetFailed(f"device went back to INITIAL after {run.step}: "
+                               f"{result_reason(kind, result)}", result, transient=True)
+        method = choose_method(None, None, run.delivery,
+                               coap_url=run.package_url("pull-coap") is not None,
+                               http_url=False)
+        idle_after_send = 0
+        await _send_package(run, SW_URI, SW_PACKAGE, method)
+
+
+Driver = Callable[[TargetRun], Awaitable[str]]
+
+
+def driver_for(kind: str) -> Driver:
+    """The driver for an artifact kind: firmware -> Object 5, sota -> Object 9."""
+    if kind == "firmware":
+        return run_firmware
+    if kind == "sota":
+        return run_sota
+    raise ValueError(f"artifact kind {kind!r} cannot be deployed (firmware or sota)")

@@ -1,0 +1,346 @@
+"""The rollout engine: a reconciler that drives every unfinished deployment from the database.
+
+Each pass reads the deployments and their targets, finishes deployments whose targets are all
+done, pauses those past their failure threshold, opens the next stage when the current one is
+done, and starts target tasks up to ``max_concurrent``. Targets found in flight (after a restart)
+are resumed first: their driver reads the device's state before doing anything, so no device is
+updated twice and none is forgotten. Every target state change is persisted before the device is
+asked to act, and published as an event of kind ``deployment_target``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from ..events import EventBus, new_event
+from ..protocol.errors import DeviceError, DeviceNotFound, DeviceOffline, DeviceTimeout
+from .drivers import ArtifactInfo, TargetFailed, driver_for, sota_payload_sha256
+from .port import DevicePort
+from .service import ArtifactLookup, artifact_info
+from .state import (ACTIVE_STATES, InvalidTransition, TargetState, backoff_delay,
+                    check_transition, is_terminal, stage_sizes)
+from .tables import Deployment, Target, aware, utcnow
+
+__all__ = ["RolloutEngine"]
+
+log = logging.getLogger(__name__)
+
+ProgressSource = Callable[[str, "tuple[str, int] | None"], "float | None"]
+
+
+class _Run:
+    """One attempt at one target: the ``TargetRun`` the drivers see."""
+
+    def __init__(self, engine: RolloutEngine, dep: Deployment, target: Target,
+                 artifact: ArtifactInfo) -> None:
+        self._engine = engine
+        self.deployment_id = int(dep.id)  # type: ignore[arg-type]
+        self.target_id = int(target.id)  # type: ignore[arg-type]
+        self.endpoint = target.endpoint
+        self.artifact = artifact
+        self.port = engine.port
+        self.poll = engine.poll
+        self.delivery = dep.delivery
+        self._state = TargetState(target.state)
+        self._step = target.step
+        self._method = target.method
+        self.attempt = target.attempt
+
+    @property
+    def state(self) -> TargetState:
+        return self._state
+
+    @property
+    def step(self) -> str | None:
+        return self._step
+
+    @property
+    def method(self) -> str | None:
+        return self._method
+
+    async def advance(self, state: TargetState, **fields: Any) -> None:
+        t = self._engine._write_target(self.target_id, state, **fields)
+        self._state = TargetState(t.state)
+        self._step = t.step
+        self._method = t.method
+
+    def package_url(self, method: str) -> str | None:
+        return self._engine.package_url(self.artifact.sha256, method)
+
+    async def package_bytes(self) -> bytes:
+        return await asyncio.to_thread(self._engine.read_artifact, self.artifact.sha256)
+
+    def transfer_progress(self) -> float | None:
+        if self._engine.progress is None:
+            return None
+        return self._engine.progress(self.artifact.sha256, self.port.address(self.endpoint))
+
+
+class RolloutEngine:
+    """Reconciles deployments against devices; ``start()`` runs it, ``stop()`` ends it.
+
+    ``port``: the device operations (``ServerDevicePort`` in production). ``read_artifact``:
+    bytes of an artifact by SHA-256 (push delivery, SOTA payload hash). ``coap_base_url`` and
+    ``http_base_url``: where devices fetch ``/fw/<sha256>``. ``progress``: optional
+    ``(sha256, device address) -> fraction downloaded`` from the /fw servers.
+    """
+
+    def __init__(self, db: Engine, port: DevicePort, *, read_artifact: Callable[[str], bytes],
+                 events: EventBus | None = None, coap_base_url: str | None = None,
+                 http_base_url: str | None = None, lookup: ArtifactLookup = artifact_info,
+                 progress: ProgressSource | None = None, poll: float = 1.0,
+                 tick: float = 0.25, backoff_base: float = 1.0) -> None:
+        self.db = db
+        self.port = port
+        self.read_artifact = read_artifact
+        self.events = events
+        self.coap_base_url = coap_base_url.rstrip("/") if coap_base_url else None
+        self.http_base_url = http_base_url.rstrip("/") if http_base_url else None
+        self.lookup = lookup
+        self.progress = progress
+        self.poll = poll
+        self.tick = tick
+        self.backoff_base = backoff_base
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._artifacts: dict[int, ArtifactInfo] = {}
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # --- lifecycle -------------------------------------------------------
+    async def start(self) -> None:
+        """Start the reconciler; unfinished deployments resume on its first pass."""
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._run_loop(), name="rollout-reconciler")
+
+    async def stop(self) -> None:
+        """Stop the reconciler and every target task (their state stays persisted)."""
+        tasks = list(self._tasks.values())
+        if self._loop_task is not None:
+            tasks.append(self._loop_task)
+            self._loop_task = None
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+
+    def wake(self) -> None:
+        """Run a reconcile pass now (after a REST change) instead of at the next tick."""
+        self._wake.set()
+
+    @property
+    def running_targets(self) -> int:
+        return len(self._tasks)
+
+    async def _run_loop(self) -> None:
+        while True:
+            try:
+                await self.reconcile_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep reconciling; a bad pass must not stop every rollout
+                log.exception("rollout reconcile pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.tick)
+            self._wake.clear()
+
+    # --- helpers ---------------------------------------------------------
+    def package_url(self, sha256: str, method: str) -> str | None:
+        if method == "pull-coap" and self.coap_base_url:
+            return f"{self.coap_base_url}/fw/{sha256}"
+        if method == "pull-http" and self.http_base_url:
+            return f"{self.http_base_url}/fw/{sha256}"
+        return None
+
+    def _artifact(self, session: Session, dep: Deployment) -> ArtifactInfo:
+        art = self._artifacts.get(dep.artifact_id)
+        if art is not None:
+            return art
+        found = self.lookup(session, dep.artifact_id)
+        if found is None:
+            found = ArtifactInfo(id=dep.artifact_id, kind=dep.artifact_kind,
+                                 sha256=dep.artifact_sha256, size=0,
+                                 version=dep.artifact_version, name=dep.artifact_name)
+        if found.kind == "sota" and not found.payload_sha256:
+            data = self.read_artifact(found.sha256)
+            found = replace(found, payload_sha256=sota_payload_sha256(data))
+        self._artifacts[dep.artifact_id] = found
+        return found
+
+    def _publish_target(self, t: Target, previous: str | None) -> None:
+        if self.events is not None:
+            self.events.publish(new_event(
+                "deployment_target", t.endpoint, deployment_id=t.deployment_id, state=t.state,
+                previous=previous, progress=round(t.progress, 3), result=t.result,
+                reason=t.reason, attempt=t.attempt, step=t.step, method=t.method))
+
+    def _publish_deployment(self, dep: Deployment) -> None:
+        if self.events is not None:
+            self.events.publish(new_event("deployment", None, deployment_id=dep.id,
+                                          state=dep.state, reason=dep.reason,
+                                          current_stage=dep.current_stage))
+
+    def _write_target(self, target_id: int, state: TargetState, **fields: Any) -> Target:
+        """Persist a target change (checked against the state machine) and publish it."""
+        with Session(self.db) as session:
+            t = session.get(Target, target_id, with_for_update=True)
+            if t is None:
+                raise InvalidTransition(f"target {target_id} vanished")
+            previous = t.state
+            new = check_transition(previous, state)
+            t.state = new.value
+            inc = int(fields.pop("applied_inc", 0) or 0)
+            t.applied += inc
+            for k, v in fields.items():
+                setattr(t, k, v)
+            now = utcnow()
+            if new == TargetState.TRANSFERRING and t.started_at is None:
+                t.started_at = now
+            t.updated_at = now
+            session.add(t)
+            session.commit()
+            session.refresh(t)
+        if previous != t.state or "progress" in fields or "result" in fields:
+            self._publish_target(t, previous)
+        return t
+
+    # --- reconcile -------------------------------------------------------
+    async def reconcile_once(self) -> None:
+        """One pass over every unfinished deployment."""
+        with Session(self.db, expire_on_commit=False) as session:
+            deps = session.exec(select(Deployment).where(
+                col(Deployment.state).in_(["running", "paused", "cancelled"]))).all()
+            for dep in deps:
+                targets = session.exec(select(Target).where(Target.deployment_id == dep.id)
+                                       .order_by(col(Target.position))).all()
+                self._reconcile(session, dep, list(targets))
+
+    def _reconcile(self, session: Session, dep: Deployment, targets: list[Target]) -> None:
+        # Tasks of targets cancelled meanwhile (cancel from REST/CLI) stop here.
+        for t in targets:
+            task = self._tasks.get(int(t.id))  # type: ignore[arg-type]
+            if task is not None and t.state == TargetState.CANCELLED.value:
+                task.cancel()
+        states = [t.state for t in targets]
+        if all(is_terminal(s) for s in states):
+            if dep.state in ("running", "paused") and not any(
+                    int(t.id) in self._tasks for t in targets):  # type: ignore[arg-type]
+                failed = states.count(TargetState.FAILED.value)
+                dep.state = "completed"
+                dep.reason = (f"{states.count(TargetState.SUCCEEDED.value)} succeeded, "
+                              f"{failed} failed, {states.count(TargetState.CANCELLED.value)} cancelled")
+                dep.updated_at = utcnow()
+                session.add(dep)
+                session.commit()
+                self._publish_deployment(dep)
+            return
+        active = [t for t in targets if t.state in {s.value for s in ACTIVE_STATES}]
+        try:
+            art = self._artifact(session, dep)
+        except Exception as e:  # artifact bytes gone: nothing can be delivered
+            self._pause(session, dep, f"artifact {dep.artifact_id} unavailable: {e}")
+            return
+        # Resume targets in flight without a task (after a restart), in every deployment state.
+        for t in active:
+            if int(t.id) not in self._tasks:  # type: ignore[arg-type]
+                self._launch(dep, t, art)
+        if dep.state != "running":
+            return
+        total = len(targets)
+        sizes = stage_sizes(total, list(dep.stages))
+        stage = min(dep.current_stage, len(sizes) - 1)
+        released = sizes[stage]
+        failed = states.count(TargetState.FAILED.value) - dep.failures_acknowledged
+        if failed > 0 and failed > dep.failure_threshold * released:
+            self._pause(session, dep, f"failure threshold reached: {failed} of {released} "
+                                      f"released targets failed (threshold "
+                                      f"{dep.failure_threshold:.0%})")
+            return
+        if stage < len(sizes) - 1 and all(is_terminal(s) for s in states[:released]):
+            dep.current_stage = stage + 1
+            dep.updated_at = utcnow()
+            session.add(dep)
+            session.commit()
+            self._publish_deployment(dep)
+            released = sizes[dep.current_stage]
+        busy = len(active) + sum(1 for t in targets if t.state == TargetState.PENDING.value
+                                 and int(t.id) in self._tasks)  # type: ignore[arg-type]
+        now = utcnow()
+        for t in targets[:released]:
+            if busy >= dep.max_concurrent:
+                break
+            if t.state != TargetState.PENDING.value or int(t.id) in self._tasks:  # type: ignore[arg-type]
+                continue
+            due = aware(t.next_attempt_at)
+            if due is not None and due > now:
+                continue
+            self._launch(dep, t, art)
+            busy += 1
+
+    def _pause(self, session: Session, dep: Deployment, reason: str) -> None:
+        dep.state = "paused"
+        dep.reason = reason
+        dep.updated_at = utcnow()
+        session.add(dep)
+        session.commit()
+        log.warning("deployment %s paused: %s", dep.id, reason)
+        self._publish_deployment(dep)
+
+    def _launch(self, dep: Deployment, t: Target, art: ArtifactInfo) -> None:
+        run = _Run(self, dep, t, art)
+        task = asyncio.create_task(self._run_target(run, float(dep.timeout), int(dep.retries),
+                                                    art.kind),
+                                   name=f"rollout-{dep.id}-{t.endpoint}")
+        self._tasks[run.target_id] = task
+
+    async def _run_target(self, run: _Run, timeout: float, retries: int, kind: str) -> None:
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    await driver_for(kind)(run)
+            except TargetFailed as f:
+                self._fail(run, f.reason, f.result, f.transient, retries)
+            except TimeoutError:
+                self._fail(run, f"no result within the {timeout:g} s timeout "
+                                f"(target was {run.state.value})", None, True, retries)
+            except (DeviceOffline, DeviceNotFound) as e:
+                self._fail(run, f"device offline: {e.message}", None, True, retries)
+            except DeviceTimeout as e:
+                self._fail(run, f"device did not answer: {e.message}", None, True, retries)
+            except DeviceError as e:
+                code = e.coap_code or "?"
+                self._fail(run, f"device answered {code}: {e.message}", None,
+                           code.startswith("5"), retries)
+        except InvalidTransition as e:  # cancelled meanwhile: the cancel already recorded it
+            log.info("target %s of deployment %s stopped: %s", run.endpoint, run.deployment_id, e)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.exception("target %s of deployment %s failed", run.endpoint, run.deployment_id)
+            with contextlib.suppress(InvalidTransition):
+                self._fail(run, f"internal error: {type(e).__name__}: {e}", None, False, retries)
+        finally:
+            self._tasks.pop(run.target_id, None)
+            self._wake.set()
+
+    def _fail(self, run: _Run, reason: str, result: int | None, transient: bool,
+              retries: int) -> None:
+        if transient and run.attempt < retries:
+            delay = backoff_delay(run.attempt + 1, self.backoff_base)
+            self._write_target(run.target_id, TargetState.PENDING, attempt=run.attempt + 1,
+                               next_attempt_at=utcnow() + timedelta(seconds=delay),
+                               reason=f"retry {run.attempt + 1}/{retries} in {delay:g} s after: "
+                                      f"{reason}", result=result, step=None, method=None)
+            return
+        self._write_target(run.target_id, TargetState.FAILED, reason=reason, result=result)
+

@@ -1,0 +1,160 @@
+"""What the rollout engine needs from devices: a small ``DevicePort`` interface and its real
+implementation on ``LwM2MServer.devices.send``.
+
+The port raises the protocol layer's errors (``DeviceOffline``, ``DeviceTimeout``,
+``DeviceError``, ``DeviceNotFound``) unchanged; the engine decides what they mean for a target.
+``wait`` returns early when anything happens to the device (a notification, an Update, a new
+registration), so drivers re-read the device's state right then instead of polling blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..model import Path, Value
+from ..protocol.errors import DeviceError, DeviceTimeout, Queued
+from ..protocol.requests import ExecuteRequest, ObserveRequest, ReadRequest, WriteRequest
+
+if TYPE_CHECKING:
+    from ..events import Event, EventBus
+    from ..server import LwM2MServer
+
+__all__ = ["DevicePort", "EndpointWaiter", "ServerDevicePort"]
+
+log = logging.getLogger(__name__)
+
+
+class DevicePort(Protocol):
+    """Device operations of the rollout drivers."""
+
+    async def read(self, endpoint: str, path: Path) -> dict[Path, Value]: ...
+
+    async def write(self, endpoint: str, path: Path, value: Value) -> None: ...
+
+    async def execute(self, endpoint: str, path: Path, args: str | None = None) -> None: ...
+
+    async def observe(self, endpoint: str, path: Path) -> None: ...
+
+    async def wait(self, endpoint: str, timeout: float) -> None:
+        """Return when something happened to ``endpoint`` or after ``timeout`` seconds."""
+        ...
+
+    def address(self, endpoint: str) -> tuple[str, int] | None:
+        """The device's registered (host, port), or None when it is not registered."""
+        ...
+
+
+class EndpointWaiter:
+    """One EventBus subscription fanned out per endpoint: ``wait(endpoint, timeout)``.
+
+    One subscriber for the whole engine, not one per target, so a thousand targets cost one
+    queue put per event instead of a thousand.
+    """
+
+    def __init__(self, events: EventBus | None = None) -> None:
+        self._events = events
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._events is not None and self._task is None:
+            self._task = asyncio.create_task(self._pump())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def _pump(self) -> None:
+        assert self._events is not None
+        async for event in self._events.subscribe():
+            if event.endpoint is not None and event.kind != "deployment_target":
+                self.poke(event.endpoint)
+
+    def poke(self, endpoint: str) -> None:
+        """Wake every ``wait`` on ``endpoint``."""
+        for ev in self._waiters.get(endpoint, ()):
+            ev.set()
+
+    async def wait(self, endpoint: str, timeout: float) -> None:
+        ev = asyncio.Event()
+        self._waiters[endpoint].add(ev)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ev.wait(), timeout)
+        finally:
+            s = self._waiters.get(endpoint)
+            if s is not None:
+                s.discard(ev)
+                if not s:
+                    del self._waiters[endpoint]
+
+
+class ServerDevicePort:
+    """``DevicePort`` over a running ``LwM2MServer``.
+
+    Queue-mode devices: a request to a sleeping device is queued by the server; the port then
+    polls the queued request until the device woke and answered (or the request failed), so the
+    rollout waits for the device instead of sending the same write twice.
+    """
+
+    def __init__(self, server: LwM2MServer, *, timeout: float | None = None,
+                 waiter: EndpointWaiter | None = None, queue_poll: float = 0.5) -> None:
+        self._server = server
+        self._timeout = timeout
+        self.waiter = waiter or EndpointWaiter(server.events)
+        self._queue_poll = queue_poll
+
+    async def _send(self, endpoint: str, request: Any) -> Any:
+        try:
+            return await self._server.devices.send(endpoint, request, timeout=self._timeout)
+        except Queued as q:
+            return await self._await_queued(endpoint, q.request_id)
+
+    async def _await_queued(self, endpoint: str, request_id: str) -> Any:
+        while True:
+            qr = self._server.devices.get_request(request_id)
+            state = getattr(qr, "state", None)
+            if state == "done":
+                return qr
+            if state in ("failed", "expired") or qr is None:
+                code = getattr(qr, "coap_code", None)
+                error = getattr(qr, "error", None) or f"queued request {request_id} {state}"
+                if code:
+                    raise DeviceError(str(error), code)
+                raise DeviceTimeout(str(error))
+            await self.waiter.wait(endpoint, self._queue_poll)
+
+    async def read(self, endpoint: str, path: Path) -> dict[Path, Value]:
+        resp = await self._send(endpoint, ReadRequest(path))
+        values = getattr(resp, "values", None)
+        if isinstance(values, dict) and all(isinstance(k, Path) for k in values):
+            return values
+        # A queued read finished: its values landed in the server's latest-value cache.
+        latest = self._server.devices.latest(endpoint)
+        return {p: v for p, (v, _t) in latest.items() if p.starts_with(path)}
+
+    async def write(self, endpoint: str, path: Path, value: Value) -> None:
+        await self._send(endpoint, WriteRequest(path, {path: value}, replace=True))
+
+    async def execute(self, endpoint: str, path: Path, args: str | None = None) -> None:
+        await self._send(endpoint, ExecuteRequest(path, args))
+
+    async def observe(self, endpoint: str, path: Path) -> None:
+        await self._send(endpoint, ObserveRequest(path))
+
+    async def wait(self, endpoint: str, timeout: float) -> None:
+        await self.waiter.wait(endpoint, timeout)
+
+    def address(self, endpoint: str) -> tuple[str, int] | None:
+        reg = self._server.registrations.get(endpoint)
+        if reg is None or not getattr(reg, "online", True):
+            return None
+        addr = getattr(reg, "address", None)
+        return tuple(addr) if addr else None  # type: ignore[return-value]

@@ -1,0 +1,301 @@
+"""Deployment operations on the database: create, list, look at, pause, resume, cancel, tag.
+
+These are synchronous and need no running server: the REST routes and the ``deploy`` CLI call
+them, and the engine of a running server picks the result up on its next reconcile pass (the
+database is the one source of truth, which is also what lets a restarted server resume).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, delete, func, select
+
+from ..events import EventBus, new_event
+from .drivers import ArtifactInfo
+from .errors import DeploymentConflict, DeploymentNotFound, InvalidDeployment
+from .state import TargetState, is_terminal, stage_sizes
+from .tables import Deployment, DeviceTag, Target, utcnow
+
+__all__ = [
+    "DeploymentSpec", "create_deployment", "get_deployment", "list_deployments",
+    "deployment_view", "pause_deployment", "resume_deployment", "cancel_deployment",
+    "set_tags", "get_tags", "endpoints_with_tag", "artifact_info", "ArtifactLookup",
+    "DEPLOYABLE_KINDS",
+]
+
+DEPLOYABLE_KINDS = ("firmware", "sota")
+_TAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+MAX_TARGETS = 100_000
+
+ArtifactLookup = Callable[[Session, int], ArtifactInfo | None]
+
+
+def artifact_info(session: Session, artifact_id: int) -> ArtifactInfo | None:
+    """The artifact row ``artifact_id`` of the artifact store (store/artifacts.py) as ArtifactInfo."""
+    from ..store import artifacts as store_artifacts
+
+    row = session.get(store_artifacts.Artifact, artifact_id)
+    if row is None:
+        return None
+    meta = getattr(row, "metadata_", None) or getattr(row, "meta", None) or {}
+    if not isinstance(meta, dict):
+        meta = {}
+    payload_sha = meta.get("payload_sha256")
+    if payload_sha is None and isinstance(meta.get("manifest"), dict):
+        payload_sha = meta["manifest"].get("sha256")
+    return ArtifactInfo(id=int(row.id), kind=str(row.kind), sha256=str(row.sha256),
+                        size=int(row.size), version=str(row.version), name=str(row.name),
+                        payload_sha256=payload_sha if isinstance(payload_sha, str) else None)
+
+
+@dataclass
+class DeploymentSpec:
+    """What a caller asks for; validated by ``create_deployment``."""
+
+    artifact_id: int
+    endpoints: list[str] | None = None
+    tag: str | None = None
+    stages: list[int] = field(default_factory=lambda: [100])
+    max_concurrent: int = 10
+    failure_threshold: float = 0.2
+    timeout: float = 600.0
+    retries: int = 2
+    delivery: str = "auto"
+
+
+def _publish(events: EventBus | None, kind: str, endpoint: str | None = None, **data: Any) -> None:
+    if events is not None:
+        events.publish(new_event(kind, endpoint, **data))
+
+
+def _validate(spec: DeploymentSpec) -> None:
+    if (spec.endpoints is None) == (spec.tag is None):
+        raise InvalidDeployment("give either endpoints (a list) or tag, not both and not neither")
+    if spec.endpoints is not None:
+        if not spec.endpoints:
+            raise InvalidDeployment("endpoints is empty")
+        if len(spec.endpoints) > MAX_TARGETS:
+            raise InvalidDeployment(f"at most {MAX_TARGETS} endpoints per deployment")
+        bad = [e for e in spec.endpoints if not isinstance(e, str) or not e or len(e) > 200]
+        if bad:
+            raise InvalidDeployment(f"invalid endpoint names: {bad[:5]!r}")
+        if len(set(spec.endpoints)) != len(spec.endpoints):
+            raise InvalidDeployment("endpoints contains duplicates")
+    if not spec.stages or any(not isinstance(s, int) or isinstance(s, bool) or not 0 < s <= 100
+                              for s in spec.stages):
+        raise InvalidDeployment("stages are percentages 1..100, e.g. [1, 10, 100]")
+    if any(b <= a for a, b in zip(spec.stages, spec.stages[1:])):
+        raise InvalidDeployment("stages must increase, e.g. [1, 10, 100]")
+    if spec.stages[-1] != 100:
+        raise InvalidDeployment("the last stage must be 100 (every target)")
+    if not 1 <= spec.max_concurrent <= 10_000:
+        raise InvalidDeployment("max_concurrent must be 1..10000")
+    if not 0.0 <= spec.failure_threshold <= 1.0:
+        raise InvalidDeployment("failure_threshold is a fraction 0..1 of the released targets")
+    if not 0 < spec.timeout <= 7 * 86400:
+        raise InvalidDeployment("timeout must be > 0 and at most a week (seconds)")
+    if not 0 <= spec.retries <= 20:
+        raise InvalidDeployment("retries must be 0..20")
+    if spec.delivery not in ("auto", "pull", "push"):
+        raise InvalidDeployment("delivery must be auto, pull or push")
+
+
+def endpoints_with_tag(session: Session, tag: str) -> list[str]:
+    rows = session.exec(select(DeviceTag.endpoint).where(DeviceTag.tag == tag)
+                        .order_by(DeviceTag.endpoint)).all()
+    return list(rows)
+
+
+def create_deployment(engine: Engine, spec: DeploymentSpec, *,
+                      lookup: ArtifactLookup = artifact_info,
+                      events: EventBus | None = None) -> Deployment:
+    """Validate ``spec``, resolve the targets, store the deployment and its targets (pending)."""
+    _validate(spec)
+    with Session(engine) as session:
+        art = lookup(session, spec.artifact_id)
+        if art is None:
+            raise InvalidDeployment(f"artifact {spec.artifact_id} does not exist")
+        if art.kind not in DEPLOYABLE_KINDS:
+            raise InvalidDeployment(f"artifact {spec.artifact_id} is a {art.kind}; deploy a "
+                                    f"firmware image or a SOTA package")
+        if spec.tag is not None:
+            endpoints = endpoints_with_tag(session, spec.tag)
+            if not endpoints:
+                raise InvalidDeployment(f"no device has tag {spec.tag!r}")
+        else:
+            endpoints = list(spec.endpoints or [])
+        dep = Deployment(artifact_id=art.id, artifact_kind=art.kind, artifact_sha256=art.sha256,
+                         artifact_version=art.version, artifact_name=art.name,
+                         stages=list(spec.stages), max_concurrent=spec.max_concurrent,
+                         failure_threshold=spec.failure_threshold, timeout=spec.timeout,
+                         retries=spec.retries, delivery=spec.delivery, tag=spec.tag)
+        session.add(dep)
+        session.flush()
+        assert dep.id is not None
+        sizes = stage_sizes(len(endpoints), list(spec.stages))
+        for i, ep in enumerate(endpoints):
+            stage = next(k for k, n in enumerate(sizes) if i < n)
+            session.add(Target(deployment_id=dep.id, endpoint=ep, position=i, stage=stage))
+        session.commit()
+        session.refresh(dep)
+    _publish(events, "deployment", None, deployment_id=dep.id, state=dep.state,
+             targets=len(endpoints))
+    return dep
+
+
+def get_deployment(engine: Engine, deployment_id: int) -> Deployment:
+    with Session(engine) as session:
+        dep = session.get(Deployment, deployment_id)
+        if dep is None:
+            raise DeploymentNotFound(f"deployment {deployment_id} does not exist")
+        return dep
+
+
+def _target_dict(t: Target) -> dict[str, Any]:
+    return {"endpoint": t.endpoint, "state": t.state, "progress": round(t.progress, 3),
+            "result": t.result, "reason": t.reason, "attempt": t.attempt, "stage": t.stage,
+            "method": t.method, "applied": t.applied,
+            "updated_at": t.updated_at.isoformat() if t.updated_at else None}
+
+
+def deployment_view(engine: Engine, deployment_id: int, *, with_targets: bool = True) -> dict[str, Any]:
+    """The JSON form of a deployment: its settings, state, counts per state and targets."""
+    with Session(engine) as session:
+        dep = session.get(Deployment, deployment_id)
+        if dep is None:
+            raise DeploymentNotFound(f"deployment {deployment_id} does not exist")
+        counts = dict(session.exec(
+            select(Target.state, func.count()).where(Target.deployment_id == deployment_id)
+            .group_by(Target.state)).all())
+        out: dict[str, Any] = {
+            "id": dep.id, "state": dep.state, "reason": dep.reason,
+            "artifact_id": dep.artifact_id, "kind": dep.artifact_kind,
+            "version": dep.artifact_version, "sha256": dep.artifact_sha256,
+            "stages": dep.stages, "current_stage": dep.current_stage,
+            "max_concurrent": dep.max_concurrent, "failure_threshold": dep.failure_threshold,
+            "timeout": dep.timeout, "retries": dep.retries, "delivery": dep.delivery,
+            "tag": dep.tag, "counts": {s.value: int(counts.get(s.value, 0)) for s in TargetState},
+            "created_at": dep.created_at.isoformat(), "updated_at": dep.updated_at.isoformat(),
+        }
+        if with_targets:
+            targets = session.exec(select(Target).where(Target.deployment_id == deployment_id)
+                                   .order_by(col(Target.position))).all()
+            out["targets"] = [_target_dict(t) for t in targets]
+        return out
+
+
+def list_deployments(engine: Engine, *, state: str | None = None, limit: int = 100,
+                     offset: int = 0) -> list[dict[str, Any]]:
+    with Session(engine) as session:
+        q = select(Deployment.id).order_by(col(Deployment.id).desc()).offset(offset).limit(limit)
+        if state is not None:
+            q = q.where(Deployment.state == state)
+        ids = list(session.exec(q).all())
+    return [deployment_view(engine, i, with_targets=False) for i in ids]
+
+
+def _set_deployment_state(engine: Engine, deployment_id: int, allowed_from: Iterable[str],
+                          new: str, reason: str | None, events: EventBus | None,
+                          **extra: Any) -> Deployment:
+    with Session(engine) as session:
+        dep = session.get(Deployment, deployment_id, with_for_update=True)
+        if dep is None:
+            raise DeploymentNotFound(f"deployment {deployment_id} does not exist")
+        if dep.state == new:
+            return dep
+        if dep.state not in allowed_from:
+            raise DeploymentConflict(f"deployment {deployment_id} is {dep.state}; cannot go to {new}")
+        dep.state = new
+        dep.reason = reason
+        dep.updated_at = utcnow()
+        for k, v in extra.items():
+            setattr(dep, k, v)
+        session.add(dep)
+        session.commit()
+        session.refresh(dep)
+    _publish(events, "deployment", None, deployment_id=deployment_id, state=new, reason=reason)
+    return dep
+
+
+def pause_deployment(engine: Engine, deployment_id: int, reason: str = "paused by operator",
+                     events: EventBus | None = None) -> Deployment:
+    """Stop starting new targets; targets in flight finish their current attempt."""
+    return _set_deployment_state(engine, deployment_id, ("running",), "paused", reason, events)
+
+
+def resume_deployment(engine: Engine, deployment_id: int,
+                      events: EventBus | None = None) -> Deployment:
+    """Start targets again; failures so far no longer count toward the threshold."""
+    with Session(engine) as session:
+        failed = session.exec(select(func.count()).where(
+            Target.deployment_id == deployment_id,
+            Target.state == TargetState.FAILED.value)).one()
+    return _set_deployment_state(engine, deployment_id, ("paused",), "running", None, events,
+                                 failures_acknowledged=int(failed))
+
+
+def cancel_deployment(engine: Engine, deployment_id: int,
+                      events: EventBus | None = None) -> Deployment:
+    """Cancel: targets not yet told to apply the update become cancelled; those updating finish."""
+    dep = _set_deployment_state(engine, deployment_id, ("running", "paused"), "cancelled",
+                                "cancelled by operator", events)
+    changed: list[Target] = []
+    with Session(engine) as session:
+        targets = session.exec(select(Target).where(
+            Target.deployment_id == deployment_id,
+            col(Target.state).in_([TargetState.PENDING.value, TargetState.TRANSFERRING.value,
+                                   TargetState.TRANSFERRED.value]))).all()
+        for t in targets:
+            t.state = TargetState.CANCELLED.value
+            t.reason = "deployment cancelled"
+            t.updated_at = utcnow()
+            session.add(t)
+            changed.append(t)
+        session.commit()
+        for t in changed:
+            session.refresh(t)
+    for t in changed:
+        _publish(events, "deployment_target", t.endpoint, deployment_id=deployment_id,
+                 state=t.state, progress=t.progress, result=t.result, reason=t.reason)
+    return dep
+
+
+def set_tags(engine: Engine, endpoint: str, tags: Sequence[str]) -> list[str]:
+    """Replace the tags of ``endpoint``."""
+    clean = sorted(set(tags))
+    bad = [t for t in clean if not isinstance(t, str) or not _TAG_RE.fullmatch(t)]
+    if bad:
+        raise InvalidDeployment(f"invalid tags {bad[:5]!r}: letters, digits and _.:- only, "
+                                f"at most 100 characters")
+    if not endpoint or len(endpoint) > 200:
+        raise InvalidDeployment("invalid endpoint name")
+    with Session(engine) as session:
+        session.exec(delete(DeviceTag).where(DeviceTag.endpoint == endpoint))  # type: ignore[call-overload]
+        for t in clean:
+            session.add(DeviceTag(endpoint=endpoint, tag=t))
+        session.commit()
+    return clean
+
+
+def get_tags(engine: Engine, endpoint: str) -> list[str]:
+    with Session(engine) as session:
+        return list(session.exec(select(DeviceTag.tag).where(DeviceTag.endpoint == endpoint)
+                                 .order_by(DeviceTag.tag)).all())
+
+
+def unfinished(engine: Engine) -> list[int]:
+    """Ids of deployments the engine must drive (running) or watch (paused, cancelled with
+    targets still updating)."""
+    with Session(engine) as session:
+        rows = session.exec(select(Deployment.id).where(
+            col(Deployment.state).in_(["running", "paused", "cancelled"]))).all()
+        return [int(r) for r in rows]
+
+
+def is_finished(states: Iterable[str]) -> bool:
+    return all(is_terminal(s) for s in states)
