@@ -348,33 +348,41 @@ class SenMLCodec:
         raise NotImplementedError
 
     # decoding ----------------------------------------------------------------------------
-    def _typed(self, data: bytes, registry: ObjectRegistry
+    def load_at(self, data: bytes, path: Path | None) -> list[Record]:
+        """Records of a payload read for ``path`` (None: a payload of several paths)."""
+        return self.load(data)
+
+    def adapt(self, entry: Entry, rtype: ResourceType | None) -> Entry:
+        """Hook for formats whose value fields depend on the resource type (LwM2M JSON)."""
+        return entry
+
+    def _typed(self, data: bytes, registry: ObjectRegistry, path: Path | None = None
                ) -> list[tuple[Entry, Path, Value, ResourceType]]:
         out = []
-        for e in resolve(self.load(data)):
+        for e in resolve(self.load_at(data, path)):
             p = name_to_path(e.name, e.index)
-            v, t = typed_value(e.kind, e.raw, registry.resource_type(p), _where(e.index, e.kind))
+            rtype = registry.resource_type(p)
+            e = self.adapt(e, rtype)
+            v, t = typed_value(e.kind, e.raw, rtype, _where(e.index, e.kind))
             out.append((e, p, v, t))
         return out
 
-    def decode_values(self, data: bytes, registry: ObjectRegistry) -> dict[Path, Value]:
-        values: dict[Path, Value] = {}
-        for e, p, v, _t in self._typed(data, registry):
-            if p in values:
-                raise CodecError(f"duplicate path {p}", _where(e.index, "n"))
-            values[p] = v
-        return values
-
-    def decode(self, data: bytes, path: Path, registry: ObjectRegistry) -> Node:
+    def _collect(self, data: bytes, registry: ObjectRegistry, path: Path | None = None
+                 ) -> tuple[dict[Path, Value], dict[Path, ResourceType]]:
         values: dict[Path, Value] = {}
         types: dict[Path, ResourceType] = {}
-        for e, p, v, t in self._typed(data, registry):
+        for e, p, v, t in self._typed(data, registry, path):
             if p in values:
                 raise CodecError(f"duplicate path {p}", _where(e.index, "n"))
-            if not p.starts_with(path):
-                raise CodecError(f"{p} is not under the requested path {path}", _where(e.index, "n"))
             values[p] = v
             types[p] = t
+        return values, types
+
+    def decode_values(self, data: bytes, registry: ObjectRegistry) -> dict[Path, Value]:
+        return self._collect(data, registry)[0]
+
+    def decode(self, data: bytes, path: Path, registry: ObjectRegistry) -> Node:
+        values, types = self._collect(data, registry, path)
         return values_to_node(values, types, path, registry)
 
     def decode_timestamped(self, data: bytes, registry: ObjectRegistry) -> TimestampedValues:

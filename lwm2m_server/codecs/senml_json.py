@@ -28,7 +28,7 @@ def b64url_encode(data: bytes) -> str:
 
 
 def b64url_decode(text: str, where: str) -> bytes:
-    """Bytes from base64url (padding optional; ``+`` and ``/`` tolerated), CodecError if bad."""
+    """Bytes from base64url or base64 (padding optional), CodecError if bad."""
     if not _B64.fullmatch(text):
         raise CodecError("not base64url text", where)
     s = text.rstrip("=").replace("+", "-").replace("/", "_")
