@@ -49,8 +49,13 @@ class LwM2MSite(Resource, PathCapable):
         self.registrations = registrations
         self.devices = devices
         self.max_payload = max_payload
+        # Resources of other services by first path segment (e.g. "fw": firmware downloads).
+        self.mounts: dict[str, Resource] = {}
 
     async def needs_blockwise_assembly(self, request: Message) -> bool:
+        mounted = self.mounts.get(request.opt.uri_path[0]) if request.opt.uri_path else None
+        if mounted is not None:
+            return await mounted.needs_blockwise_assembly(request)
         return True
 
     def get_link_description(self) -> dict[str, str] | None:
@@ -59,6 +64,9 @@ class LwM2MSite(Resource, PathCapable):
     async def render(self, request: Message) -> Message:
         path = tuple(request.opt.uri_path)
         method = request.code
+        mounted = self.mounts.get(path[0]) if path else None
+        if mounted is not None:
+            return await mounted.render(request)
         try:
             if path == ("rd",) and method == Code.POST:
                 return await self._register(request)
