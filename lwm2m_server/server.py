@@ -56,6 +56,13 @@ class LwM2MServer:
         self._endpoint: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self.coap_port: int | None = None
+        self._coap_mounts: dict[str, Any] = {}
+
+    def mount_coap(self, segment: str, resource: Any) -> None:
+        """Serve ``resource`` (an aiocoap Resource) under ``/<segment>/...`` (e.g. "fw")."""
+        self._coap_mounts[segment] = resource
+        if self._endpoint is not None:
+            self._endpoint.site.mounts[segment] = resource
 
     async def start(self) -> None:
         """Restore registrations and queued requests, bind CoAP, start the lifetime-expiry task."""
@@ -65,6 +72,7 @@ class LwM2MServer:
         await self.registrations.restore()
         await self.devices.restore()
         self._endpoint = CoapEndpoint(self.registrations, self.devices, self.settings.max_payload)
+        self._endpoint.site.mounts.update(self._coap_mounts)
         self.coap_port = await self._endpoint.start(self.settings.coap_host, self.settings.coap_port)
         self.devices.transport = self._endpoint.transport
         self._tasks.append(asyncio.create_task(self.registrations.run_expiry(self._expiry_interval)))
