@@ -1,0 +1,166 @@
+"""CoAP ``/fw/<sha256>``: artifact bytes for device downloads, in Block2 blocks read from disk.
+
+Each block request is answered on its own from the file (``pread`` at ``num * size``), with no
+per-download state on the server: a device that lost its link, rebooted, or talks to a
+restarted server asks for the block where it stopped and gets it. Blocks are 1024 bytes unless
+the device asks for smaller ones (RFC 7959 Block2 size negotiation). The first block carries
+Size2 (the total size) and every block an ETag (the first 8 bytes of the SHA-256), so a
+device notices when a URL would ever serve other bytes.
+
+``DownloadTracker`` remembers how far each device got (by address), for rollout progress.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path as FsPath
+
+from aiocoap import Code, Message
+from aiocoap.numbers.contentformat import ContentFormat
+from aiocoap.optiontypes import BlockOption
+from aiocoap.resource import PathCapable, Resource
+
+__all__ = ["FwResource", "DownloadTracker", "DEFAULT_SZX"]
+
+DEFAULT_SZX = 6  # 1024-byte blocks
+_SHA_RE = re.compile(r"[0-9a-f]{64}")
+
+
+class DownloadTracker:
+    """Highest byte each peer fetched of each artifact (bounded LRU), shared by CoAP and HTTP."""
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self._max = max_entries
+        self._seen: OrderedDict[tuple[str, str, int | None], tuple[int, int]] = OrderedDict()
+        self._lock = threading.Lock()  # the HTTP side may record from a worker thread
+        self.bytes_sent = 0
+
+    def record(self, sha256: str, host: str, port: int | None, end: int, total: int,
+               sent: int) -> None:
+        key = (sha256, host, port)
+        with self._lock:
+            prev = self._seen.pop(key, (0, total))
+            self._seen[key] = (max(prev[0], end), total)
+            self.bytes_sent += sent
+            while len(self._seen) > self._max:
+                self._seen.popitem(last=False)
+
+    def fraction(self, sha256: str, address: tuple[str, int] | None) -> float | None:
+        """How much of ``sha256`` the device at ``address`` fetched (0..1), None if unknown."""
+        if address is None:
+            return None
+        with self._lock:
+            got = self._seen.get((sha256, address[0], address[1]))
+            if got is None:
+                got = self._seen.get((sha256, address[0], None))
+        if got is None or got[1] <= 0:
+            return None
+        return min(1.0, got[0] / got[1])
+
+
+def _peer(remote: object) -> tuple[str, int | None]:
+    sockaddr = getattr(remote, "sockaddr", None)
+    if not sockaddr:
+        return str(getattr(remote, "hostinfo", "?")), None
+    host = str(sockaddr[0])
+    if host.startswith("::ffff:") and "." in host:
+        host = host[len("::ffff:"):]
+    return host, int(sockaddr[1])
+
+
+def _error(code: Code, text: str) -> Message:
+    return Message(code=code, payload=text.encode("utf-8"))
+
+
+class _FdCache:
+    """A few open file descriptors by SHA-256 (artifact files never change under their name)."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._fds: OrderedDict[str, tuple[int, int]] = OrderedDict()
+
+    def get(self, sha256: str, path: FsPath) -> tuple[int, int] | None:
+        hit = self._fds.get(sha256)
+        if hit is not None:
+            self._fds.move_to_end(sha256)
+            return hit
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        entry = (fd, os.fstat(fd).st_size)
+        self._fds[sha256] = entry
+        while len(self._fds) > self._size:
+            _sha, (old, _n) = self._fds.popitem(last=False)
+            os.close(old)
+        return entry
+
+    def close(self) -> None:
+        for fd, _n in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+class FwResource(Resource, PathCapable):
+    """GET ``/fw/<sha256>`` with Block2; ``path_for(sha256)`` says where the artifact file is.
+
+    Mount it under ``fw`` in a Site, or dispatch to it with the full ``("fw", sha)`` path.
+    """
+
+    def __init__(self, path_for: Callable[[str], FsPath], *,
+                 tracker: DownloadTracker | None = None, max_szx: int = DEFAULT_SZX) -> None:
+        super().__init__()
+        self._path_for = path_for
+        self.tracker = tracker
+        self._max_szx = max_szx
+        self._fds = _FdCache()
+
+    async def needs_blockwise_assembly(self, request: Message) -> bool:
+        return False  # every block is read from the file on its own
+
+    def get_link_description(self) -> dict[str, str] | None:
+        return None
+
+    def close(self) -> None:
+        self._fds.close()
+
+    async def render(self, request: Message) -> Message:
+        path = tuple(request.opt.uri_path)
+        if path[:1] == ("fw",):
+            path = path[1:]
+        if request.code != Code.GET:
+            return _error(Code.METHOD_NOT_ALLOWED, "only GET is allowed on /fw/<sha256>")
+        if len(path) != 1 or not _SHA_RE.fullmatch(path[0]):
+            return _error(Code.NOT_FOUND, "use /fw/<sha256> with a lowercase hex SHA-256")
+        sha = path[0]
+        entry = self._fds.get(sha, self._path_for(sha))
+        if entry is None:
+            return _error(Code.NOT_FOUND, f"no artifact {sha}")
+        fd, total = entry
+        block2 = request.opt.block2
+        if block2 is None:
+            num, szx = 0, self._max_szx
+        else:
+            num, szx = block2.block_number, min(block2.size_exponent, self._max_szx)
+        if block2 is not None and block2.size_exponent > szx:
+            # The device asked for larger blocks than we send: renumber to our size (RFC 7959 §2.4).
+            num = num * (1 << (block2.size_exponent - szx))
+        size = 1 << (szx + 4)
+        start = num * size
+        if start >= total and not (start == 0 and total == 0):
+            return _error(Code.BAD_OPTION, f"block {num} is past the end ({total} bytes)")
+        chunk = os.pread(fd, size, start)
+        more = start + len(chunk) < total
+        msg = Message(code=Code.CONTENT, payload=chunk, content_format=ContentFormat.OCTETSTREAM)
+        msg.opt.block2 = BlockOption.BlockwiseTuple(num, more, szx)
+        msg.opt.etag = bytes.fromhex(sha[:16])
+        if num == 0:
+            msg.opt.size2 = total
+        if self.tracker is not None:
+            host, port = _peer(request.remote)
+            self.tracker.record(sha, host, port, start + len(chunk), total, len(chunk))
+        return msg
