@@ -501,25 +501,14 @@ class DeviceManager:
                           f"Location-Path ({'/'.join(resp.location_path)!r})", resp.code)
 
     def _parse_discover(self, reg: Registration, resp: IncomingResponse, what: str) -> list[dict[str, Any]]:
-        from ..codecs.link_format import parse_links
+        from ..codecs.link_format import parse_discover
 
         try:
-            links = parse_links(resp.payload)
+            links = parse_discover(resp.payload, reg.root_path)
         except (CodecError, ValueError) as e:
             raise DeviceError(f"device {reg.endpoint!r} answered {what} with bad link-format: {e}",
                               resp.code) from None
-        out: list[dict[str, Any]] = []
-        root = "/" + "/".join(s for s in reg.root_path.split("/") if s)
-        for link in links:
-            target = link.target
-            if root != "/" and target.startswith(root):
-                target = target[len(root):] or "/"
-            try:
-                p = Path.parse(target)
-            except PathError:
-                continue
-            out.append({"path": p, "attributes": dict(link.attributes)})
-        return out
+        return [{"path": p, "attributes": attrs} for p, attrs in links.items()]
 
     # --- observations ---------------------------------------------------------
     async def _observe(self, reg: Registration, paths: tuple[Path, ...],

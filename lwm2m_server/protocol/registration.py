@@ -157,13 +157,17 @@ def parse_update_query(query: Iterable[str]) -> UpdateParams:
 def parse_registration_payload(payload: bytes) -> RegistrationPayload:
     """Object/instance paths, versions, root path and preferred format from a link-format payload."""
     from ..codecs.base import CodecError
-    from ..codecs.link_format import parse_registration_links
+    from ..codecs.link_format import parse_registration
 
     try:
-        links = parse_registration_links(payload)
+        links = parse_registration(payload)
     except (CodecError, PathError, ValueError) as e:
         raise RegistrationError(f"malformed link-format payload: {e}") from None
-    return links
+    with_instances = {p.object_id for p in links.instances}
+    objects = tuple(sorted(links.instances + tuple(o for o in links.objects
+                                                    if o.object_id not in with_instances)))
+    return RegistrationPayload(objects, dict(links.versions), links.root,
+                               links.preferred_content_format)
 
 
 PeerListener = Callable[[Registration, str], None]
