@@ -1,0 +1,536 @@
+"""One simulated LwM2M 1.1 client: its objects, the LwM2M operations, and its registration.
+
+``SimDevice`` owns one aiocoap context bound to its own UDP socket on 127.0.0.1: it sends
+Register / Update / De-register from there and serves the server's requests on it (coap_site.py
+translates CoAP to the operations below). Operations take and return the typed node tree of
+``lwm2m_server.model``; content formats are the codecs' business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiocoap
+
+from ..model import (MODEL_OBJECT_ID, LwM2mObject, MultipleResource, Node, ObjectInstance,
+                     ObjectRegistry, Path, ResourceInstance, ResourceType, SingleResource, Value,
+                     build, default_registry)
+from .errors import (BAD_REQUEST, METHOD_NOT_ALLOWED, NOT_FOUND, RequestError, SimError)
+from .firmware import FirmwareObject
+from .model_host import ModelHost
+from .model_object import ModelObject
+from .objects import (ConnectivityObject, DeviceObject, ResourceData, SecurityObject, ServerObject,
+                      SimObject)
+from .observe import Attributes, Observation, parse_attributes
+from .software import SoftwareObject
+from .storage import DeviceStorage, SlotInfo
+from .transfer import Faults
+
+__all__ = ["SimDevice", "DeviceConfig", "AccessControlObject"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeviceConfig:
+    """What one simulated device is: identity, server, limits, behaviour, faults."""
+
+    endpoint: str
+    server: str                        # coap://HOST:PORT
+    state_dir: str
+    lifetime: int = 300
+    binding: str = "U"                 # U or UQ
+    lwm2m_version: str = "1.1"
+    preferred_format: int = 112        # ct of the root link: SenML CBOR
+    update_interval: float | None = None   # default: lifetime * 0.75
+    awake_seconds: float = 2.0         # UQ: how long the device listens after each Update
+    slot_bytes: int = 65536            # one model partition
+    flash_bytes: int = 1 << 20         # room for a firmware image
+    ram_bytes: int = 256 * 1024        # a pushed package is assembled in RAM
+    update_seconds: float = 0.05       # time a firmware Update takes
+    firmware_version: str = "1.0.0"
+    trusted_key: Any = None            # public key (ota.keys) that signs SOTA packages
+    initial_model: bytes | None = None
+    initial_model_info: SlotInfo = field(default_factory=lambda: SlotInfo("classifier", "1.0.0"))
+    faults: Faults = field(default_factory=Faults)
+    register_retry: float = 1.0
+
+    def package_limit(self) -> int:
+        """Largest SOTA package a slot can take (docs/sota-format.md: 12 + 16384 + slot)."""
+        return 12 + 16384 + self.slot_bytes
+
+
+class AccessControlObject(SimObject):
+    """Object 2: plain stored instances; the one object a server may Create and Delete here."""
+
+    object_id = 2
+    creatable = True
+
+
+class SimDevice:
+    """A simulated device: call ``start()``, later ``stop()`` (De-register) or ``die()``."""
+
+    def __init__(self, config: DeviceConfig, registry: ObjectRegistry | None = None) -> None:
+        self.config = config
+        self.registry = registry or default_registry()
+        self.endpoint = config.endpoint
+        self.faults = config.faults
+        self.storage = DeviceStorage(config.state_dir)
+        st = self.storage.state()
+        self.serial = str(st.get("serial") or f"SIM-{abs(hash(config.endpoint)) % 10**8:08d}")
+        self.firmware_version = str(st.get("firmware_version") or config.firmware_version)
+        self.binding = str(st.get("binding") or config.binding)
+        if "serial" not in st:
+            self.storage.update_state(serial=self.serial, firmware_version=self.firmware_version)
+        self.model = ModelHost(self.storage, on_change=self._model_changed)
+        self.model.load()
+        if config.initial_model is not None and self.model.runner is None:
+            info = config.initial_model_info
+            if not info.sha256:
+                import hashlib
+                info = SlotInfo(info.name, info.version, hashlib.sha256(config.initial_model).hexdigest())
+            self.model.provision(config.initial_model, info)
+        self.context: aiocoap.Context | None = None
+        self.location: str | None = None
+        self.registered = asyncio.Event()
+        self.awake = True
+        self.alive = False
+        self.registrations = 0
+        self.updates = 0
+        self.notes: list[str] = []
+        self.attributes: dict[Path, Attributes] = {}
+        self.observations: dict[Path, list[Observation]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._update_now = asyncio.Event()
+        self._reregister = False
+        self._main: asyncio.Task[None] | None = None
+        self._infer_task: asyncio.Task[None] | None = None
+        self._infer_period = float(st.get("inference_period", 0) or 0)
+        self.inference_times: list[float] = []
+        self.objects: dict[int, SimObject] = {}
+        self._build_objects()
+
+    def _build_objects(self) -> None:
+        objs: list[SimObject] = [
+            SecurityObject(self, {0: {0: self.config.server, 1: False, 2: 3, 3: b"", 4: b"",
+                                      5: b"", 10: 1}}),
+            ServerObject(self, {0: {0: 1, 1: self.config.lifetime, 2: 0, 3: 0, 6: True,
+                                    7: self.binding}}),
+            AccessControlObject(self),
+            DeviceObject(self),
+            ConnectivityObject(self),
+            FirmwareObject(self),
+            SoftwareObject(self),
+            ModelObject(self),
+        ]
+        self.objects = {o.object_id: o for o in objs}
+        self.objects[3].data[0][16] = self.binding
+
+    # --- hooks the objects call ----------------------------------------------
+    def changed(self, path: Path) -> None:
+        """Values at or under ``path`` changed: let overlapping observations decide."""
+        if not self.observations:
+            return
+        for opath, obs_list in list(self.observations.items()):
+            if opath.starts_with(path) or path.starts_with(opath):
+                for obs in list(obs_list):
+                    obs.changed()
+
+    def _model_changed(self) -> None:
+        if self.observations:
+            self.changed(Path.of(MODEL_OBJECT_ID, 0))
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+        log.info("%s: %s", self.endpoint, message)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def request_update(self) -> None:
+        self._update_now.set()
+
+    def request_reboot(self) -> None:
+        self.spawn(self.reboot(delay=0.05))
+
+    def request_disable(self, seconds: int) -> None:
+        self.spawn(self._disable(seconds))
+
+    def memory_free_kib(self) -> int:
+        return 180 - (8 if self.model.runner is not None else 0)
+
+    def local_address(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        if self.context is None:
+            return 0
+        mi = self.context.request_interfaces[0].token_interface.message_interface  # type: ignore[attr-defined]
+        return int(mi._local_port())
+
+    def set_inference_period(self, seconds: float) -> None:
+        self._infer_period = seconds
+        self.storage.update_state(inference_period=seconds)
+        if self._infer_task is not None:
+            self._infer_task.cancel()
+            self._infer_task = None
+        if seconds > 0 and self.alive:
+            self._infer_task = self.spawn(self._infer_loop())
+
+    async def _infer_loop(self) -> None:
+        while True:
+            try:
+                self.model.run()
+                self.inference_times.append(time.monotonic())
+                del self.inference_times[:-10000]
+            except SimError:
+                pass
+            await asyncio.sleep(self._infer_period)
+
+    # --- LwM2M operations ------------------------------------------------------
+    def _object(self, path: Path) -> SimObject:
+        if path.is_root:
+            raise RequestError(METHOD_NOT_ALLOWED, "the root path is not addressable here")
+        obj = self.objects.get(path.object_id)  # type: ignore[arg-type]
+        if obj is None:
+            raise RequestError(NOT_FOUND, f"no object {path.object_id}")
+        return obj
+
+    def read_values(self, path: Path) -> dict[Path, Value]:
+        """Every readable leaf at or under ``path``; RequestError when absent or not readable."""
+        obj = self._object(path)
+        if path.level >= 3:
+            d = obj.resource_def(path.resource_id)  # type: ignore[arg-type]
+            if not d.readable:
+                raise RequestError(METHOD_NOT_ALLOWED, f"{path} is not readable")
+        if path.is_object:
+            out: dict[Path, Value] = {}
+            for iid in sorted(obj.data):
+                out.update(obj.readable_values(iid))
+            return out
+        values = obj.readable_values(path.instance_id)  # type: ignore[arg-type]
+        if path.is_instance:
+            return values
+        out = {p: v for p, v in values.items() if p.starts_with(path)}
+        if not out:
+            inst = obj.data.get(path.instance_id, {})  # type: ignore[arg-type]
+            if path.is_resource and isinstance(inst.get(path.resource_id), dict):  # type: ignore[arg-type]
+                return {}
+            raise RequestError(NOT_FOUND, f"{path} is not set")
+        return out
+
+    def read(self, path: Path) -> Node:
+        values = self.read_values(path)
+        if path.is_resource and not values:
+            return MultipleResource(path.resource_id,  # type: ignore[arg-type]
+                                    {}, self.registry.resource_type(path) or ResourceType.OPAQUE)
+        return build(values, path, self.registry)
+
+    def write(self, path: Path, node: Node, replace: bool) -> None:
+        """Write ``node`` at ``path`` (replace: PUT, else partial update: POST)."""
+        obj = self._object(path)
+        if path.is_object or path.is_root:
+            raise RequestError(METHOD_NOT_ALLOWED, "Write addresses an instance or a resource")
+        grouped = _group(node, path)
+        for iid, values in grouped.items():
+            if iid != path.instance_id:
+                raise RequestError(BAD_REQUEST, f"payload is for instance {iid}, not {path}")
+            resource_replace = replace or path.level >= 3 and not path.is_resource_instance
+            obj.write(iid, values, replace=resource_replace)
+
+    def execute(self, path: Path, args: str) -> None:
+        obj = self._object(path)
+        if not path.is_resource:
+            raise RequestError(METHOD_NOT_ALLOWED, "Execute addresses a resource")
+        obj.instance(path.instance_id)  # type: ignore[arg-type]
+        d = obj.resource_def(path.resource_id)  # type: ignore[arg-type]
+        if not d.executable:
+            raise RequestError(METHOD_NOT_ALLOWED, f"{path} is not executable")
+        obj.execute(path.instance_id, path.resource_id, args)  # type: ignore[arg-type]
+
+    def create(self, path: Path, node: Node) -> list[int]:
+        obj = self._object(path)
+        if not path.is_object:
+            raise RequestError(METHOD_NOT_ALLOWED, "Create addresses an object")
+        if isinstance(node, LwM2mObject):
+            instances = list(node.instances.values())
+        elif isinstance(node, ObjectInstance):
+            instances = [node]
+        else:
+            raise RequestError(BAD_REQUEST, "Create needs an object instance in the payload")
+        created = []
+        for inst in instances:
+            values = _group(inst, Path.of(obj.object_id, inst.id) if inst.id is not None
+                            else Path.of(obj.object_id, 0)).popitem()[1] if inst.resources else {}
+            created.append(obj.create(inst.id, values))
+        return created
+
+    def delete(self, path: Path) -> None:
+        obj = self._object(path)
+        if not path.is_instance:
+            raise RequestError(METHOD_NOT_ALLOWED, "Delete addresses an object instance")
+        obj.delete(path.instance_id)  # type: ignore[arg-type]
+
+    def effective_attributes(self, path: Path) -> Attributes:
+        srv = self.objects[1].data[0]
+        attrs = Attributes(pmin=float(srv.get(2) or 0) or None,  # type: ignore[arg-type]
+                           pmax=float(srv.get(3) or 0) or None)  # type: ignore[arg-type]
+        for n in range(1, path.level + 1):
+            a = self.attributes.get(Path(path.ids[:n]))
+            if a is not None:
+                attrs = attrs.merged(a)
+        return attrs
+
+    def write_attributes(self, path: Path, query: list[str]) -> None:
+        obj = self._object(path)
+        if path.level >= 2:
+            obj.instance(path.instance_id)  # type: ignore[arg-type]
+        numeric = False
+        if path.level >= 3:
+            d = obj.resource_def(path.resource_id)  # type: ignore[arg-type]
+            numeric = d.type.value in ("integer", "unsigned integer", "float")
+        new = parse_attributes(query, path, self.attributes.get(path, Attributes()), numeric)
+        if new.is_empty():
+            self.attributes.pop(path, None)
+        else:
+            self.attributes[path] = new
+
+    def discover(self, path: Path) -> str:
+        """The Discover answer (link format) for an object, instance or resource."""
+        obj = self._object(path)
+        ver = obj.definition.version
+        links: list[str] = []
+
+        def attrs(p: Path) -> str:
+            a = self.attributes.get(p)
+            return a.link_params() if a else ""
+
+        if path.is_object:
+            links.append(f"</{obj.object_id}>" + (f";ver={ver}" if ver != "1.0" else "") + attrs(path))
+            iids = sorted(obj.data)
+        else:
+            obj.instance(path.instance_id)  # type: ignore[arg-type]
+            iids = [path.instance_id]  # type: ignore[list-item]
+        for iid in iids:
+            ip = Path.of(obj.object_id, iid)
+            if path.level <= 2:
+                links.append(f"<{ip}>" + attrs(ip))
+            inst = obj.data[iid]
+            for rid in sorted(inst):
+                rp = ip.child(rid)
+                if path.level == 3 and rp != path:
+                    continue
+                v = inst[rid]
+                dim = f";dim={len(v)}" if isinstance(v, dict) else ""
+                links.append(f"<{rp}>{dim}{attrs(rp)}")
+            if path.level <= 2:
+                for rid, d in sorted(obj.definition.resources.items()):
+                    if d.executable and rid not in inst:
+                        links.append(f"<{ip.child(rid)}>")
+        if path.level == 3 and len(links) == 0:
+            raise RequestError(NOT_FOUND, f"{path} is not set")
+        return ",".join(links)
+
+    def registration_links(self) -> str:
+        """The Register payload: root link with the preferred format, objects and instances."""
+        parts = [f'</>;rt="oma.lwm2m";ct={self.config.preferred_format}']
+        for oid in sorted(self.objects):
+            if oid == 0:
+                continue
+            obj = self.objects[oid]
+            ver = obj.definition.version
+            parts.append(f"</{oid}>" + (f";ver={ver}" if ver not in ("", "1.0") else ""))
+            parts.extend(f"</{oid}/{iid}>" for iid in sorted(obj.data))
+        return ",".join(parts)
+
+    # --- lifecycle ---------------------------------------------------------------
+    async def start(self, site_factory: Any = None) -> None:
+        """Bind the socket, start serving, and start the registration loop."""
+        from .coap_site import DeviceSite
+
+        site = (site_factory or DeviceSite)(self)
+        self.context = await aiocoap.Context.create_server_context(
+            site, bind=("127.0.0.1", 0), transports=["udp6"], loggername=f"sim.{self.endpoint}")
+        mi = self.context.request_interfaces[0].token_interface.message_interface  # type: ignore[attr-defined]
+        orig = mi.datagram_msg_received
+
+        def receive(data: bytes, ancdata: Any, flags: int, address: Any) -> None:
+            # The radio: a sleeping (UQ) device hears nothing; a lossy link drops some packets.
+            if not self.awake or (self.faults.drop_rate and random.random() < self.faults.drop_rate):
+                return
+            orig(data, ancdata, flags, address)
+
+        mi.datagram_msg_received = receive
+        self.alive = True
+        self._main = self.spawn(self._run())
+        if self._infer_period > 0:
+            self._infer_task = self.spawn(self._infer_loop())
+
+    async def _request(self, msg: aiocoap.Message, timeout: float = 20.0) -> aiocoap.Message:
+        assert self.context is not None
+        if self.faults.latency_ms:
+            await asyncio.sleep(self.faults.latency_ms / 1000)
+        return await asyncio.wait_for(self.context.request(msg).response, timeout)
+
+    async def register(self) -> None:
+        q = [f"ep={self.endpoint}", f"lt={self.objects[1].data[0][1]}",
+             f"lwm2m={self.config.lwm2m_version}", f"b={self.binding}"]
+        if self.binding == "UQ" and self.config.lwm2m_version == "1.0":
+            q[-1] = "b=UQ"
+        msg = aiocoap.Message(code=aiocoap.POST, uri=f"{self.config.server.rstrip('/')}/rd",
+                              payload=self.registration_links().encode(),
+                              content_format=40)
+        msg.opt.uri_query = tuple(q)
+        resp = await self._request(msg)
+        if resp.code != aiocoap.CREATED:
+            raise SimError(f"Register answered {resp.code}: {resp.payload[:200]!r}")
+        self.location = "/" + "/".join(resp.opt.location_path)
+        self.registrations += 1
+        self.registered.set()
+
+    async def send_update(self, with_params: bool = False) -> bool:
+        """Registration Update; False when the server no longer knows us (register again)."""
+        if self.location is None:
+            return False
+        msg = aiocoap.Message(code=aiocoap.POST, uri=f"{self.config.server.rstrip('/')}{self.location}")
+        if with_params:
+            msg.opt.uri_query = (f"lt={self.objects[1].data[0][1]}", f"b={self.binding}")
+        resp = await self._request(msg)
+        if resp.code == aiocoap.CHANGED:
+            self.updates += 1
+            return True
+        return False
+
+    def _update_interval(self) -> float:
+        if self.config.update_interval is not None:
+            return self.config.update_interval
+        return max(1.0, int(self.objects[1].data[0][1]) * 0.75)  # type: ignore[arg-type]
+
+    async def _run(self) -> None:
+        """Register, then Update before the lifetime runs out; UQ sleeps in between."""
+        while self.alive:
+            try:
+                if self.location is None or self._reregister:
+                    self._reregister = False
+                    self.location = None
+                    await self.register()
+                    if self.binding == "UQ":
+                        await self._stay_awake()
+                    continue
+                try:
+                    await asyncio.wait_for(self._update_now.wait(), self._update_interval())
+                    params = True
+                except asyncio.TimeoutError:
+                    params = False
+                self._update_now.clear()
+                if self.binding == "UQ":
+                    self.awake = True
+                new_binding = str(self.objects[1].data[0][7])
+                if new_binding != self.binding:
+                    self.binding = new_binding
+                    self.storage.update_state(binding=new_binding)
+                if not await self.send_update(with_params=params):
+                    self.location = None
+                    continue
+                if self.binding == "UQ":
+                    await self._stay_awake()
+                else:
+                    self.awake = True
+            except (asyncio.TimeoutError, aiocoap.error.Error, OSError, SimError) as e:
+                self.note(f"registration step failed: {e!r}")
+                self.awake = True
+                await asyncio.sleep(self.config.register_retry * (0.5 + random.random()))
+
+    async def _stay_awake(self) -> None:
+        self.awake = True
+        await asyncio.sleep(self.config.awake_seconds)
+        if self.binding == "UQ" and self.alive:
+            self.awake = False
+
+    async def reboot(self, delay: float = 0.0) -> None:
+        """A restart: the model keeps its slot, the device registers again."""
+        await asyncio.sleep(delay)
+        self._reregister = True
+        self._update_now.set()
+
+    async def _disable(self, seconds: int) -> None:
+        if self.location is not None:
+            await self._deregister()
+        self.awake = False
+        await asyncio.sleep(seconds)
+        self.awake = True
+        self._reregister = True
+        self._update_now.set()
+
+    async def _deregister(self) -> None:
+        if self.location is None or self.context is None:
+            return
+        msg = aiocoap.Message(code=aiocoap.DELETE,
+                              uri=f"{self.config.server.rstrip('/')}{self.location}")
+        try:
+            await self._request(msg, timeout=5.0)
+        except (asyncio.TimeoutError, aiocoap.error.Error, OSError):
+            pass
+        self.location = None
+
+    async def stop(self, deregister: bool = True) -> None:
+        """Orderly stop: De-register (unless told not to), cancel tasks, close the socket."""
+        self.awake = True
+        if deregister:
+            await self._deregister()
+        await self._shutdown()
+
+    async def die(self) -> None:
+        """Power loss: no De-register, nothing more answered."""
+        self.note("device died")
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        self.alive = False
+        for obs_list in self.observations.values():
+            for o in obs_list:
+                o.close()
+        self.observations.clear()
+        current = asyncio.current_task()
+        for t in list(self._tasks):
+            if t is not current:
+                t.cancel()
+        for o in self.objects.values():
+            if hasattr(o, "_tasks"):
+                for t in list(o._tasks.values()):
+                    if t is not current:
+                        t.cancel()
+        if self.context is not None:
+            ctx, self.context = self.context, None
+            await ctx.shutdown()
+
+
+def _group(node: Node, path: Path) -> dict[int, dict[int, ResourceData]]:
+    """Node written at ``path`` -> ``{instance id: {resource id: value or {riid: value}}}``."""
+    if isinstance(node, ObjectInstance) and node.id is None:
+        node = ObjectInstance(path.instance_id, node.resources)
+    if isinstance(node, LwM2mObject):
+        raise RequestError(METHOD_NOT_ALLOWED, "Write addresses an instance or a resource")
+    out: dict[int, dict[int, ResourceData]] = {}
+    if isinstance(node, ObjectInstance):
+        out[node.id] = {}  # type: ignore[index]
+        for r in node.resources.values():
+            out[node.id][r.id] = dict(r.instances) if isinstance(r, MultipleResource) else r.value  # type: ignore[index]
+        return out
+    if isinstance(node, MultipleResource):
+        return {path.instance_id: {node.id: dict(node.instances)}}  # type: ignore[dict-item]
+    if isinstance(node, ResourceInstance):
+        return {path.instance_id: {path.resource_id: {node.id: node.value}}}  # type: ignore[dict-item]
+    if isinstance(node, SingleResource):
+        return {path.instance_id: {node.id: node.value}}  # type: ignore[dict-item]
+    raise RequestError(BAD_REQUEST, "unexpected payload")

@@ -1,0 +1,123 @@
+"""What objects 5 (Firmware Update) and 9 (Software Management) share: receiving a package.
+
+A package arrives by push (a Write of the Package resource, assembled from block1 in RAM) or
+by pull (a Write of Package URI, downloaded block by block into flash). Both objects keep
+their own state machine; this base class runs the transfer and hands the bytes or the failure
+to ``package_received`` / ``download_failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import ClassVar
+
+from .errors import METHOD_NOT_ALLOWED, RequestError, TransferError
+from .objects import ResourceData, SimObject
+from .transfer import fetch_package
+
+__all__ = ["PackageObject"]
+
+log = logging.getLogger(__name__)
+
+
+class PackageObject(SimObject):
+    """Base of objects 5 and 9: Package / Package URI writes and the download task."""
+
+    PACKAGE_RID: ClassVar[int]
+    URI_RID: ClassVar[int]
+    # TransferError.kind -> Update Result code
+    TRANSFER_RESULTS: ClassVar[dict[str, int]]
+    OUT_OF_RAM: ClassVar[int]
+
+    def __init__(self, device, instances=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(device, instances)
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    # subclasses -------------------------------------------------------------
+    def can_start(self, iid: int) -> bool:
+        raise NotImplementedError
+
+    def download_started(self, iid: int) -> None:
+        raise NotImplementedError
+
+    async def package_received(self, iid: int, data: bytes) -> None:
+        raise NotImplementedError
+
+    def download_failed(self, iid: int, result: int, reason: str) -> None:
+        raise NotImplementedError
+
+    def reset(self, iid: int) -> bool:
+        """An empty Package / Package URI write; True when it reset the state machine."""
+        return False
+
+    def max_pull_size(self) -> int:
+        raise NotImplementedError
+
+    # shared -----------------------------------------------------------------
+    def check_write(self, iid: int, rid: int, value: ResourceData) -> None:
+        if rid in (self.PACKAGE_RID, self.URI_RID) and value not in (b"", b"\0", ""):
+            if not self.can_start(iid):
+                raise RequestError(METHOD_NOT_ALLOWED,
+                                   f"/{self.object_id}/{iid}: no new package in the current state")
+
+    def write_resource(self, iid: int, rid: int, value: ResourceData) -> None:
+        if rid not in (self.PACKAGE_RID, self.URI_RID):
+            super().write_resource(iid, rid, value)
+            return
+        if value in (b"", b"\0", ""):
+            self.cancel_transfer(iid)
+            self.reset(iid)
+            if rid == self.URI_RID:
+                self.data[iid][rid] = ""
+            return
+        if rid == self.URI_RID:
+            self.data[iid][rid] = value
+            self.download_started(iid)
+            self._tasks[iid] = asyncio.get_running_loop().create_task(self._pull(iid, str(value)))
+        else:
+            self.download_started(iid)
+            data = bytes(value)  # type: ignore[arg-type]
+            if len(data) > self.device.config.ram_bytes:
+                self.download_failed(iid, self.OUT_OF_RAM,
+                                     f"package of {len(data)} bytes exceeds the "
+                                     f"{self.device.config.ram_bytes}-byte download buffer")
+                return
+            self._tasks[iid] = asyncio.get_running_loop().create_task(self._deliver(iid, data))
+
+    def cancel_transfer(self, iid: int) -> None:
+        t = self._tasks.pop(iid, None)
+        if t is not None and not t.done():
+            t.cancel()
+
+    async def wait_idle(self) -> None:
+        """Wait for running transfers and checks (tests, shutdown)."""
+        while self._tasks:
+            tasks = [t for t in self._tasks.values() if not t.done()]
+            if not tasks:
+                break
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _deliver(self, iid: int, data: bytes) -> None:
+        try:
+            await self.package_received(iid, data)
+        finally:
+            if self._tasks.get(iid) is asyncio.current_task():
+                del self._tasks[iid]
+
+    async def _pull(self, iid: int, uri: str) -> None:
+        try:
+            try:
+                data = await fetch_package(uri, self.device.context, self.max_pull_size(),
+                                           self.device.faults)
+            except TransferError as e:
+                log.info("%s: download of %s failed: %s", self.device.endpoint, uri, e)
+                if e.kind == "died":  # fault injection: the device loses power mid-download
+                    await self.device.die()
+                    return
+                self.download_failed(iid, self.TRANSFER_RESULTS[e.kind], e.message)
+                return
+            await self.package_received(iid, data)
+        finally:
+            if self._tasks.get(iid) is asyncio.current_task():
+                del self._tasks[iid]
