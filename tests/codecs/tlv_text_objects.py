@@ -1,7 +1,11 @@
-"""Test helpers for the text, opaque and TLV codec tests: a registry with one resource of every
-type (single and multiple), the spec's example objects 65/66, and value strategies per type."""
+"""Test helpers for the text, opaque, TLV and link-format tests: a registry with one resource of
+every type (single and multiple), the spec's example objects 65/66, value strategies per type, and
+mutation edits for fuzzing."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
 
 from hypothesis import strategies as st
 
@@ -61,3 +65,25 @@ def build_registry() -> ObjectRegistry:
 
 
 REGISTRY = build_registry()
+
+
+E = TypeVar("E")
+
+
+def edits(units: st.SearchStrategy) -> st.SearchStrategy:
+    """1 to 4 edits (position, unit, s=substitute / i=insert / d=delete) for :func:`mutate`."""
+    return st.lists(st.tuples(st.integers(0, 200), units, st.sampled_from("sid")), min_size=1, max_size=4)
+
+
+def mutate(base: Sequence[E], changes: list[tuple[int, E, str]]) -> list[E]:
+    """``base`` with ``changes`` applied in turn (positions wrap around the current length)."""
+    data = list(base)
+    for pos, unit, op in changes:
+        pos %= len(data) + 1
+        if op == "s" and pos < len(data):
+            data[pos] = unit
+        elif op == "i":
+            data.insert(pos, unit)
+        elif pos < len(data):
+            del data[pos]
+    return data
