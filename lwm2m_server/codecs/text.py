@@ -148,6 +148,8 @@ class TextCodec:
             return format_text(value, rtype).encode("utf-8")
         except CodecError as e:
             raise CodecError(e.message, str(path)) from None
+        except UnicodeEncodeError as e:
+            raise CodecError(f"string cannot be written as UTF-8: {e.reason}", str(path)) from None
 
     def decode(self, data: bytes, path: Path, registry: ObjectRegistry) -> Node:
         rtype = leaf_type(path, registry, "text/plain", ResourceType.STRING)

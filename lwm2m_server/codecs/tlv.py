@@ -141,8 +141,9 @@ def _read(buf: bytes, start: int, end: int, parent: Tlv | None, count: list[int]
         value_start = offset + header
         value_end = value_start + length
         if value_end > end:
-            raise CodecError(f"{_NAMES[rtype]} record {id_} has length {length} but only "
-                             f"{end - value_start} bytes follow", _where(offset))
+            raise CodecError(f"{_NAMES[rtype]} record {id_} has length {length} but the "
+                             f"{'buffer' if parent is None else parent.name} ends "
+                             f"{end - value_start} bytes after its header", _where(offset))
         if parent is not None and rtype not in _CHILDREN[parent.type]:
             raise CodecError(f"a {_NAMES[rtype]} record cannot sit inside a {parent.name}",
                              _where(offset))

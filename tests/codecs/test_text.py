@@ -159,3 +159,9 @@ def test_fuzzed_bytes_raise_only_codec_error(data: bytes, path: Path) -> None:
     except CodecError:
         return
     assert isinstance(node, (SingleResource, ResourceInstance))
+
+
+def test_encode_refuses_a_string_that_is_not_valid_unicode() -> None:
+    with pytest.raises(CodecError, match="UTF-8") as e:
+        CODEC.encode(SingleResource(0, "\ud800", ResourceType.STRING), P("/3/0/0"), REGISTRY)
+    assert e.value.where == "/3/0/0"

@@ -447,3 +447,8 @@ def test_fuzzed_bytes_raise_only_codec_error(data: bytes, path: Path) -> None:
        edits(st.integers(0, 255)))
 def test_mutated_spec_payloads_raise_only_codec_error(base: bytes, path: Path, changes) -> None:
     _check_only_codec_error(bytes(mutate(base, changes)), path)
+
+
+def test_encode_refuses_a_string_that_is_not_valid_unicode() -> None:
+    with pytest.raises(CodecError, match="UTF-8"):
+        encode(SingleResource(0, "\ud800", T.STRING), "/3/0/0")
