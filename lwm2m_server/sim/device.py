@@ -18,6 +18,7 @@ from typing import Any
 
 import aiocoap
 
+from ..codecs.link_format import Link, RegistrationLinks, format_links
 from ..model import (MODEL_OBJECT_ID, LwM2mObject, MultipleResource, Node, ObjectInstance,
                      ObjectRegistry, Path, ResourceInstance, ResourceType, SingleResource, Value,
                      build, default_registry)
@@ -308,15 +309,17 @@ class SimDevice:
     def discover(self, path: Path) -> str:
         """The Discover answer (link format) for an object, instance or resource."""
         obj = self._object(path)
-        ver = obj.definition.version
-        links: list[str] = []
+        links: list[Link] = []
 
-        def attrs(p: Path) -> str:
+        def link(p: Path, **params: str) -> Link:
             a = self.attributes.get(p)
-            return a.link_params() if a else ""
+            for name, value in _attr_params(a).items():
+                params.setdefault(name, value)
+            return Link(str(p), dict(params))
 
         if path.is_object:
-            links.append(f"</{obj.object_id}>" + (f";ver={ver}" if ver != "1.0" else "") + attrs(path))
+            ver = obj.definition.version
+            links.append(link(path, **({"ver": ver} if ver not in ("", "1.0") else {})))
             iids = sorted(obj.data)
         else:
             obj.instance(path.instance_id)  # type: ignore[arg-type]
@@ -324,34 +327,31 @@ class SimDevice:
         for iid in iids:
             ip = Path.of(obj.object_id, iid)
             if path.level <= 2:
-                links.append(f"<{ip}>" + attrs(ip))
+                links.append(link(ip))
             inst = obj.data[iid]
-            for rid in sorted(inst):
+            rids = set(inst) | {r for r, d in obj.definition.resources.items() if d.executable}
+            for rid in sorted(rids):
                 rp = ip.child(rid)
                 if path.level == 3 and rp != path:
                     continue
-                v = inst[rid]
-                dim = f";dim={len(v)}" if isinstance(v, dict) else ""
-                links.append(f"<{rp}>{dim}{attrs(rp)}")
-            if path.level <= 2:
-                for rid, d in sorted(obj.definition.resources.items()):
-                    if d.executable and rid not in inst:
-                        links.append(f"<{ip.child(rid)}>")
-        if path.level == 3 and len(links) == 0:
+                v = inst.get(rid)
+                links.append(link(rp, **({"dim": str(len(v))} if isinstance(v, dict) else {})))
+        if path.level == 3 and not links:
             raise RequestError(NOT_FOUND, f"{path} is not set")
-        return ",".join(links)
+        return format_links(links)
 
     def registration_links(self) -> str:
         """The Register payload: root link with the preferred format, objects and instances."""
-        parts = [f'</>;rt="oma.lwm2m";ct={self.config.preferred_format}']
-        for oid in sorted(self.objects):
-            if oid == 0:
-                continue
-            obj = self.objects[oid]
-            ver = obj.definition.version
-            parts.append(f"</{oid}>" + (f";ver={ver}" if ver not in ("", "1.0") else ""))
-            parts.extend(f"</{oid}/{iid}>" for iid in sorted(obj.data))
-        return ",".join(parts)
+        objs = [o for oid, o in sorted(self.objects.items()) if oid != 0]
+        reg = RegistrationLinks(
+            root="/",
+            objects=tuple(Path.of(o.object_id) for o in objs),
+            instances=tuple(Path.of(o.object_id, i) for o in objs for i in sorted(o.data)),
+            versions={o.object_id: o.definition.version for o in objs
+                      if o.definition.version not in ("", "1.0")},
+            content_formats=(self.config.preferred_format,),
+        )
+        return format_links(reg.links())
 
     # --- lifecycle ---------------------------------------------------------------
     async def start(self, site_factory: Any = None) -> None:
@@ -513,6 +513,17 @@ class SimDevice:
         if self.context is not None:
             ctx, self.context = self.context, None
             await ctx.shutdown()
+
+
+def _attr_params(attrs: Attributes | None) -> dict[str, str]:
+    if attrs is None:
+        return {}
+    out = {}
+    for name in ("pmin", "pmax", "gt", "lt", "st", "epmin", "epmax"):
+        v = getattr(attrs, name)
+        if v is not None:
+            out[name] = str(int(v)) if float(v).is_integer() else repr(v)
+    return out
 
 
 def _group(node: Node, path: Path) -> dict[int, dict[int, ResourceData]]:

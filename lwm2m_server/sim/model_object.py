@@ -9,8 +9,7 @@ comma-separated input; none: the sample input), 9 inference period (s, 0 = off),
 from __future__ import annotations
 
 import math
-
-import wasmtime
+from importlib import metadata
 
 from ..model import MODEL_OBJECT_ID
 from .errors import BAD_REQUEST, INTERNAL_SERVER_ERROR, ModelError, RequestError
@@ -18,7 +17,10 @@ from .objects import ResourceData, SimObject, parse_execute_args
 
 __all__ = ["ModelObject", "parse_features"]
 
-_RUNTIME = f"wasmtime-py {getattr(wasmtime, '__version__', '')}".strip()
+try:
+    _RUNTIME = f"wasmtime {metadata.version('wasmtime')}"
+except metadata.PackageNotFoundError:  # pragma: no cover - installed from source
+    _RUNTIME = "wasmtime"
 
 
 def parse_features(text: str) -> list[float]:

@@ -40,15 +40,6 @@ class Attributes:
                              if getattr(more_specific, f.name) is not None else getattr(self, f.name)
                              for f in fields(self)})
 
-    def link_params(self) -> str:
-        """``;pmin=10;gt=5`` as Discover shows them."""
-        out = []
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if v is not None:
-                out.append(f";{f.name}={int(v) if float(v).is_integer() else v}")
-        return "".join(out)
-
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in fields(self))
 
