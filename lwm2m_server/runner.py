@@ -72,6 +72,7 @@ class Runner:
         self._engine = engine
         self._server_options = server_options
         self.server: Any = None
+        self.rollout: Any = None
         self.app: Any = None
         self.http: _HttpServer | None = None
         self.coap_port: int | None = None
@@ -100,6 +101,9 @@ class Runner:
         self.coap_port = self.server.coap_port
         self.http_port = sock.getsockname()[1]
         self.app = create_app(self.settings, self.server)
+        from .api.fw import install_rollout  # OTA: /fw downloads, rollout engine, webhooks
+
+        self.rollout = await install_rollout(self.app, self.server, self.settings, self.http_port)
         config = uvicorn.Config(self.app, log_level=self.settings.log_level.lower(), lifespan="off",
                                 access_log=False, timeout_graceful_shutdown=3,
                                 server_header=False)
@@ -121,6 +125,9 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._http_task
             self._http_task = None
+        if self.rollout is not None:
+            await self.rollout.stop()
+            self.rollout = None
         if self.server is not None:
             await self.server.stop()
             self.server = None
