@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["RolloutError", "DeploymentNotFound", "InvalidDeployment", "DeploymentConflict",
+__all__ = ["RolloutError", "DeploymentNotFound", "WebhookNotFound", "InvalidDeployment", "DeploymentConflict",
            "ArtifactUnavailable"]
 
 
@@ -17,6 +17,10 @@ class RolloutError(Exception):
 
 
 class DeploymentNotFound(RolloutError):
+    http_status = 404
+
+
+class WebhookNotFound(RolloutError):
     http_status = 404
 
 

@@ -1,0 +1,109 @@
+"""Wires the rollout service into a running process: /fw on CoAP and HTTP, the engine, webhooks.
+
+``RolloutService(server, settings, http_port=...)`` builds the pieces; ``start()`` mounts CoAP
+``/fw`` and starts the reconciler (every unfinished deployment resumes) and the webhook
+dispatcher; ``stop()`` ends them. ``lwm2m_server.api.fw.install_rollout`` does all of it for
+an HTTP app (and adds HTTP ``/fw``); the runner calls that.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ota.store import ArtifactStore
+
+from ..coap.fw import DownloadTracker, FwResource
+from .engine import RolloutEngine
+from .port import ServerDevicePort
+from .webhooks import WebhookDispatcher
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..server import LwM2MServer
+
+__all__ = ["RolloutService", "fw_base_urls"]
+
+log = logging.getLogger(__name__)
+
+_WILDCARDS = ("", "::", "0.0.0.0", "[::]")
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def fw_base_urls(settings: Settings, coap_port: int, http_port: int | None) -> tuple[str, str | None]:
+    """(CoAP base, HTTP base) that devices use for ``/fw/<sha256>`` links.
+
+    ``public_base_url`` (LWM2M_PUBLIC_BASE_URL) names the host devices reach; the other scheme
+    uses the same host with its own port. Without it the bind address is used, and a wildcard
+    bind falls back to 127.0.0.1 (set public_base_url for real devices).
+    """
+    public = settings.public_base_url
+    if public:
+        parts = urlsplit(public)
+        host = parts.hostname or "127.0.0.1"
+        h = _host_for_url(host)
+        if parts.scheme.startswith("coap"):
+            coap = public
+            http = f"http://{h}:{http_port}" if http_port else None
+        else:
+            http = public
+            coap = urlunsplit(("coap", f"{h}:{coap_port}", "", "", ""))
+        return coap, http
+    host = settings.coap_host
+    if host in _WILDCARDS:
+        log.warning("no public_base_url set: /fw links use 127.0.0.1 (set LWM2M_PUBLIC_BASE_URL "
+                    "to an address devices can reach)")
+        host = "127.0.0.1"
+    http_host = settings.http_host if settings.http_host not in _WILDCARDS else host
+    return (f"coap://{_host_for_url(host)}:{coap_port}",
+            f"http://{_host_for_url(http_host)}:{http_port}" if http_port else None)
+
+
+class RolloutService:
+    """The rollout pieces of one server process."""
+
+    def __init__(self, server: LwM2MServer, settings: Settings, *, http_port: int | None = None,
+                 artifacts: ArtifactStore | None = None, poll: float = 2.0, tick: float = 0.25,
+                 backoff_base: float = 2.0, device_timeout: float | None = None,
+                 webhooks: bool = True, **engine_options: Any) -> None:
+        self.server = server
+        self.settings = settings
+        self.artifacts = artifacts or ArtifactStore(settings.artifacts_dir)
+        self.tracker = DownloadTracker()
+        self.fw = FwResource(self.artifacts.path, tracker=self.tracker)
+        self.port = ServerDevicePort(server, timeout=device_timeout)
+        self.http_port = http_port
+        self.engine: RolloutEngine | None = None
+        self.webhooks = WebhookDispatcher(server.engine, server.events) if webhooks else None
+        self._engine_options = dict(poll=poll, tick=tick, backoff_base=backoff_base,
+                                    **engine_options)
+
+    async def start(self) -> None:
+        self.server.mount_coap("fw", self.fw)
+        coap_port = int(self.server.coap_port or self.settings.coap_port)
+        coap_base, http_base = fw_base_urls(self.settings, coap_port, self.http_port)
+        self.engine = RolloutEngine(
+            self.server.engine, self.port, read_artifact=self.artifacts.read_bytes,
+            events=self.server.events, coap_base_url=coap_base, http_base_url=http_base,
+            progress=self.tracker.fraction, **self._engine_options)
+        self.port.waiter.start()
+        await self.engine.start()
+        if self.webhooks is not None:
+            await self.webhooks.start()
+
+    def wake(self) -> None:
+        """Reconcile now (a deployment was created or changed through the API)."""
+        if self.engine is not None:
+            self.engine.wake()
+
+    async def stop(self) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.stop()
+        if self.engine is not None:
+            await self.engine.stop()
+        await self.port.waiter.stop()
+        self.fw.close()
