@@ -209,7 +209,7 @@ def test_link_path_of_an_object_instance() -> None:
 
 # --- properties ----------------------------------------------------------------------------------
 
-_names = st.from_regex(r"[a-z][a-z0-9_.\-]{0,8}", fullmatch=True).filter(
+_names = st.text("abcdefghijklmnopqrstuvwxyz0123456789_.-!#$&+^`|~", min_size=1, max_size=8).filter(
     lambda n: n not in ("pmin", "pmax", "epmin", "epmax", "dim", "gt", "lt", "st", "ver", "ct"))
 _values = st.one_of(st.none(), st.text(st.characters(min_codepoint=0x20, exclude_characters="\x7f"),
                                        max_size=12))
@@ -217,7 +217,7 @@ _targets = st.lists(st.integers(0, 65534), min_size=1, max_size=4).map(lambda id
 _links = st.builds(Link, _targets, st.dictionaries(_names, _values, max_size=4))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(_links, max_size=6))
 def test_any_links_round_trip_through_format_and_parse(links: list[Link]) -> None:
     text = format_links(links)
