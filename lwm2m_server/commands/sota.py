@@ -1,7 +1,8 @@
 """``lwm2m-server sota build``: sign a new model for a firmware's model section.
 
-Reads the slot size from the ELF's model section, checks the module, signs the package
-(docs/sota-format.md) and optionally writes the ELF with the new model in place.
+Reads the slot size from the ELF's model section, checks the module (and runs its self-test
+here, as devices will), signs the package (docs/sota-format.md) and optionally writes the ELF
+with the new model in place.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from ota import elf as ota_elf
 from ota import sota as ota_sota
+from ota.selftest import check_selftest
 
 from ._ota_cli import CommandError, cli_errors, read_file, read_private_key
 
@@ -39,7 +41,8 @@ def _build(args: argparse.Namespace) -> int:
     if (args.selftest_input is None) != (args.selftest_expected is None):
         raise CommandError("--selftest-input and --selftest-expected go together")
     if args.selftest_input is not None:
-        selftest = (_floats(args.selftest_input), args.selftest_expected)
+        selftest = ota_sota.SelfTest.of((_floats(args.selftest_input), args.selftest_expected))
+        check_selftest(module, selftest)  # devices would refuse the package: refuse it here
     if args.version is None:
         print(f"warning: no --version given, using {DEFAULT_VERSION}", file=sys.stderr)
     package = ota_sota.build_package(

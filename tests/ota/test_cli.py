@@ -80,6 +80,9 @@ def test_sota_build_errors_are_one_line_and_non_zero(workdir: Path,
     code, _, err = _run(capsys, *base, "--model", str(workdir / "notwasm.bin"))
     assert code == 1 and "magic" in err and err.count("\n") == 1
     code, _, err = _run(capsys, *base, "--model", str(workdir / "new.wasm"),
+                        "--selftest-input", "1,0.5,0.2,0.1", "--selftest-expected", "2")
+    assert code == 1 and err == "error: self-test gave class 1, expected 2\n"
+    code, _, err = _run(capsys, *base, "--model", str(workdir / "new.wasm"),
                         "--section", ".nothing")
     assert code == 1 and "no section '.nothing'" in err
     assert not (workdir / "pkg.sota").exists()
