@@ -14,6 +14,7 @@ from typing import Any
 import aiocoap
 import aiocoap.resource as resource
 from aiocoap.numbers.codes import Code
+from aiocoap.optiontypes import BlockOption
 
 
 @dataclass
@@ -99,13 +100,22 @@ class _File(resource.Resource):
         self.requests = 0
 
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
-        return True
+        return False
 
     async def render_get(self, request: aiocoap.Message) -> aiocoap.Message:
         self.requests += 1
         if self.answer_blocks is not None and self.requests > self.answer_blocks:
             await asyncio.sleep(3600)  # the server went away
-        return aiocoap.Message(payload=self.data)
+        num, szx = 0, 6
+        if request.opt.block2 is not None:
+            num, szx = request.opt.block2.block_number, min(6, request.opt.block2.size_exponent)
+        size = 1 << (szx + 4)
+        chunk = self.data[num * size:(num + 1) * size]
+        more = (num + 1) * size < len(self.data)
+        msg = aiocoap.Message(payload=chunk)
+        msg.opt.block2 = BlockOption.BlockwiseTuple(num, more, szx)
+        msg.opt.size2 = len(self.data)
+        return msg
 
 
 class Peer:
@@ -229,3 +239,13 @@ class HttpFileServer:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+
+
+async def eventually(predicate: Any, timeout: float = 5.0, step: float = 0.01) -> None:
+    """Wait until ``predicate()`` is true (AssertionError after ``timeout`` seconds)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(step)
