@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["Event", "EventBus", "new_event"]
+__all__ = ["Event", "EventBus", "Subscription", "new_event"]
 
 _counter = itertools.count(1)
 _prefix = os.urandom(4).hex()
@@ -43,10 +43,18 @@ def new_event(kind: str, endpoint: str | None = None, **data: Any) -> Event:
     return Event(kind=kind, endpoint=endpoint, data=data)
 
 
-class _Subscription:
-    def __init__(self, maxsize: int) -> None:
+class Subscription:
+    """Events published since it was created, as an async iterator; ``close()`` ends it.
+
+    The subscription starts when ``EventBus.subscribe()`` returns, not at the first ``await``,
+    so nothing published in between is missed.
+    """
+
+    def __init__(self, bus: EventBus, maxsize: int) -> None:
+        self._bus = bus
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
         self.dropped = 0
+        self.closed = False
 
     def put(self, event: Event) -> None:
         while True:
@@ -60,13 +68,28 @@ class _Subscription:
                 except asyncio.QueueEmpty:  # pragma: no cover - raced empty
                     pass
 
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self.closed:
+            raise StopAsyncIteration
+        return await self.queue.get()
+
+    def close(self) -> None:
+        self.closed = True
+        self._bus._subs.discard(self)
+
+    async def aclose(self) -> None:
+        self.close()
+
 
 class EventBus:
     """Fan-out of events to subscribers (bounded queues, oldest dropped) and to sinks."""
 
     def __init__(self, queue_size: int = 1000) -> None:
         self._queue_size = queue_size
-        self._subs: set[_Subscription] = set()
+        self._subs: set[Subscription] = set()
         self._sinks: list[Callable[[Event], None]] = []
 
     def add_sink(self, sink: Callable[[Event], None]) -> None:
@@ -84,12 +107,9 @@ class EventBus:
     def subscriber_count(self) -> int:
         return len(self._subs)
 
-    async def subscribe(self) -> AsyncIterator[Event]:
-        """Every event published from now on, until the consumer stops iterating."""
-        sub = _Subscription(self._queue_size)
+    def subscribe(self) -> Subscription:
+        """An async iterator of every event published from now on (bounded queue: when the
+        consumer is slow the oldest events are dropped); ``close()`` it when done."""
+        sub = Subscription(self, self._queue_size)
         self._subs.add(sub)
-        try:
-            while True:
-                yield await sub.queue.get()
-        finally:
-            self._subs.discard(sub)
+        return sub

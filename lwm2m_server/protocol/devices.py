@@ -233,6 +233,9 @@ class DeviceManager:
                 inst_path = path.child(create_id if create_id is not None else 0)
                 node = build(node_values, inst_path, self._registry)
                 assert isinstance(node, ObjectInstance)
+                if fmt in _MULTI_FORMATS:  # names carry the instance id
+                    return codec_for(fmt).encode(node, inst_path, self._registry)
+                # TLV: an instance record when the id is given, bare resources when the device picks
                 return codec_for(fmt).encode(ObjectInstance(create_id, node.resources), path, self._registry)
             if fmt in _MULTI_FORMATS and path.level < 3:
                 return codec_for(fmt).encode_values(node_values, self._registry, path)  # type: ignore[attr-defined]
@@ -405,8 +408,11 @@ class DeviceManager:
                 values = {Path.of(p.object_id, 0, *p.ids[2:]): v for p, v in values.items()}  # type: ignore[arg-type]
                 _ = iid
             seg = self._segments(reg, path)
+            # Without an instance id only TLV can say "resources of a new instance" (§7.4.3).
+            create_formats = (formats_for(reg, False, remembered) if request.instance_id is not None
+                              else [ContentFormat.TLV])
             resp, _ = await self._with_formats(
-                reg, formats_for(reg, False, remembered),
+                reg, create_formats,
                 lambda f: OutgoingRequest("POST", seg, payload=self._encode(
                     values, path, f, request.instance_id, create=True), content_format=f), timeout, what)
             if resp.code != "2.01":

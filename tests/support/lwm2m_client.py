@@ -560,8 +560,9 @@ class LwM2MTestClient:
 
     def _like(self, k: Key, v: Any) -> Any:
         like = self.values.get(k)
-        if like is None:
-            like = next((x for kk, x in self.values.items() if kk[:3] == k[:3]), None)
+        if like is None:  # a new instance: type as the same resource of another instance
+            like = next((x for kk, x in self.values.items() if kk[:3] == k[:3]
+                         or (kk[0] == k[0] and kk[2:3] == k[2:3])), None)
         return _value_from_bytes(v, like) if isinstance(v, bytes) and like is not None else v
 
     def _decode_tlv(self, data: bytes, base: Key) -> dict[Key, Any]:
