@@ -70,6 +70,7 @@ _CHILDREN: dict[TlvType, tuple[TlvType, ...]] = {
     TlvType.OBJECT_INSTANCE: (TlvType.RESOURCE_VALUE, TlvType.MULTIPLE_RESOURCE),
     TlvType.MULTIPLE_RESOURCE: (TlvType.RESOURCE_INSTANCE,),
 }
+_TYPES = tuple(TlvType)
 _NAMES = {TlvType.OBJECT_INSTANCE: "object instance", TlvType.RESOURCE_INSTANCE: "resource instance",
           TlvType.MULTIPLE_RESOURCE: "multiple resource", TlvType.RESOURCE_VALUE: "resource"}
 
@@ -95,7 +96,11 @@ class Tlv:
 
     @property
     def name(self) -> str:
-        return f"{_NAMES[self.type]} record {self.id} at offset {self.offset}"
+        return _record_name(self.type, self.id, self.offset)
+
+
+def _record_name(rtype: TlvType, id_: int, offset: int) -> str:
+    return f"{_NAMES[rtype]} record {id_} at offset {offset}"
 
 
 def _where(offset: int) -> str:
@@ -120,8 +125,11 @@ def read_tlv(data: bytes) -> list[Tlv]:
     return _read(buf, 0, len(buf), None, count)
 
 
-def _read(buf: bytes, start: int, end: int, parent: Tlv | None, count: list[int]) -> list[Tlv]:
+def _read(buf: bytes, start: int, end: int, parent: tuple[TlvType, str] | None,
+          count: list[int]) -> list[Tlv]:
+    """The records in ``buf[start:end]``; ``parent`` is the enclosing record's type and name."""
     records: list[Tlv] = []
+    allowed = _CHILDREN[parent[0]] if parent is not None else None
     pos = start
     while pos < end:
         count[0] += 1
@@ -129,7 +137,7 @@ def _read(buf: bytes, start: int, end: int, parent: Tlv | None, count: list[int]
             raise CodecError(f"more than {MAX_RECORDS} TLV records", _where(pos))
         offset = pos
         kind = buf[pos]
-        rtype = TlvType(kind >> 6)
+        rtype = _TYPES[kind >> 6]
         id_size = 2 if kind & 0x20 else 1
         len_size = (kind >> 3) & 0x03
         header = 1 + id_size + len_size
@@ -142,14 +150,14 @@ def _read(buf: bytes, start: int, end: int, parent: Tlv | None, count: list[int]
         value_end = value_start + length
         if value_end > end:
             raise CodecError(f"{_NAMES[rtype]} record {id_} has length {length} but the "
-                             f"{'buffer' if parent is None else parent.name} ends "
+                             f"{'buffer' if parent is None else parent[1]} ends "
                              f"{end - value_start} bytes after its header", _where(offset))
-        if parent is not None and rtype not in _CHILDREN[parent.type]:
-            raise CodecError(f"a {_NAMES[rtype]} record cannot sit inside a {parent.name}",
+        if allowed is not None and rtype not in allowed:
+            raise CodecError(f"a {_NAMES[rtype]} record cannot sit inside a {parent[1]}",  # type: ignore[index]
                              _where(offset))
         if rtype in _CHILDREN:
-            shell = Tlv(rtype, id_, offset=offset)
-            children = _read(buf, value_start, value_end, shell, count)
+            children = _read(buf, value_start, value_end,
+                             (rtype, _record_name(rtype, id_, offset)), count)
             records.append(Tlv(rtype, id_, b"", tuple(children), offset, value_start))
         else:
             records.append(Tlv(rtype, id_, buf[value_start:value_end], (), offset, value_start))
