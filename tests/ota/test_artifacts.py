@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,25 +19,14 @@ from ota import keys
 from ota.mcuboot import sign_image
 from ota.sota import build_package
 from ota.store import ArtifactStore
-
-PG_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
+from tests.support.postgres import temporary_database
 
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     """A PostgreSQL database of this module's own, dropped at the end."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True)
-    except psycopg.OperationalError as e:
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {e}")
-    name = f"ota_artifacts_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with temporary_database("ota_artifacts_") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
