@@ -1,0 +1,104 @@
+"""The real process pieces for end-to-end tests: the Runner (LwM2M server on UDP + uvicorn on
+TCP, both on 127.0.0.1 port 0) on SQLite or PostgreSQL, tokens per scope, an HTTP client."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lwm2m_server.config import Settings
+from lwm2m_server.runner import Runner
+from lwm2m_server.store.tokens import create_token
+
+PG_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test session's own, dropped at the end."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True)
+    except psycopg.OperationalError as e:
+        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {e}")
+    name = f"lwm2m_e2e_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'e2e.db'}"
+        return
+    url = request.getfixturevalue("pg_url")
+    yield url
+    # Each test starts from empty tables in the session's database.
+    from sqlmodel import SQLModel
+
+    from lwm2m_server.store.db import init_db, make_engine
+
+    engine = make_engine(url)
+    init_db(engine)
+    SQLModel.metadata.drop_all(engine)
+    engine.dispose()
+
+
+def e2e_settings(db_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = dict(coap_host="127.0.0.1", coap_port=0, http_host="127.0.0.1",
+                                     http_port=0, db_url=db_url, request_timeout=2.0, log_level="warning")
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class Stack:
+    runner: Runner
+    http: httpx.AsyncClient
+    tokens: dict[str, str]
+
+    @property
+    def server(self):  # type: ignore[no-untyped-def]
+        return self.runner.server
+
+    @property
+    def coap_port(self) -> int:
+        assert self.runner.coap_port is not None
+        return self.runner.coap_port
+
+    def auth(self, scope: str = "write") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[scope]}"}
+
+
+async def start_stack(db_url: str, settings: dict[str, object] | None = None,
+                      **server_options: object) -> Stack:
+    runner = Runner(e2e_settings(db_url, **(settings or {})), expiry_interval=0.2, **server_options)
+    await runner.start()
+    tokens = {s: create_token(runner.server.engine, f"e2e-{s}", [s])[1]
+              for s in ("read", "write", "deploy", "admin")}
+    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{runner.http_port}", timeout=20)
+    return Stack(runner, http, tokens)
+
+
+async def stop_stack(stack: Stack) -> None:
+    await stack.http.aclose()
+    await stack.runner.stop()
+
+
+@pytest.fixture
+async def stack(db_url: str) -> AsyncIterator[Stack]:
+    """Server + HTTP on loopback ports; queue-mode devices count as asleep 1 s after they speak."""
+    s = await start_stack(db_url, awake_window=1.0)
+    try:
+        yield s
+    finally:
+        await stop_stack(s)
