@@ -31,7 +31,7 @@ from .objects import (ConnectivityObject, DeviceObject, ResourceData, SecurityOb
 from .observe import Attributes, Observation, parse_attributes
 from .software import SoftwareObject
 from .storage import DeviceStorage, SlotInfo
-from .transfer import Faults
+from .transfer import Faults, coap_request
 
 __all__ = ["SimDevice", "DeviceConfig", "AccessControlObject"]
 
@@ -380,7 +380,7 @@ class SimDevice:
         assert self.context is not None
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000)
-        return await asyncio.wait_for(self.context.request(msg).response, timeout)
+        return await coap_request(self.context, msg, timeout)
 
     async def register(self) -> None:
         q = [f"ep={self.endpoint}", f"lt={self.objects[1].data[0][1]}",

@@ -27,6 +27,7 @@ from ..model import Path
 from .errors import METHOD_NOT_ALLOWED, ModelError, RequestError, StorageError
 from .storage import SlotInfo
 from .objects import parse_execute_args
+from .runtime import check_model
 from .updates import PackageObject
 
 __all__ = ["SoftwareObject", "INITIAL", "DOWNLOAD_STARTED", "DOWNLOADED", "DELIVERED", "INSTALLED",
@@ -114,6 +115,11 @@ class SoftwareObject(PackageObject):
                 raise SotaSignatureError("the device has no trusted public key")
             pkg = verify_package(data, key, slot_size=self.device.config.slot_bytes,
                                  installed_version=installed or None)
+            try:
+                check_model(pkg.payload)
+            except ModelError as e:
+                self.download_failed(iid, R_INSTALL_FAILED, f"wasm: {e}")
+                return
             st = pkg.manifest.selftest
             if st is not None:
                 await host.selftest(pkg.payload, st.input, st.expected)

@@ -20,7 +20,7 @@ from aiocoap.optiontypes import BlockOption
 
 from .errors import TransferError
 
-__all__ = ["Faults", "fetch_package", "check_uri"]
+__all__ = ["Faults", "fetch_package", "check_uri", "coap_request"]
 
 BLOCK_SZX = 6  # 1024-byte blocks
 
@@ -40,6 +40,23 @@ class Faults:
             return data
         i = random.randrange(len(data))
         return data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
+
+
+def _consume(fut: asyncio.Future[aiocoap.Message]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+async def coap_request(context: aiocoap.Context, msg: aiocoap.Message, timeout: float,
+                       handle_blockwise: bool = True) -> aiocoap.Message:
+    """Send ``msg`` and wait at most ``timeout`` seconds for the response.
+
+    The response future is shielded: cancelling it would make aiocoap fail when the context
+    shuts down later (it sets the exception of every pending request).
+    """
+    fut = context.request(msg, handle_blockwise=handle_blockwise).response
+    fut.add_done_callback(_consume)
+    return await asyncio.wait_for(asyncio.shield(fut), timeout)
 
 
 def check_uri(uri: str) -> str:
@@ -88,8 +105,7 @@ async def _fetch_coap(uri: str, context: aiocoap.Context, max_size: int, faults:
         msg = aiocoap.Message(code=aiocoap.GET, uri=uri)
         msg.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx)
         try:
-            resp = await asyncio.wait_for(context.request(msg, handle_blockwise=False).response,
-                                          faults.block_timeout)
+            resp = await coap_request(context, msg, faults.block_timeout, handle_blockwise=False)
         except (asyncio.TimeoutError, aiocoap.error.Error, OSError) as e:
             raise TransferError("connection", f"connection lost after {len(buf)} bytes: "
                                 f"{type(e).__name__}") from None

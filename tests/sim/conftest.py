@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ async def make_device(peer: Peer, tmp_path: Path, example_model_wasm: bytes,
         await dev.start()
         if register:
             await peer.wait_for(lambda: endpoint in peer.devices)
+            await asyncio.wait_for(dev.registered.wait(), 10)
         return dev
 
     yield make
