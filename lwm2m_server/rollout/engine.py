@@ -318,9 +318,11 @@ class RolloutEngine:
             except DeviceTimeout as e:
                 self._fail(run, f"device did not answer: {e.message}", None, True, retries)
             except DeviceError as e:
-                code = e.coap_code or "?"
-                self._fail(run, f"device answered {code}: {e.message}", None,
-                           code.startswith("5"), retries)
+                if e.coap_code is None:  # unreachable or garbled: the link, not the request
+                    self._fail(run, f"device unreachable: {e.message}", None, True, retries)
+                else:
+                    self._fail(run, f"device answered {e.coap_code}: {e.message}", None,
+                               e.coap_code.startswith("5"), retries)
         except InvalidTransition as e:  # cancelled meanwhile: the cancel already recorded it
             log.info("target %s of deployment %s stopped: %s", run.endpoint, run.deployment_id, e)
         except asyncio.CancelledError:
