@@ -7,8 +7,12 @@ Devices run the manifest's self-test after verifying a package (docs/sota-format
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 import wasmtime
+
+if TYPE_CHECKING:  # wasmtime does not re-export this type
+    from wasmtime._instance import InstanceExports
 
 from ota.sota import SelfTest, SotaSelftestError
 
@@ -28,18 +32,27 @@ def run_inference(module: bytes, features: tuple[float, ...] | list[float]) -> i
         instance = wasmtime.Instance(store, wasmtime.Module(engine, module), [])
         exports = instance.exports(store)
         memory = exports["memory"]
-        size = exports["input_size"](store)
+        if not isinstance(memory, wasmtime.Memory):
+            raise SotaSelftestError("export 'memory' is not a memory")
+        size = _func(exports, "input_size")(store)
         if size != len(features):
             raise SotaSelftestError(f"self-test has {len(features)} input values, the model "
                                     f"reads {size}")
-        addr = exports["input_buffer"](store)
+        addr = _func(exports, "input_buffer")(store)
         data = struct.pack(f"<{len(features)}f", *features)
         if addr < 0 or addr + len(data) > memory.data_len(store):
             raise SotaSelftestError(f"input buffer at {addr} lies outside the model's memory")
         memory.write(store, data, addr)
-        return int(exports["infer"](store))
+        return int(_func(exports, "infer")(store))
     except (wasmtime.WasmtimeError, wasmtime.Trap, KeyError) as e:
         raise SotaSelftestError(f"model failed to run: {_reason(e)}") from None
+
+
+def _func(exports: "InstanceExports", name: str) -> wasmtime.Func:
+    func = exports[name]
+    if not isinstance(func, wasmtime.Func):
+        raise SotaSelftestError(f"export {name!r} is not a function")
+    return func
 
 
 def check_selftest(module: bytes, selftest: SelfTest) -> None:

@@ -292,16 +292,16 @@ def inspect_module(
         if req not in exports:
             raise WasmError(f"required export {req!r} is missing "
                             f"(the module exports: {', '.join(sorted(exports)) or 'nothing'})")
-        kind, index = exports[req]
+        got_kind = exports[req][0]
         want_kind = "memory" if req == "memory" else "func"
-        if kind != want_kind:
-            raise WasmError(f"export {req!r} is a {kind}, the model ABI needs a {want_kind}")
-    for ename, (kind, index) in exports.items():
-        if kind == "func" and index >= len(func_types):
+        if got_kind != want_kind:
+            raise WasmError(f"export {req!r} is a {got_kind}, the model ABI needs a {want_kind}")
+    for ename, (ekind, index) in exports.items():
+        if ekind == "func" and index >= len(func_types):
             raise WasmError(f"export {ename!r} names function {index}, which does not exist")
-        if kind == "memory" and index >= len(memories):
+        if ekind == "memory" and index >= len(memories):
             raise WasmError(f"export {ename!r} names memory {index}, which does not exist")
-        if kind == "func" and ename in ABI_SIGNATURES:
+        if ekind == "func" and ename in ABI_SIGNATURES:
             sig = types[func_types[index]]
             want = ABI_SIGNATURES[ename]
             if sig != want:
