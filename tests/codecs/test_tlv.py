@@ -452,3 +452,21 @@ def test_mutated_spec_payloads_raise_only_codec_error(base: bytes, path: Path, c
 def test_encode_refuses_a_string_that_is_not_valid_unicode() -> None:
     with pytest.raises(CodecError, match="UTF-8"):
         encode(SingleResource(0, "\ud800", T.STRING), "/3/0/0")
+
+
+def test_corelnk_resource_in_tlv_carries_a_link_format_string() -> None:
+    # Leshan's object 3442 vector: one instance holding a registration-like link list.
+    from lwm2m_server.codecs.link_format import parse_registration
+
+    data = h("""08 00 72 C8 B4 6F 3C 2F 3E 3B 72 74 3D 22 6F 6D 61 2E 6C 77 6D 32 6D 22 3B 63 74 3D 22 36
+                30 20 31 31 30 20 31 31 32 20 31 35 34 32 20 31 35 34 33 20 31 31 35 34 32 20 31 31 35 34
+                33 22 2C 3C 2F 31 3E 3B 76 65 72 3D 31 2E 31 2C 3C 2F 31 2F 30 3E 2C 3C 2F 32 3E 2C 3C 2F
+                33 3E 3B 76 65 72 3D 31 2E 31 2C 3C 2F 33 2F 30 3E 2C 3C 2F 33 34 34 32 2F 30 3E""")
+    node = decode(data, "/3442/0")
+    res = node.resources[180]
+    assert res.type is T.CORELNK
+    reg = parse_registration(res.value)
+    assert reg.content_formats == (60, 110, 112, 1542, 1543, 11542, 11543)
+    assert reg.objects == (P("/1"), P("/2"), P("/3"), P("/3442"))
+    assert reg.versions == {1: "1.1", 3: "1.1"}
+    assert encode(node, "/3442") == data

@@ -1,6 +1,6 @@
 """Test helpers for the text, opaque, TLV and link-format tests: a registry with one resource of
-every type (single and multiple), the spec's example objects 65/66, value strategies per type, and
-mutation edits for fuzzing."""
+every type (single and multiple), the spec's example objects 65/66 and a core-link resource
+(3442/x/180); value strategies per type; mutation edits for fuzzing."""
 
 from __future__ import annotations
 
@@ -60,6 +60,8 @@ def build_registry() -> ObjectRegistry:
                       _res(2, ResourceType.INTEGER, False)]))
     reg.add(_obj(66, [_res(0, ResourceType.STRING, False), _res(1, ResourceType.STRING, False),
                       _res(2, ResourceType.OBJLNK, False)]))
+    # A core-link resource (Leshan's test object 3442 has one at id 180).
+    reg.add(_obj(3442, [_res(180, ResourceType.CORELNK, False)]))
     return reg
 
 
