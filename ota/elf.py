@@ -134,7 +134,22 @@ def find_section(elf_bytes: bytes, name: str = DEFAULT_SECTION) -> ElfSection:
                        "initialised array so the ELF reserves the slot")
     if sec.offset + sec.size > len(elf_bytes):
         raise ElfError(f"section {name!r} runs past the end of the file")
+    for what, lo, hi in _header_ranges(bytes(elf_bytes[:64])):
+        if sec.offset < hi and lo < sec.offset + sec.size:
+            raise ElfError(f"section {name!r} overlaps the {what}: refusing to write it")
     return sec
+
+
+def _header_ranges(head: bytes) -> list[tuple[str, int, int]]:
+    """File ranges of the ELF header and the program and section header tables."""
+    if head[4] == 2:
+        phoff, shoff = struct.unpack_from("<QQ", head, 0x20)
+        ehsize, phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHHH", head, 0x34)
+    else:
+        phoff, shoff = struct.unpack_from("<II", head, 0x1C)
+        ehsize, phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHHH", head, 0x28)
+    return [("ELF header", 0, ehsize), ("program headers", phoff, phoff + phentsize * phnum),
+            ("section headers", shoff, shoff + shentsize * shnum)]
 
 
 def slot_bytes(module: bytes, slot_size: int) -> bytes:

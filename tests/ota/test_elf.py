@@ -111,3 +111,14 @@ def test_truncated_elf_is_refused(firmware_elfs: dict[str, bytes],
     image = firmware_elfs["x86_64"]
     with pytest.raises(ElfError, match="past the end"):
         rewrite_section(image[: len(image) // 2], example_model_wasm)
+
+
+def test_section_overlapping_the_headers_is_refused(firmware_elfs: dict[str, bytes],
+                                                    example_model_wasm: bytes) -> None:
+    image = bytearray(firmware_elfs["x86_64"])
+    sec = find_section(bytes(image))
+    shoff = int.from_bytes(image[0x28:0x30], "little")
+    header = shoff + sec.index * 64
+    image[header + 0x18:header + 0x20] = (0).to_bytes(8, "little")  # sh_offset -> 0
+    with pytest.raises(ElfError, match="overlaps the ELF header"):
+        rewrite_section(bytes(image), example_model_wasm)
