@@ -6,6 +6,7 @@ so new resources slot in by adding their module name here.
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 from fastapi import APIRouter
@@ -24,8 +25,13 @@ ROUTER_MODULES = [
 ]
 
 
+@functools.cache
 def build_api_router() -> APIRouter:
-    """A router holding every resource router present in this build, under ``/api/v1``."""
+    """A router holding every resource router present in this build, under ``/api/v1``.
+
+    Built once per process and shared by every app (routes keep no per-app state; building
+    them costs a third of a second).
+    """
     api = APIRouter(prefix=API_PREFIX)
     for name in ROUTER_MODULES:
         try:
