@@ -155,7 +155,10 @@ class DeviceSite(aiocoap.resource.ObservableResource):
 
         def send() -> None:
             try:
-                serverobservation.trigger(self.read_response(request, path))
+                msg = self.read_response(request, path)
+                # Confirmable, so a server that forgot the observation answers with a Reset.
+                msg.mtype = aiocoap.CON
+                serverobservation.trigger(msg)
             except RequestError as e:
                 serverobservation.trigger(_error(e), is_last=True)
 

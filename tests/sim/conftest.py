@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,25 @@ async def http_files() -> AsyncIterator[HttpFileServer]:
     s = await HttpFileServer().start()
     yield s
     await s.stop()
+
+
+def _imgtool(tmp: Path, name: str, version: str, *extra: str, size: int = 3000) -> bytes:
+    raw = tmp / f"{name}.bin"
+    raw.write_bytes(bytes(range(256)) * (size // 256))
+    out = tmp / f"{name}.signed.bin"
+    subprocess.run(["imgtool", "sign", "--header-size", "0x200", "--align", "4", "--slot-size",
+                    "0x20000", "--version", version, "--pad-header", *extra, str(raw), str(out)],
+                   check=True, capture_output=True)
+    return out.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """MCUboot images made by imgtool: good (2.0.0), non-bootable (2.1.0), corrupt."""
+    tmp = tmp_path_factory.mktemp("fw")
+    good = _imgtool(tmp, "good", "2.0.0")
+    return {"good": good, "non_bootable": _imgtool(tmp, "nb", "2.1.0", "--non-bootable"),
+            "corrupt": good[:700] + bytes([good[700] ^ 1]) + good[701:]}
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ class Registration:
     updates: int = 0
     update_queries: list[dict[str, str]] = field(default_factory=list)
     registered: int = 1
+    at: float = field(default_factory=time.monotonic)
 
 
 class _Rd(resource.Resource):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 import aiocoap.error
 import pytest
 from aiocoap.numbers.codes import Code
@@ -15,24 +12,6 @@ from lwm2m_server.sim.transfer import Faults
 from .peer import HttpFileServer, Peer, eventually
 
 IDLE, DOWNLOADING, DOWNLOADED, UPDATING = 0, 1, 2, 3
-
-
-def _imgtool(tmp: Path, name: str, version: str, *extra: str, size: int = 3000) -> bytes:
-    raw = tmp / f"{name}.bin"
-    raw.write_bytes(bytes(range(256)) * (size // 256))
-    out = tmp / f"{name}.signed.bin"
-    subprocess.run(["imgtool", "sign", "--header-size", "0x200", "--align", "4", "--slot-size",
-                    "0x20000", "--version", version, "--pad-header", *extra, str(raw), str(out)],
-                   check=True, capture_output=True)
-    return out.read_bytes()
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    tmp = tmp_path_factory.mktemp("fw")
-    good = _imgtool(tmp, "good", "2.0.0")
-    return {"good": good, "non_bootable": _imgtool(tmp, "nb", "2.1.0", "--non-bootable"),
-            "corrupt": good[:700] + bytes([good[700] ^ 1]) + good[701:]}
 
 
 def fw(dev):  # type: ignore[no-untyped-def]
