@@ -29,10 +29,11 @@ def key_file(signing_key: keys.PrivateKey, tmp_path: Path) -> Path:
     return path
 
 
-def _imgtool_sign(key_file: Path, tmp_path: Path, version: str = "1.2.3+4") -> bytes:
+def _imgtool_sign(key_file: Path, tmp_path: Path, version: str = "1.2.3+4",
+                  *extra: str) -> bytes:
     (tmp_path / "app.bin").write_bytes(RAW)
     r = _imgtool("sign", "-k", str(key_file), "--pad-header", "-H", "0x200", "-v", version,
-                 "-S", "0x20000", str(tmp_path / "app.bin"), str(tmp_path / "signed.bin"))
+                 "-S", "0x20000", *extra, str(tmp_path / "app.bin"), str(tmp_path / "signed.bin"))
     assert r.returncode == 0, r.stderr
     return (tmp_path / "signed.bin").read_bytes()
 
@@ -44,6 +45,17 @@ def test_image_signed_by_imgtool_verifies_with_ours(signing_key: keys.PrivateKey
     assert img.header.version == ImageVersion(1, 2, 3, 4)
     assert img.body == RAW
     assert img.signature_kind == keys.key_kind(signing_key)
+
+
+def test_imgtool_image_with_protected_tlvs_verifies_with_ours(
+        signing_key: keys.PrivateKey, key_file: Path, tmp_path: Path) -> None:
+    image = _imgtool_sign(key_file, tmp_path, "1.0.0", "--security-counter", "7")
+    img = verify_image(image, keys.public_key_of(signing_key))
+    assert img.protected_tlvs == ((0x50, (7).to_bytes(4, "little")),)
+    tampered = bytearray(image)
+    tampered[img.hashed_size - 4] ^= 1  # the security counter is covered by the hash
+    with pytest.raises(McubootError, match="SHA-256 does not match"):
+        verify_image(bytes(tampered))
 
 
 def test_image_signed_by_us_verifies_with_imgtool(signing_key: keys.PrivateKey, key_file: Path,
