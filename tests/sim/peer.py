@@ -175,7 +175,7 @@ class Peer:
 
     def message(self, ep: str, code: Code, path: str, payload: bytes = b"", *,
                 ct: int | None = None, accept: int | None = None, query: tuple[str, ...] = (),
-                observe: int | None = None) -> aiocoap.Message:
+                observe: int | None = None, mtype: Any = None) -> aiocoap.Message:
         reg = self.devices[ep]
         host, port = reg.remote.hostinfo.rsplit(":", 1)
         msg = aiocoap.Message(code=code, uri=f"coap://{host}:{port}{path}", payload=payload)
@@ -187,6 +187,8 @@ class Peer:
             msg.opt.uri_query = query
         if observe is not None:
             msg.opt.observe = observe
+        if mtype is not None:
+            msg.mtype = mtype
         return msg
 
     async def request(self, ep: str, code: Code, path: str, payload: bytes = b"", *,
