@@ -21,9 +21,9 @@ non-bootable fails at Update.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import struct
 from dataclasses import dataclass
+
+from ota.mcuboot import McubootError, is_mcuboot_image, verify_image
 
 from ..model import Path
 from .errors import METHOD_NOT_ALLOWED, RequestError
@@ -37,12 +37,7 @@ R_INITIAL, R_SUCCESS, R_NO_FLASH, R_NO_RAM, R_CONNECTION_LOST = 0, 1, 2, 3, 4
 R_INTEGRITY, R_UNSUPPORTED_TYPE, R_INVALID_URI, R_UPDATE_FAILED, R_UNSUPPORTED_PROTOCOL = 5, 6, 7, 8, 9
 R_CANCELLED = 10
 
-IMAGE_MAGIC = 0x96F3B83D
-TLV_INFO_MAGIC = 0x6907
-TLV_PROT_INFO_MAGIC = 0x6908
-TLV_SHA256 = 0x10
-IMAGE_F_NON_BOOTABLE = 0x10
-_HEADER = struct.Struct("<IIHHIIBBHII")  # magic, load, hdr_size, prot_tlv, img_size, flags, ver, pad
+IMAGE_F_NON_BOOTABLE = 0x10  # MCUboot header flag: the bootloader will not boot it
 
 
 class ImageError(ValueError):
@@ -62,41 +57,16 @@ class FirmwareImage:
 
 
 def parse_mcuboot_image(data: bytes) -> FirmwareImage:
-    """Check an MCUboot image the way the bootloader does (header, TLVs, SHA-256)."""
-    if len(data) < _HEADER.size:
-        raise ImageError(R_UNSUPPORTED_TYPE, "not an MCUboot image: too short")
-    magic, _load, hdr_size, prot_size, img_size, flags, major, minor, rev, build, _pad = \
-        _HEADER.unpack_from(data)
-    if magic != IMAGE_MAGIC:
-        raise ImageError(R_UNSUPPORTED_TYPE, f"not an MCUboot image (magic {magic:#010x})")
-    end = hdr_size + img_size
-    if hdr_size < _HEADER.size or end > len(data):
-        raise ImageError(R_INTEGRITY, "image is shorter than its header says")
-    pos = end
-    hashed_end = end
-    digest = None
-    for expect in (TLV_PROT_INFO_MAGIC, TLV_INFO_MAGIC):
-        if pos + 4 > len(data):
-            break
-        tmagic, total = struct.unpack_from("<HH", data, pos)
-        if tmagic != expect:
-            continue
-        if pos + total > len(data):
-            raise ImageError(R_INTEGRITY, "TLV area is truncated")
-        if expect == TLV_PROT_INFO_MAGIC:
-            hashed_end = pos + total
-        p = pos + 4
-        while p + 4 <= pos + total:
-            ttype, tlen = struct.unpack_from("<HH", data, p)
-            if ttype == TLV_SHA256:
-                digest = data[p + 4:p + 4 + tlen]
-            p += 4 + tlen
-        pos += total
-    if digest is None:
-        raise ImageError(R_INTEGRITY, "image has no SHA-256 TLV")
-    if hashlib.sha256(data[:hashed_end]).digest() != digest:
-        raise ImageError(R_INTEGRITY, "image SHA-256 does not match its TLV")
-    return FirmwareImage(f"{major}.{minor}.{rev}", flags, digest, len(data))
+    """Check an MCUboot image the way the bootloader does (ota.mcuboot: header, TLVs, SHA-256)."""
+    if not is_mcuboot_image(data):
+        raise ImageError(R_UNSUPPORTED_TYPE, "not an MCUboot image")
+    try:
+        img = verify_image(data)
+    except McubootError as e:
+        raise ImageError(R_INTEGRITY, str(e)) from None
+    v = img.header.version
+    return FirmwareImage(f"{v.major}.{v.minor}.{v.revision}", img.header.flags,
+                         img.sha256 or b"", len(data))
 
 
 class FirmwareObject(PackageObject):
