@@ -104,6 +104,13 @@ def _check_fields(kind: str, name: str, version: str) -> None:
 def add_artifact(engine: Engine, *, kind: str, name: str, version: str, sha256: str, size: int,
                  metadata: dict[str, Any] | None = None) -> Artifact:
     """Record an artifact row; a row with the same SHA-256 is returned instead of a new one."""
+    return _insert(engine, kind=kind, name=name, version=version, sha256=sha256, size=size,
+                   metadata=metadata)[0]
+
+
+def _insert(engine: Engine, *, kind: str, name: str, version: str, sha256: str, size: int,
+            metadata: dict[str, Any] | None) -> tuple[Artifact, bool]:
+    """The row and whether this call inserted it (False: a row with that SHA-256 existed)."""
     _check_fields(kind, name, version)
     row = Artifact(kind=kind, name=name, version=version, sha256=sha256, size=size,
                    meta=dict(metadata or {}))
@@ -116,9 +123,9 @@ def add_artifact(engine: Engine, *, kind: str, name: str, version: str, sha256: 
             existing = get_artifact_by_sha256(engine, sha256)
             if existing is None:
                 raise
-            return existing
+            return existing, False
         s.refresh(row)
-        return row
+        return row, True
 
 
 def get_artifact(engine: Engine, artifact_id: int) -> Artifact | None:
@@ -192,9 +199,9 @@ def ingest_artifact(
                                 f"{meta['manifest']['version']!r}", status=422)
         for dup in ("kind", "size", "sha256"):
             meta.pop(dup, None)
-        row = add_artifact(engine, kind=kind, name=name, version=version, sha256=blob.sha256,
-                           size=blob.size, metadata=meta)
-        return IngestResult(row, created=True)
+        row, created = _insert(engine, kind=kind, name=name, version=version,
+                               sha256=blob.sha256, size=blob.size, metadata=meta)
+        return IngestResult(row, created=created)  # False: a concurrent identical upload won
     except BaseException:
         if blob.created and get_artifact_by_sha256(engine, blob.sha256) is None:
             store.delete(blob.sha256)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,3 +182,15 @@ def test_add_artifact_twice_with_the_same_hash_keeps_one_row(engine: Engine) -> 
     b = add_artifact(engine, kind="firmware", name="b", version="2", sha256="ab" * 32, size=3)
     assert a.id == b.id and b.name == "a"
     assert len(list_artifacts(engine)) == 1
+
+
+def test_concurrent_identical_uploads_make_one_row_and_one_file(
+        engine: Engine, store: ArtifactStore, example_model_wasm: bytes) -> None:
+    def upload(_: int) -> bool:
+        return ingest_artifact(engine, store, io.BytesIO(example_model_wasm), kind="model",
+                               name="clf", version="1.0.0").created
+
+    with ThreadPoolExecutor(4) as pool:
+        created = list(pool.map(upload, range(4)))
+    assert created.count(True) == 1
+    assert len(list_artifacts(engine)) == 1 and len(list(store.root.iterdir())) == 1
