@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from lwm2m_server.config import Settings
 from lwm2m_server.runner import Runner
@@ -22,14 +23,14 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'e2e.db'}"
+        yield f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'e2e.db'}"
         return
     url = request.getfixturevalue("pg_url")
     yield url
-    # Each test starts from empty tables in the session's database.
+    # The next module starts from empty tables in the session's database.
     from sqlmodel import SQLModel
 
     from lwm2m_server.store.db import init_db, make_engine
@@ -81,9 +82,13 @@ async def stop_stack(stack: Stack) -> None:
     await stack.runner.stop()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(db_url: str) -> AsyncIterator[Stack]:
-    """Server + HTTP on loopback ports; queue-mode devices count as asleep 1 s after they speak."""
+    """Server + HTTP on loopback ports, one per test module and database (tests use their own
+    endpoints); queue-mode devices count as asleep 1 s after they last spoke.
+
+    Modules using it run their tests in the module's event loop:
+    ``pytestmark = pytest.mark.asyncio(loop_scope="module")``."""
     s = await start_stack(db_url, awake_window=1.0)
     try:
         yield s

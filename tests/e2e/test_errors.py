@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
+import pytest_asyncio
 
 from tests.support.lwm2m_client import LwM2MTestClient
 
@@ -15,10 +14,14 @@ from .conftest import Stack, start_stack, stop_stack
 from .test_device_flow import DEVICE_VALUES, eventually
 
 
-@pytest.fixture
-async def fast(tmp_path: Path) -> AsyncIterator[Stack]:
-    """SQLite, devices get 0.5 s to answer."""
-    s = await start_stack(f"sqlite:///{tmp_path / 'err.db'}", settings={"request_timeout": 0.5})
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def fast(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """SQLite, devices get 0.5 s to answer; shared by this module's tests."""
+    db = tmp_path_factory.mktemp("errors") / "err.db"
+    s = await start_stack(f"sqlite:///{db}", settings={"request_timeout": 0.5})
     try:
         yield s
     finally:
@@ -32,10 +35,11 @@ async def _client(stack: Stack, endpoint: str, **options: object) -> LwM2MTestCl
     return c
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def node(fast: Stack) -> AsyncIterator[LwM2MTestClient]:
     c = await _client(fast, "node-1")
     yield c
+    await c.deregister()
     await c.stop()
 
 
