@@ -43,6 +43,7 @@ from ..model import (
     build,
     check_value,
     flatten,
+    guess_type,
     node_at,
 )
 from .base import CodecError, ContentFormat, TimestampedValues
@@ -59,6 +60,9 @@ __all__ = [
     "leaves",
     "values_to_node",
     "group_by_time",
+    "finite_number",
+    "leaf_type",
+    "raw_value",
 ]
 
 # A pack is refused above this many records: nothing a device sends comes near it, and it
@@ -112,11 +116,13 @@ class Entry:
     time: int | float | None
 
 
-def _where(index: int, field: str | None = None) -> str:
+def _where(index: int | str, field: str | None = None) -> str:
+    if isinstance(index, str):  # already a place (a path): formats without records
+        return index
     return f"record {index} field '{field}'" if field else f"record {index}"
 
 
-def _number(value: object, index: int, field: str) -> int | float:
+def finite_number(value: object, index: int | str, field: str) -> int | float:
     """A finite JSON/CBOR number as int (exact) or float; CBOR decimal fractions included."""
     if isinstance(value, Decimal):
         if not value.is_finite():
@@ -144,7 +150,7 @@ def make_record(fields: Mapping[str, object], index: int) -> Record:
     out: dict[str, Any] = {}
     for name, value in fields.items():
         if name in _NUMBER_FIELDS:
-            out[name] = _number(value, index, name)
+            out[name] = finite_number(value, index, name)
         elif name in _TEXT_FIELDS:
             out[name] = _text(value, index, name)
         elif name == "vb":
@@ -407,22 +413,21 @@ class SenMLCodec:
     def encode_values(self, values: Mapping[Path, Value], registry: ObjectRegistry,
                       base: Path | None = None) -> bytes:
         return self.dump(_records(
-            [(None, p, v, _leaf_type(p, v, registry)) for p, v in values.items()], base))
+            [(None, p, v, leaf_type(p, v, registry)) for p, v in values.items()], base))
 
     def encode_timestamped(self, entries: TimestampedValues, registry: ObjectRegistry,
                            base: Path | None = None) -> bytes:
         """A pack of timestamped values (notifications, Send), the inverse of decode_timestamped."""
         return self.dump(_records(
-            [(when, p, v, _leaf_type(p, v, registry)) for when, values in entries
+            [(when, p, v, leaf_type(p, v, registry)) for when, values in entries
              for p, v in values.items()], base))
 
     def encode_paths(self, paths: list[Path]) -> bytes:
         return self.dump([Record(n=str(p)) for p in paths])
 
 
-def _leaf_type(p: Path, v: Value, registry: ObjectRegistry) -> ResourceType:
-    from ..model import guess_type
-
+def leaf_type(p: Path, v: Value, registry: ObjectRegistry) -> ResourceType:
+    """The type to encode a leaf value with: the definition's, else what the value implies."""
     if p.level < 3:
         raise CodecError(f"{p} is not a resource or resource instance path", str(p))
     return registry.resource_type(p) or guess_type(v)

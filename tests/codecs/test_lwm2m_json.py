@@ -131,7 +131,7 @@ def test_too_many_entries_are_refused() -> None:
         CODEC.decode_timestamped(body, REG)
 
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ
