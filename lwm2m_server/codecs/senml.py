@@ -26,6 +26,7 @@ import time as _time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from ..model import (
@@ -206,16 +207,25 @@ def resolve(records: Iterable[Record]) -> list[Entry]:
     return out
 
 
+@lru_cache(maxsize=4096)
+def _parse_name(name: str) -> Path | str:
+    """The path of a full SenML name, or why it is none (cached: devices repeat their names)."""
+    if not name.startswith("/"):
+        return "is not an LwM2M path (must start with '/')"
+    if name != "/" and (name.endswith("/") or "//" in name):
+        return "is not a valid LwM2M path"
+    try:
+        return Path.parse(name)
+    except PathError as e:
+        return str(e)
+
+
 def name_to_path(name: str, index: int, min_level: int = 3) -> Path:
     """The LwM2M path a resolved SenML name stands for, at least ``min_level`` deep."""
-    if not name.startswith("/"):
-        raise CodecError(f"name {name!r} is not an LwM2M path (must start with '/')", _where(index, "n"))
-    if name != "/" and (name.endswith("/") or "//" in name):
-        raise CodecError(f"name {name!r} is not a valid LwM2M path", _where(index, "n"))
-    try:
-        path = Path.parse(name)
-    except PathError as e:
-        raise CodecError(f"name {name!r}: {e}", _where(index, "n")) from None
+    path = _parse_name(name) if len(name) <= 32 else _parse_name.__wrapped__(name)
+    if isinstance(path, str):
+        raise CodecError(f"name {name!r} {path}" if path.startswith("is ") else f"name {name!r}: {path}",
+                         _where(index, "n"))
     if path.level < min_level:
         raise CodecError(f"name {name!r} is not a resource or resource instance path", _where(index, "n"))
     return path
