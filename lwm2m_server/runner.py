@@ -54,6 +54,9 @@ def bind_http_socket(host: str, port: int) -> socket.socket:
             sock = socket.create_server((host, port), family=family)
     except OSError as e:
         raise RunnerError(f"cannot listen for HTTP on {host}:{port}: {e.strerror}") from None
+    # Accepted connections inherit this; without it small responses wait ~40 ms for the
+    # client's delayed ACK (Nagle), because asyncio does not set it on sockets it did not create.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setblocking(False)
     return sock
 

@@ -1,0 +1,108 @@
+"""REST Read round trip: p50/p99 of GET /api/v1/devices/{ep}/data/{path} against a registered
+test client over real UDP and HTTP on 127.0.0.1, beside a direct ``server.devices.send`` Read
+in the same process and run (the baseline: the same CoAP round trip without HTTP, auth, JSON).
+
+    python bench/rest_bench.py [--requests 2000] [--concurrency 1] [--path /3/0/9] [--db URL]
+
+Prints figures; not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lwm2m_server.config import Settings  # noqa: E402
+from lwm2m_server.model import Path as LwPath  # noqa: E402
+from lwm2m_server.protocol.requests import ReadRequest  # noqa: E402
+from lwm2m_server.runner import Runner  # noqa: E402
+from lwm2m_server.store.tokens import create_token  # noqa: E402
+from tests.support.lwm2m_client import LwM2MTestClient  # noqa: E402
+
+
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
+    """(p50, p99, mean) in milliseconds."""
+    s = sorted(samples)
+    p = lambda q: s[min(len(s) - 1, int(q * len(s)))] * 1000  # noqa: E731
+    return p(0.50), p(0.99), statistics.fmean(s) * 1000
+
+
+async def timed(n: int, concurrency: int, one: object) -> tuple[list[float], float]:
+    samples: list[float] = []
+    remaining = n
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            t = time.perf_counter()
+            await one()  # type: ignore[operator]
+            samples.append(time.perf_counter() - t)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return samples, time.perf_counter() - t0
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--path", default="/3/0/9")
+    ap.add_argument("--db", default=None, help="database URL (default: a temporary SQLite file)")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = args.db or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        settings = Settings(coap_host="127.0.0.1", coap_port=0, http_host="127.0.0.1", http_port=0,
+                            db_url=db, log_level="warning")
+        runner = Runner(settings)
+        await runner.start()
+        client = LwM2MTestClient("bench-1", {"/3/0/0": "ACME", "/3/0/9": 80, "/1/0/1": 300})
+        await client.start()
+        await client.register(runner.coap_port)  # type: ignore[arg-type]
+        _, token = create_token(runner.server.engine, "bench", ["read"])
+        url = f"/api/v1/devices/bench-1/data{args.path}"
+        request = ReadRequest(LwPath.parse(args.path))
+        limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{runner.http_port}", limits=limits,
+                                     headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+
+            async def rest() -> None:
+                r = await http.get(url)
+                if r.status_code != 200:
+                    raise SystemExit(f"REST read failed: {r.status_code} {r.text}")
+
+            async def direct() -> None:
+                await runner.server.devices.send("bench-1", request)
+
+            for one in (direct, rest):  # warm-up: connections, caches, format negotiation
+                await timed(50, args.concurrency, one)
+            base, base_wall = await timed(args.requests, args.concurrency, direct)
+            rest_s, rest_wall = await timed(args.requests, args.concurrency, rest)
+
+        await client.stop()
+        await runner.stop()
+
+    b50, b99, bmean = percentiles(base)
+    r50, r99, rmean = percentiles(rest_s)
+    print(f"REST Read round trip, {args.requests} requests, concurrency {args.concurrency}, path {args.path}")
+    print(f"{'':28} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>9}")
+    print(f"{'direct devices.send (base)':28} {b50:8.3f} {b99:8.3f} {bmean:8.3f} {len(base) / base_wall:9.0f}")
+    print(f"{'REST GET data/{path}':28} {r50:8.3f} {r99:8.3f} {rmean:8.3f} {len(rest_s) / rest_wall:9.0f}")
+    print(f"ratio REST/base: p50 {r50 / b50:.2f}x, p99 {r99 / b99:.2f}x, "
+          f"throughput {(len(rest_s) / rest_wall) / (len(base) / base_wall):.2f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
