@@ -16,11 +16,21 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import cbor2
 
 from lwm2m_server.codecs import CodecError, ContentFormat, codec_for
-from lwm2m_server.model import MultipleResource, ObjectInstance, ObjLnk, Path, SingleResource, default_registry
+from lwm2m_server.model import (
+    MultipleResource,
+    ObjectInstance,
+    ObjLnk,
+    Path,
+    Resource,
+    SingleResource,
+    Value,
+    default_registry,
+)
 
 
 def device_instance() -> ObjectInstance:
@@ -28,11 +38,11 @@ def device_instance() -> ObjectInstance:
     reg = default_registry()
     obj = reg.get(3)
     assert obj is not None
-    sample = {
+    sample: dict[str, Value] = {
         "string": "Open Mobile Alliance", "integer": 3800, "time": 1367491215, "objlnk": ObjLnk(4, 0),
         "unsigned integer": 42, "float": 3.5, "boolean": True, "opaque": b"\x01\x02", "corelnk": "</3>",
     }
-    resources = []
+    resources: list[Resource] = []
     for r in obj.resources.values():
         if not r.readable:
             continue
@@ -90,6 +100,8 @@ def main() -> None:
             continue
         data = codec.encode(node, path, reg)
         assert codec.decode(data, path, reg) == node, f"{name} does not round-trip"
+        loads: Callable[[bytes], Any]
+        dumps: Callable[[Any], Any]
         if fmt is ContentFormat.SENML_JSON:
             base_name, loads, dumps = "json", json.loads, lambda o: json.dumps(o, separators=(",", ":"))
         else:

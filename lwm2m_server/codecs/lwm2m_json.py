@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from ..model import Node, ObjectRegistry, Path, ResourceType, Value
 from .base import CodecError, ContentFormat, TimestampedValues
-from .senml import MAX_RECORDS, Entry, Record, SenMLCodec, make_record
+from .senml import Entry, Record, SenMLCodec, make_record, record_maps
 from .senml_json import b64url_decode, load_json
 
 __all__ = ["LwM2mJsonCodec", "CODEC"]
@@ -45,8 +45,6 @@ class LwM2mJsonCodec(SenMLCodec):
         entries = doc.get("e")
         if not isinstance(entries, list):
             raise CodecError("an LwM2M JSON document needs an array 'e'", "field 'e'")
-        if len(entries) > MAX_RECORDS:
-            raise CodecError(f"too many entries: {len(entries)} (at most {MAX_RECORDS})")
         base: dict[str, Any] = {k: doc[k] for k in ("bn", "bt") if k in doc}
         if "bn" not in base and path is not None:
             base["bn"] = str(path)
@@ -54,9 +52,7 @@ class LwM2mJsonCodec(SenMLCodec):
         else:
             relative = False
         records = []
-        for i, e in enumerate(entries):
-            if not isinstance(e, dict):
-                raise CodecError(f"an entry is an object, got {type(e).__name__}", f"record {i}")
+        for i, e in enumerate(record_maps(entries, "'e'", "an entry is an object", "entries")):
             fields: dict[str, Any] = dict(base) if i == 0 else {}
             for key, value in e.items():
                 name = _ENTRY_FIELDS.get(key)

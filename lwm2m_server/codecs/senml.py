@@ -55,6 +55,7 @@ __all__ = [
     "Entry",
     "SenMLCodec",
     "make_record",
+    "record_maps",
     "resolve",
     "typed_value",
     "value_kind",
@@ -77,6 +78,7 @@ SENML_VERSION = 10
 # absolute times like 25462634 (the spec's own example), so only negative resolved times are
 # taken as relative here.
 VALUE_FIELDS = ("v", "vs", "vb", "vd", "vlo")
+_INT64_MAX = 2**63 - 1
 _NUMBER_FIELDS = ("bt", "t", "v", "bv")
 _TEXT_FIELDS = ("bn", "n", "vs", "vlo")
 _KNOWN = frozenset(VALUE_FIELDS + _NUMBER_FIELDS + _TEXT_FIELDS + ("bver", "bu", "u", "ut", "s", "bs"))
@@ -146,6 +148,21 @@ def _text(value: object, index: int, field: str) -> str:
     return value
 
 
+def record_maps(doc: object, pack: str, record: str, counted: str = "records") -> list[dict[Any, Any]]:
+    """The records of a parsed pack: ``doc`` must be an array of at most MAX_RECORDS maps.
+
+    ``pack`` and ``record`` name them in errors ("a SenML JSON pack", "a record is an object").
+    """
+    if not isinstance(doc, list):
+        raise CodecError(f"{pack} is an array, got {type(doc).__name__}")
+    if len(doc) > MAX_RECORDS:
+        raise CodecError(f"too many {counted}: {len(doc)} (at most {MAX_RECORDS})")
+    for i, rec in enumerate(doc):
+        if not isinstance(rec, dict):
+            raise CodecError(f"{record}, got {type(rec).__name__}", f"record {i}")
+    return doc
+
+
 def make_record(fields: Mapping[str, object], index: int) -> Record:
     """A validated Record from one record's fields (names as in SenML JSON, ``vd`` as bytes)."""
     out: dict[str, Any] = {}
@@ -200,7 +217,7 @@ def resolve(records: Iterable[Record]) -> list[Entry]:
                     now = _time.time()
                 when = now + when
         kind = r.kind
-        raw = getattr(r, kind) if kind else None
+        raw: Any = getattr(r, kind) if kind else None
         if kind == "v" and bv is not None:
             raw = raw + bv
         out.append(Entry(i, name, kind, raw, when))
@@ -256,7 +273,9 @@ def value_kind(rtype: ResourceType, where: str | None = None) -> str:
 
 def _type_of_kind(kind: str, raw: Any) -> ResourceType:
     if kind == "v":
-        return ResourceType.INTEGER if isinstance(raw, int) else ResourceType.FLOAT
+        if isinstance(raw, int):
+            return ResourceType.UNSIGNED_INTEGER if raw > _INT64_MAX else ResourceType.INTEGER
+        return ResourceType.FLOAT
     return {"vs": ResourceType.STRING, "vb": ResourceType.BOOLEAN, "vd": ResourceType.OPAQUE,
             "vlo": ResourceType.OBJLNK}[kind]
 
@@ -416,9 +435,7 @@ class SenMLCodec:
 
     # encoding ----------------------------------------------------------------------------
     def encode(self, node: Node, path: Path, registry: ObjectRegistry) -> bytes:
-        items = leaves(node, path)
-        single = len(items) == 1 and items[0][0] == path
-        return self.dump(_records([(None, p, v, t) for p, v, t in items], path, exact=single))
+        return self.dump(_records([(None, p, v, t) for p, v, t in leaves(node, path)], path))
 
     def encode_values(self, values: Mapping[Path, Value], registry: ObjectRegistry,
                       base: Path | None = None) -> bytes:
@@ -443,11 +460,13 @@ def leaf_type(p: Path, v: Value, registry: ObjectRegistry) -> ResourceType:
     return registry.resource_type(p) or guess_type(v)
 
 
-def _records(items: list[tuple[int | float | None, Path, Value, ResourceType]], base: Path | None,
-             exact: bool = False) -> list[Record]:
+def _records(items: list[tuple[int | float | None, Path, Value, ResourceType]],
+             base: Path | None) -> list[Record]:
     """Records for leaves: names relative to ``base`` (see the module docstring for the layout)."""
     out: list[Record] = []
     bt: int | float | None = None
+    # Values all at the base path itself (one resource, or its time series): no names at all.
+    exact = base is not None and bool(items) and all(p == base for _w, p, _v, _t in items)
     for i, (when, p, v, t) in enumerate(items):
         kind, raw = raw_value(v, t, str(p))
         fields: dict[str, Any] = {kind: raw}

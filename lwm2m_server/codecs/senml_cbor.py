@@ -14,7 +14,7 @@ from typing import Any
 import cbor2
 
 from .base import CodecError, ContentFormat
-from .senml import MAX_RECORDS, Record, SenMLCodec, make_record
+from .senml import Record, SenMLCodec, make_record, record_maps
 
 __all__ = ["SenMLCborCodec", "CODEC", "LABELS", "load_cbor"]
 
@@ -51,15 +51,8 @@ class SenMLCborCodec(SenMLCodec):
     content_format = ContentFormat.SENML_CBOR
 
     def load(self, data: bytes) -> list[Record]:
-        doc = load_cbor(data)
-        if not isinstance(doc, list):
-            raise CodecError(f"a SenML CBOR pack is an array, got {type(doc).__name__}")
-        if len(doc) > MAX_RECORDS:
-            raise CodecError(f"too many records: {len(doc)} (at most {MAX_RECORDS})")
         records = []
-        for i, rec in enumerate(doc):
-            if not isinstance(rec, dict):
-                raise CodecError(f"a record is a map, got {type(rec).__name__}", f"record {i}")
+        for i, rec in enumerate(record_maps(load_cbor(data), "a SenML CBOR pack", "a record is a map")):
             fields: dict[str, Any] = {}
             for key, value in rec.items():
                 if isinstance(key, bool):

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from .base import CodecError, ContentFormat
-from .senml import MAX_RECORDS, Record, SenMLCodec, make_record
+from .senml import Record, SenMLCodec, make_record, record_maps
 
 __all__ = ["SenMLJsonCodec", "CODEC", "load_json", "b64url_decode", "b64url_encode"]
 
@@ -79,15 +79,8 @@ class SenMLJsonCodec(SenMLCodec):
     content_format = ContentFormat.SENML_JSON
 
     def load(self, data: bytes) -> list[Record]:
-        doc = load_json(data)
-        if not isinstance(doc, list):
-            raise CodecError(f"a SenML JSON pack is an array, got {type(doc).__name__}")
-        if len(doc) > MAX_RECORDS:
-            raise CodecError(f"too many records: {len(doc)} (at most {MAX_RECORDS})")
         records = []
-        for i, rec in enumerate(doc):
-            if not isinstance(rec, dict):
-                raise CodecError(f"a record is an object, got {type(rec).__name__}", f"record {i}")
+        for i, rec in enumerate(record_maps(load_json(data), "a SenML JSON pack", "a record is an object")):
             if "vd" in rec:
                 rec = dict(rec)
                 if not isinstance(rec["vd"], str):

@@ -364,3 +364,15 @@ def test_encoding_a_value_of_the_wrong_type_is_refused() -> None:
 def test_encoding_values_at_object_paths_is_refused() -> None:
     with pytest.raises(CodecError, match="not a resource"):
         CODEC.encode_values({P("/3/0"): 1}, REG)
+
+
+def test_time_series_of_one_resource_encodes_without_names() -> None:
+    groups = [(268500000, {P("/1024/0/1"): 22.9}), (268500010, {P("/1024/0/1"): 22.4})]
+    data = CODEC.encode_timestamped(groups, REG, base=P("/1024/0/1"))
+    assert data == b'[{"bn":"/1024/0/1","bt":268500000,"v":22.9},{"v":22.4,"t":10}]'
+    assert CODEC.decode_timestamped(data, REG) == groups
+
+
+def test_unknown_resource_above_int64_is_read_as_unsigned() -> None:
+    assert CODEC.decode_values(b'[{"n":"/4242/0/1","v":18446744073709551615}]', REG) == {
+        P("/4242/0/1"): 2**64 - 1}
