@@ -160,7 +160,16 @@ async def test_observe_notifications_show_in_latest_events_and_the_stream(
 
     r = await stack.http.delete("/api/v1/devices/node-1/observe/3/0/9", headers=stack.auth("write"))
     assert r.status_code == 200
-    assert device.root.observers == []
+    device.set("/3/0/9", 65)  # the server answers this notification with a Reset
+
+    async def observer_gone() -> bool:
+        return device.root.observers == []
+
+    await eventually(observer_gone)
+    events = (await stack.http.get("/api/v1/events?endpoint=node-1&kind=notification", headers=read)).json()
+    assert all(e["data"]["values"] != {"/3/0/9": 65} for e in events)
+    r = await stack.http.delete("/api/v1/devices/node-1/observe/3/0/9", headers=stack.auth("write"))
+    assert r.status_code == 400 and "no observation" in r.json()["detail"]
 
 
 async def test_update_changes_the_registration_and_is_an_event(stack: Stack, device: LwM2MTestClient) -> None:
