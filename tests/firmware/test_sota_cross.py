@@ -15,16 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cbor2
 import pytest
 
 from ota import keys
 from ota.sota import SotaError, build_package, parse_package, verify_package
 from tests.firmware.conftest import CoreBuild
+from tests.firmware.sota_tools import SELFTEST, SLOT, flip, resign
 from tests.support.wasm import wat_to_wasm
 
-SLOT = 65536
-SELFTEST = {"input": [1.0, 0.5, 0.2, 0.1], "expected": 1}
 
 
 @dataclass(frozen=True)
@@ -44,31 +42,6 @@ def key_files(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     (d / "pub.pem").write_bytes(keys.public_key_pem(signer))
     (d / "other.raw").write_bytes(keys.raw_public_key(other))
     return Keys(signer, d / "pub.raw", d / "pub.pem", d / "other.raw")
-
-
-def resign(pkg: bytes, signer: Any, *, manifest: dict[int, Any] | None = None,
-           payload: bytes | None = None, alg: int | None = None,
-           unprotected: dict[int, Any] | None = None, fix_payload_fields: bool = True) -> bytes:
-    """Re-assemble a validly signed package with some fields changed (what an attacker with
-    the key, or a buggy builder, could produce); the signature is always correct."""
-    old = parse_package(pkg)
-    m = cbor2.loads(old.manifest_bytes)
-    body = old.payload if payload is None else payload
-    if payload is not None and fix_payload_fields:
-        m[5], m[6] = len(body), hashlib.sha256(body).digest()
-    m.update(manifest or {})
-    protected = cbor2.dumps({1: old.alg if alg is None else alg})
-    mbytes = cbor2.dumps(m)
-    sig = keys.sign_raw(signer, cbor2.dumps(["Signature1", protected, b"", mbytes]))
-    unprot = {4: keys.key_id(signer)} if unprotected is None else unprotected
-    cose = cbor2.dumps(cbor2.CBORTag(18, [protected, unprot, mbytes, sig]))
-    return struct.pack("<4sB3sI", b"SOTA", 1, b"\0\0\0", len(cose)) + cose + body
-
-
-def flip(data: bytes, index: int, mask: int = 0x01) -> bytes:
-    out = bytearray(data)
-    out[index] ^= mask
-    return bytes(out)
 
 
 def python_reason(pkg: bytes, pub: Any, **kw: Any) -> str:
