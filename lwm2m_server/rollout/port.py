@@ -16,7 +16,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..model import Path, Value
-from ..protocol.errors import DeviceError, DeviceTimeout, Queued
+from ..protocol.errors import DeviceError, DeviceTimeout, LwM2MError, Queued
 from ..protocol.requests import ExecuteRequest, ObserveRequest, ReadRequest, WriteRequest
 
 if TYPE_CHECKING:
@@ -119,7 +119,10 @@ class ServerDevicePort:
 
     async def _await_queued(self, endpoint: str, request_id: str) -> Any:
         while True:
-            qr = self._server.devices.get_request(request_id)
+            try:
+                qr = self._server.devices.get_request(request_id)
+            except LwM2MError as e:  # forgotten by the server (restart, expiry)
+                raise DeviceTimeout(f"queued request {request_id}: {e.message}") from None
             state = getattr(qr, "state", None)
             if state == "done":
                 return qr
