@@ -9,7 +9,8 @@ Values: integers (exact), floats (finite), booleans, text (string, corelnk, and 
 ``"3:0"``), byte strings (opaque), and time as tag 1 around an integer (a plain number is
 accepted too, and written for times outside the years 1..9999). We encode one map per level from the object id, definite lengths, doubles for
 floats; we decode definite and indefinite maps, array keys, nested keys and mixes of them.
-Path lists (composite requests) are the same maps with ``null`` at each listed path.
+Path lists (composite requests) are the same maps with ``null`` at each listed path. An empty
+payload reads as an empty map.
 The format carries no timestamps. Typing and node building are shared with SenML (:mod:`.senml`).
 """
 
@@ -50,6 +51,8 @@ def _key_ids(key: object, prefix: tuple[int, ...]) -> tuple[int, ...]:
 
 def _walk(data: bytes) -> list[tuple[Path, Any]]:
     """Every leaf of the payload's maps as (path, raw CBOR value), in payload order."""
+    if isinstance(data, (bytes, bytearray, memoryview)) and not data:
+        return []  # an empty payload is an empty map, as for SenML
     doc = load_cbor(data)
     if not isinstance(doc, dict):
         raise CodecError(f"an LwM2M CBOR payload is a map, got {type(doc).__name__}")

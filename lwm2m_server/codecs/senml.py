@@ -15,7 +15,8 @@ Layout we encode (the one the LwM2M 1.1 Core spec's examples use, byte for byte)
   ``n`` and there is no ``bn`` (unless the caller gives a base path);
 - timestamps: ``bt`` once on the first record, ``t`` relative to it on the others.
 
-Decoding accepts any layout RFC 8428 allows (``bn`` anywhere and redefined, ``bt`` + ``t``,
+An empty payload decodes as an empty pack (some clients answer a read of an empty instance
+that way). Decoding accepts any layout RFC 8428 allows (``bn`` anywhere and redefined, ``bt`` + ``t``,
 ``bv`` + ``v``, fields in any order, unknown fields ignored unless they end with ``_``).
 """
 
@@ -394,7 +395,7 @@ class SenMLCodec:
     def _typed(self, data: bytes, registry: ObjectRegistry, path: Path | None = None
                ) -> list[tuple[Entry, Path, Value, ResourceType]]:
         out = []
-        for e in resolve(self.load_at(data, path)):
+        for e in resolve(self.load_at(data, path) if data else []):
             p = name_to_path(e.name, e.index)
             rtype = registry.resource_type(p)
             e = self.adapt(e, rtype)
@@ -427,7 +428,7 @@ class SenMLCodec:
 
     def decode_paths(self, data: bytes) -> list[Path]:
         out: list[Path] = []
-        for e in resolve(self.load(data)):
+        for e in resolve(self.load(data) if data else []):
             if e.kind is not None:
                 raise CodecError("a path list carries no values", _where(e.index, e.kind))
             out.append(name_to_path(e.name, e.index, min_level=0))

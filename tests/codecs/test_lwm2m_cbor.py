@@ -178,7 +178,7 @@ def test_values_outside_the_requested_path_are_refused() -> None:
         CODEC.decode(cbor2.dumps({3: {0: {9: 1}}, 1: {0: {1: 2}}}), P("/3/0"), REG)
 
 
-@pytest.mark.parametrize("data", [b"", b"\xa1\x03", b"\xa1\x03\xa1\x00\xa1\x00\x62\xff\xfe", b"\xa0\x00",
+@pytest.mark.parametrize("data", [b"\xa1\x03", b"\xa1\x03\xa1\x00\xa1\x00\x62\xff\xfe", b"\xa0\x00",
                                   b"\xbf\x03", b"\x1c"])
 def test_truncated_invalid_utf8_and_trailing_bytes_are_refused(data: bytes) -> None:
     with pytest.raises(CodecError):

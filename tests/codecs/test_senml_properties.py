@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lwm2m_server.codecs import CodecError
+from lwm2m_server.codecs.lwm2m_cbor import CODEC as LWM2M_CBOR
 from lwm2m_server.codecs.senml_cbor import CODEC as SENML_CBOR
 from lwm2m_server.codecs.senml_json import CODEC as SENML_JSON
 from lwm2m_server.model import (
@@ -254,3 +255,13 @@ def test_float_values_keep_their_exact_bits_through_json() -> None:
         data = SENML_JSON.encode_values({Path.of(TEST_OBJECT, 0, 6): f}, REG)
         back = SENML_JSON.decode_values(data, REG)[Path.of(TEST_OBJECT, 0, 6)]
         assert back == f and math.copysign(1, back) == math.copysign(1, f)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("codec", [*MULTI_CODECS, LWM2M_CBOR], ids=lambda c: type(c).__name__)
+def test_empty_payload_is_an_empty_pack(codec) -> None:  # type: ignore[no-untyped-def]
+    assert codec.decode_values(b"", REG) == {}
+    assert codec.decode_timestamped(b"", REG) == []
+    assert codec.decode_paths(b"") == []
+    assert codec.decode(b"", Path.of(3, 0), REG) == ObjectInstance(0, {})
+    with pytest.raises(CodecError, match="no value for /3/0/9"):
+        codec.decode(b"", Path.of(3, 0, 9), REG)
