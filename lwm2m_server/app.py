@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, server: LwM2MServer | None = No
     ``engine`` defaults to the server's engine.
     """
     settings = settings or (server.settings if server is not None and hasattr(server, "settings")
-                            else Settings())
+                            else Settings())  # type: ignore[call-arg]  # all fields have defaults
     app = FastAPI(title="lwm2m-server", version=__version__, description=_DESCRIPTION,
                   docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
     app.state.settings = settings

@@ -65,7 +65,8 @@ async def _stream(request: Request, server: Any, endpoint: str | None,
     try:
         yield ": connected\n\n"
         while True:
-            done, _ = await asyncio.wait({nxt, stop}, timeout=KEEPALIVE_SECONDS,
+            waiting: set[asyncio.Future[Any]] = {nxt, stop}
+            done, _ = await asyncio.wait(waiting, timeout=KEEPALIVE_SECONDS,
                                          return_when=asyncio.FIRST_COMPLETED)
             if stop in done or await request.is_disconnected():
                 return

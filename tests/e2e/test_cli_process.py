@@ -90,6 +90,10 @@ def test_run_fails_clearly_when_the_http_port_is_taken(tmp_path: Path, env: dict
 def test_run_refuses_bad_flags_with_the_setting_named(tmp_path: Path, env: dict[str, str]) -> None:
     r = _cli("run", "--coap-port", "70000", "--db", f"sqlite:///{tmp_path / 'x.db'}", env=env)
     assert r.returncode == 2 and "coap_port" in r.stderr
+    r = _cli("run", "--coap-host", "127.0.0.1", "--coap-port", "0", "--http-host", "127.0.0.1",
+             "--http-port", "0", "--db", f"sqlite:///{tmp_path / 'x.db'}",
+             "--objects", str(tmp_path / "missing"), env=env)
+    assert r.returncode == 2 and "object definitions" in r.stderr and "not a directory" in r.stderr
 
 
 def test_token_cli_refuses_unknown_scopes_and_revokes(tmp_path: Path, env: dict[str, str]) -> None:
