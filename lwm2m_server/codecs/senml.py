@@ -78,6 +78,8 @@ SENML_VERSION = 10
 # RFC 8428 §4.5.3: times below 2**28 are relative to "now". LwM2M clients and Leshan send
 # absolute times like 25462634 (the spec's own example), so only negative resolved times are
 # taken as relative here.
+# Resolved times must fall in the years 1..9999 (seconds from the epoch), as datetime allows.
+MAX_TIME = 253402300799
 VALUE_FIELDS = ("v", "vs", "vb", "vd", "vlo")
 _INT64_MAX = 2**63 - 1
 _NUMBER_FIELDS = ("bt", "t", "v", "bv")
@@ -217,6 +219,9 @@ def resolve(records: Iterable[Record]) -> list[Entry]:
                 if now is None:
                     now = _time.time()
                 when = now + when
+            if not -MAX_TIME <= when <= MAX_TIME:
+                raise CodecError(f"time {when} is out of range (years 1..9999)",
+                                 _where(i, "t" if r.t is not None else "bt"))
         kind = r.kind
         raw: Any = getattr(r, kind) if kind else None
         if kind == "v" and bv is not None:

@@ -376,3 +376,9 @@ def test_time_series_of_one_resource_encodes_without_names() -> None:
 def test_unknown_resource_above_int64_is_read_as_unsigned() -> None:
     assert CODEC.decode_values(b'[{"n":"/4242/0/1","v":18446744073709551615}]', REG) == {
         P("/4242/0/1"): 2**64 - 1}
+
+
+def test_times_beyond_year_9999_are_refused() -> None:
+    with pytest.raises(CodecError, match="out of range") as exc:
+        CODEC.decode_timestamped(b'[{"bn":"/3/0/9","bt":1e300,"v":1}]', REG)
+    assert exc.value.where == "record 0 field 'bt'"
