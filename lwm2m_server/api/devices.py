@@ -156,11 +156,14 @@ def _check_executable(server: Any, path: Path) -> None:
 
 # --- registrations ------------------------------------------------------------------------
 
-@router.get("", summary="List registered devices")
-def list_devices(server: ServerDep, online: bool | None = None) -> list[dict[str, Any]]:
-    regs = server.registrations.list()
-    return [device_json(r) for r in sorted(regs, key=lambda r: r.endpoint)
-            if online is None or r.online == online]
+@router.get("", summary="List registered devices, by endpoint name")
+def list_devices(server: ServerDep, online: bool | None = None,
+                 limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+                 offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
+    regs = sorted((r for r in server.registrations.list() if online is None or r.online == online),
+                  key=lambda r: r.endpoint)
+    end = None if limit is None else offset + limit
+    return [device_json(r) for r in regs[offset:end]]
 
 
 @router.get("/{endpoint}", summary="One device's registration")

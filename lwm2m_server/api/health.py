@@ -29,7 +29,7 @@ def healthz(request: Request) -> JSONResponse:
     if server is not None:
         body["coap_port"] = getattr(server, "coap_port", None)
         try:
-            body["registered_devices"] = len(server.registrations.list())
+            body["registered_devices"] = len(server.registrations)
         except Exception as e:  # noqa: BLE001 - report, do not crash the probe
             body["status"], status = "degraded", 503
             body["registrations"] = f"error: {type(e).__name__}"

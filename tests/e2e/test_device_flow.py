@@ -54,6 +54,8 @@ async def test_registered_device_is_listed_with_its_registration(stack: Stack, d
     r = await stack.http.get("/api/v1/devices", headers=stack.auth("read"))
     assert r.status_code == 200
     assert "node-1" in [d["endpoint"] for d in r.json()]
+    page = (await stack.http.get("/api/v1/devices?limit=1&offset=0", headers=stack.auth("read"))).json()
+    assert len(page) == 1
     d = (await stack.http.get("/api/v1/devices/node-1", headers=stack.auth("read"))).json()
     assert d["registration_id"] == device.location.split("/")[-1]  # type: ignore[union-attr]
     assert (d["lwm2m_version"], d["binding"], d["lifetime"], d["online"]) == ("1.1", "U", 60, True)
@@ -73,6 +75,10 @@ async def test_read_write_and_read_back(stack: Stack, device: LwM2MTestClient) -
     assert device.values[(1, 0, 1)] == 120
     r = await stack.http.get("/api/v1/devices/node-1/data/1/0/1", headers=stack.auth("read"))
     assert r.json()["values"] == {"/1/0/1": 120}
+    metrics = (await stack.http.get("/metrics")).text
+    assert 'lwm2m_requests_total{operation="read",outcome="ok"}' in metrics
+    assert 'lwm2m_requests_total{operation="write",outcome="ok"}' in metrics
+    assert 'lwm2m_request_seconds_count{operation="read"}' in metrics
 
 
 async def test_partial_update_of_an_instance_keeps_other_resources(stack: Stack, device: LwM2MTestClient) -> None:
@@ -186,7 +192,7 @@ async def test_deregistered_device_is_gone(stack: Stack, device: LwM2MTestClient
     resp = await device.deregister()
     assert str(resp.code).startswith("2.02")
     r = await stack.http.get("/api/v1/devices/node-1/data/3/0", headers=stack.auth("read"))
-    assert r.status_code in (404, 409)
+    assert r.status_code == 404 and r.json()["error"] == "device_not_found"
     listed = (await stack.http.get("/api/v1/devices?online=true", headers=stack.auth("read"))).json()
     assert "node-1" not in [d["endpoint"] for d in listed]
 
