@@ -13,7 +13,7 @@ from lwm2m_server.codecs.lwm2m_json import CODEC
 from lwm2m_server.codecs.senml_json import CODEC as SENML_JSON
 from lwm2m_server.model import ObjLnk, Path, ResourceType, SingleResource, default_registry, flatten
 from tests.codecs.test_senml_properties import REG as TEST_REG
-from tests.codecs.test_senml_properties import UNKNOWN_OBJECT, json_docs, node_at_path, only_codec_errors
+from tests.codecs.test_senml_properties import UNKNOWN_OBJECT, _mutate, json_docs, node_at_path, only_codec_errors
 
 REG = default_registry()
 P = Path.parse
@@ -182,3 +182,13 @@ def test_any_node_tree_decodes_from_its_lwm2m_json_form(case) -> None:  # type: 
     assume(not (path.object_id == UNKNOWN_OBJECT and any(isinstance(v, bytes) for v in flatten(node, path).values())))
     doc = as_lwm2m_json(SENML_JSON.encode(node, path, TEST_REG))
     assert CODEC.decode(doc, path, TEST_REG) == node
+
+
+@FUZZ
+@given(case=node_at_path(), edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4),
+       cut=st.integers(0, 10_000))
+def test_mutated_valid_documents_give_only_codec_errors(case, edits, cut: int) -> None:  # type: ignore[no-untyped-def]
+    node, path = case
+    data = _mutate(as_lwm2m_json(SENML_JSON.encode(node, path, TEST_REG)), edits)
+    only_codec_errors(CODEC, data)
+    only_codec_errors(CODEC, data[: cut % (len(data) + 1)])
