@@ -7,12 +7,14 @@ resource or resource instance, whose entry is the value:
 
 Values: integers (exact), floats (finite), booleans, text (string, corelnk, and objlnk as
 ``"3:0"``), byte strings (opaque), and time as tag 1 around an integer (a plain number is
-accepted too, and written for times outside the years 1..9999). We encode one map per level from the object id, definite lengths, doubles for
-floats; we decode definite and indefinite maps, array keys, nested keys and mixes of them.
-Keys always start at the object id: the spec requires it for everything but Write and Create,
-and allows it there too, which keeps Create unambiguous. Path lists (composite requests) are the same maps with ``null`` at each listed path. An empty
-payload reads as an empty map.
-The format carries no timestamps. Typing and node building are shared with SenML (:mod:`.senml`).
+accepted too, and written for times outside the years 1..9999).
+
+We encode one map per level from the object id, definite lengths, doubles for floats; we decode
+definite and indefinite maps, array keys, nested keys and mixes of them. Keys always start at the
+object id: the spec requires it for everything but Write and Create and allows it there too,
+which keeps Create unambiguous. Path lists (composite requests) are the same maps with ``null``
+at each listed path. An empty payload reads as an empty map. The format carries no timestamps.
+Typing and node building are shared with SenML (:mod:`.senml`).
 """
 
 from __future__ import annotations
