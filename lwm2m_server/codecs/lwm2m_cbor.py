@@ -1,4 +1,4 @@
-"""LwM2M CBOR (content format 11544, LwM2M 1.2 §7.4.6; also sent by 1.1 devices that announce it).
+"""LwM2M CBOR (content format 11544, LwM2M 1.2 §7.4.4; also sent by 1.1 devices that announce it).
 
 A payload is one CBOR map whose keys are path ids from the root: an unsigned integer (one id)
 or an array of unsigned integers (several ids at once), nested until a key path reaches a
