@@ -29,6 +29,15 @@ uint32_t sota_crc32(uint32_t crc, const void *data, size_t len)
 	return ~crc;
 }
 
+/* Copy a C string into a field of cap + 1 bytes, cut at cap, always terminated. */
+static void copy_field(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src);
+	n = n < cap ? n : cap;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static void put32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)v;
@@ -187,7 +196,7 @@ enum sota_err sota_slots_boot(struct sota_slots *s, uint8_t *ram, size_t ram_cap
 	a->size = (uint32_t)factory_len;
 	sota_sha256(ram, factory_len, a->sha256);
 	if (a->name[0] == '\0') {
-		strcpy(a->name, "factory");
+		copy_field(a->name, SOTA_RECORD_NAME_MAX, "factory");
 	}
 	*model_len = factory_len;
 	return SOTA_OK;
@@ -204,8 +213,8 @@ enum sota_err sota_slots_activate(struct sota_slots *s, uint8_t slot,
 	info->valid = true;
 	info->size = m->payload_size;
 	memcpy(info->sha256, m->sha256, SOTA_SHA256_LEN);
-	strncpy(info->name, m->name, SOTA_RECORD_NAME_MAX);
-	strncpy(info->version, m->version, SOTA_RECORD_VERSION_MAX);
+	copy_field(info->name, SOTA_RECORD_NAME_MAX, m->name);
+	copy_field(info->version, SOTA_RECORD_VERSION_MAX, m->version);
 	next.active = slot & 1;
 	enum sota_err e = sota_record_store(s->storage, &next);
 	if (e == SOTA_OK) {

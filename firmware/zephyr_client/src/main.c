@@ -1,0 +1,113 @@
+/*
+ * TinyML LwM2M client: starts WAMR and the model manager (active model from its flash
+ * partition, no reboot needed to change it), sets up Objects 0, 1, 3 (4 comes with the
+ * engine), 5, 9 and 33100, and registers with the server. Everything model-related lives in
+ * the portable parts; the objects are in their own files (see app.h).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <zephyr/drivers/hwinfo.h>
+#include <zephyr/kernel.h>
+#include <zephyr/logging/log.h>
+#include <zephyr/net/lwm2m.h>
+
+#include "app.h"
+
+LOG_MODULE_REGISTER(app_main, LOG_LEVEL_INF);
+
+extern const uint8_t sota_public_key[];
+extern const size_t sota_public_key_len;
+
+static uint8_t wamr_pool[CONFIG_APP_WAMR_POOL_SIZE] __aligned(8);
+static struct model_platform platform;
+static struct lwm2m_ctx client;
+static char endpoint[48];
+
+static char manufacturer[] = "lwm2m-server project";
+static char model_number[] = "tinyml-zephyr";
+static char firmware_version[] = "1.0.0";
+
+static void rd_event(struct lwm2m_ctx *ctx, enum lwm2m_rd_client_event event)
+{
+	ARG_UNUSED(ctx);
+	switch (event) {
+	case LWM2M_RD_CLIENT_EVENT_REGISTRATION_COMPLETE:
+		LOG_INF("registered as %s", endpoint);
+		firmware_update_confirm();
+		break;
+	case LWM2M_RD_CLIENT_EVENT_REGISTRATION_FAILURE:
+	case LWM2M_RD_CLIENT_EVENT_NETWORK_ERROR:
+		LOG_WRN("registration problem (event %d); the engine retries", event);
+		break;
+	default:
+		break;
+	}
+}
+
+static void make_endpoint(void)
+{
+	uint8_t id[8];
+	ssize_t n = hwinfo_get_device_id(id, sizeof(id));
+	int off = snprintf(endpoint, sizeof(endpoint), "%s", CONFIG_APP_ENDPOINT_PREFIX);
+	for (ssize_t i = 0; i < n && off < (int)sizeof(endpoint) - 2; i++) {
+		off += snprintf(endpoint + off, sizeof(endpoint) - off, "%02x", id[i]);
+	}
+	if (n <= 0) {
+		snprintf(endpoint + off, sizeof(endpoint) - off, "unknown");
+	}
+}
+
+static void setup_core_objects(void)
+{
+	/* Security 0/0 and Server 1/0 without bootstrap: NoSec to the configured server. */
+	lwm2m_set_string(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 0), CONFIG_APP_LWM2M_SERVER);
+	lwm2m_set_u8(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 2), LWM2M_SECURITY_NOSEC);
+	lwm2m_set_u16(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 10), CONFIG_LWM2M_SERVER_DEFAULT_SSID);
+	lwm2m_create_object_inst(&LWM2M_OBJ(LWM2M_OBJECT_SERVER_ID, 0));
+	lwm2m_set_u16(&LWM2M_OBJ(LWM2M_OBJECT_SERVER_ID, 0, 0), CONFIG_LWM2M_SERVER_DEFAULT_SSID);
+	lwm2m_set_u32(&LWM2M_OBJ(LWM2M_OBJECT_SERVER_ID, 0, 1), CONFIG_LWM2M_ENGINE_DEFAULT_LIFETIME);
+
+	/* Device 3/0. */
+	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 0), manufacturer,
+			  sizeof(manufacturer), sizeof(manufacturer), LWM2M_RES_DATA_FLAG_RO);
+	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 1), model_number,
+			  sizeof(model_number), sizeof(model_number), LWM2M_RES_DATA_FLAG_RO);
+	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 2), endpoint, sizeof(endpoint),
+			  strlen(endpoint) + 1, LWM2M_RES_DATA_FLAG_RO);
+	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 3), firmware_version,
+			  sizeof(firmware_version), sizeof(firmware_version), LWM2M_RES_DATA_FLAG_RO);
+}
+
+int main(void)
+{
+	make_endpoint();
+	if (model_rt_init(wamr_pool, sizeof(wamr_pool)) != 0) {
+		LOG_ERR("WAMR init failed");
+	}
+	platform.public_key = sota_public_key;
+	platform.public_key_len = sota_public_key_len;
+	if (init_flash_partitions(&platform) == 0) {
+		enum sota_err e = model_manager_init(&platform);
+		if (e != SOTA_OK) {
+			LOG_ERR("no model runs: %s (%s)", sota_err_name(e),
+				model_manager_stats()->update_error);
+		} else {
+			const struct sota_slot_record *rec = model_manager_record();
+			LOG_INF("model slot %d: %s %s", rec->active, rec->slot[rec->active].name,
+				rec->slot[rec->active].version);
+		}
+	}
+
+	setup_core_objects();
+	init_model_object();
+	init_sw_mgmt();
+	init_firmware_update();
+
+	int rc = lwm2m_rd_client_start(&client, endpoint, 0, rd_event, NULL);
+	if (rc != 0) {
+		LOG_ERR("lwm2m_rd_client_start: %d", rc);
+		return rc;
+	}
+	return 0;
+}
