@@ -37,6 +37,7 @@ DEVICE_FW_VERSION = Path.of(3, 0, 3)
 SW_OBJECT = Path.of(9, 0)
 SW_PACKAGE, SW_URI, SW_INSTALL = Path.of(9, 0, 2), Path.of(9, 0, 3), Path.of(9, 0, 4)
 SW_STATE, SW_RESULT, SW_ACTIVATE = Path.of(9, 0, 7), Path.of(9, 0, 9), Path.of(9, 0, 10)
+SW_STATUS_REASON = Path.of(9, 0, 16)
 # The TinyML model object
 MODEL_OBJECT = Path.of(33100, 0)
 MODEL_ACTIVE_SLOT, MODEL_SLOT_VERSION, MODEL_SLOT_SHA = 0, 2, 3
@@ -320,8 +321,9 @@ async def run_sota(run: TargetRun) -> str:
         ours = run.step in (STEP_SENT, STEP_APPLY, STEP_ACTIVATE)
         failed = result is not None and result >= 50
         if ours and failed:
-            raise TargetFailed(result_reason(kind, result), result,
-                               transient=is_transient_result(kind, result))
+            detail = sw.get(SW_STATUS_REASON)
+            reason = result_reason(kind, result) + (f" ({detail})" if detail else "")
+            raise TargetFailed(reason, result, transient=is_transient_result(kind, result))
         if state == SW_INSTALLED and ours:
             if SW_ACTIVATE not in sent:  # once per pass; a resumed pass re-reads the state first
                 await run.advance(TargetState.UPDATING, step=STEP_ACTIVATE, progress=0.9,

@@ -1,0 +1,333 @@
+"""Benchmark: rollouts to a simulated fleet, and firmware downloads over CoAP Block2.
+
+The server (CoAP, HTTP, rollout engine; SQLite in a temporary folder) runs in this process, so
+its CPU time and the bytes its UDP socket sends can be measured; simulated devices run in
+separate processes (`lwm2m-server simulate`). Prints:
+
+1. SOTA rollout: N devices (default 1,000) get a 64 KiB SOTA package through Object 9 (pull over
+   CoAP Block2, Install, Activate). Wall time from the deployment's creation until every target
+   succeeded (goal < 60 s), and the bytes the server sent to each device during the rollout over
+   the package size (goal <= 1.05; CoAP headers, the LwM2M requests and all blocks included).
+2. Firmware pull: a 512 KiB MCUboot image over CoAP Block2 with 1024-byte blocks, deployed to a
+   few devices through Object 5: per-device download throughput; then the server's CPU seconds
+   per MiB delivered for /fw against a bare aiocoap resource serving the same bytes (aiocoap's
+   own Block2 handling), fetched by the same client process in the same run.
+
+Usage: python bench/rollout_bench.py [--devices 1000] [--fw-devices 10] [--jitter 5]
+Needs clang and lld (the example model is compiled at start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import aiocoap
+import aiocoap.resource
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lwm2m_server.config import Settings  # noqa: E402
+from lwm2m_server.rollout import service  # noqa: E402
+from lwm2m_server.runner import Runner  # noqa: E402
+from lwm2m_server.store.artifacts import ingest_artifact  # noqa: E402
+from ota.keys import generate_private_key, public_key_of, public_key_pem  # noqa: E402
+from ota.mcuboot import sign_image  # noqa: E402
+from ota.sota import build_package  # noqa: E402
+from tests.support.wasm import build_example_model  # noqa: E402
+
+KIB = 1024
+SLOT = 64 * KIB
+
+
+def pad_wasm(module: bytes, total: int) -> bytes:
+    """``module`` grown to ``total`` bytes with a custom section (valid Wasm, ignored by runtimes)."""
+    name = b"bench-padding"
+
+    def leb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            b, n = n & 0x7F, n >> 7
+            out.append(b | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+    for body_len in range(total - len(module) - 8, 0, -1):
+        content = leb(len(name)) + name + b"\0" * (body_len - len(leb(len(name))) - len(name))
+        section = b"\x00" + leb(len(content)) + content
+        if len(module) + len(section) <= total:
+            return module + section
+    raise ValueError("cannot pad")
+
+
+def server_udp_transport(runner: Runner) -> Any:
+    ctx = runner.server._endpoint.context  # bench only: count what the server's socket sends
+    for ri in ctx.request_interfaces:
+        mi = getattr(getattr(ri, "token_interface", None), "message_interface", None)
+        tr = getattr(mi, "transport", None)
+        if tr is not None:
+            return tr
+    raise RuntimeError("no UDP transport")
+
+
+class SendCounter:
+    """Wraps the server socket's sendmsg (aiocoap's udp6 transport): bytes per (host, port)."""
+
+    def __init__(self, transport: Any) -> None:
+        self.per_addr: dict[tuple[str, int], int] = defaultdict(int)
+        original = transport.sendmsg
+
+        def sendmsg(data: bytes, ancdata: Any, flags: int, addr: Any) -> Any:
+            host = str(addr[0])
+            if host.startswith("::ffff:"):
+                host = host[7:]
+            self.per_addr[(host, int(addr[1]))] += len(data)
+            return original(data, ancdata, flags, addr)
+        transport.sendmsg = sendmsg
+
+    def reset(self) -> None:
+        self.per_addr.clear()
+
+
+def start_fleet(tmp: Path, coap_port: int, count: int, prefix: str, pub: Path, model: Path,
+                jitter: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lwm2m_server.cli", "simulate", "--server",
+         f"coap://127.0.0.1:{coap_port}", "--count", str(count), "--prefix", prefix,
+         "--state-dir", str(tmp / f"fleet-{prefix}"), "--trusted-key", str(pub),
+         "--model", str(model), "--lifetime", "900", "--jitter", str(jitter)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def wait_registered(runner: Runner, prefix: str, count: int, timeout: float) -> float:
+    t0 = time.monotonic()
+    while True:
+        n = sum(1 for r in runner.server.registrations.list() if r.endpoint.startswith(prefix))
+        if n >= count:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise SystemExit(f"only {n} of {count} devices registered in {timeout:.0f} s")
+        await asyncio.sleep(0.2)
+
+
+async def run_deployment(runner: Runner, art_id: int, endpoints: list[str], *,
+                         max_concurrent: int, timeout: float) -> tuple[float, dict[str, Any]]:
+    engine = runner.server.engine
+    t0 = time.monotonic()
+    dep = service.create_deployment(engine, service.DeploymentSpec(
+        artifact_id=art_id, endpoints=endpoints, max_concurrent=max_concurrent,
+        failure_threshold=1.0, timeout=300, retries=2))
+    runner.rollout.wake()
+    while True:
+        view = service.deployment_view(engine, int(dep.id), with_targets=False)  # type: ignore[arg-type]
+        if view["state"] == "completed":
+            return time.monotonic() - t0, service.deployment_view(engine, int(dep.id))  # type: ignore[arg-type]
+        if time.monotonic() - t0 > timeout:
+            raise SystemExit(f"deployment not done in {timeout:.0f} s: {view['counts']}")
+        await asyncio.sleep(0.25)
+
+
+FETCH_CLIENT = r"""
+import asyncio, sys, time
+import aiocoap
+from lwm2m_server.sim.transfer import Faults, fetch_package
+async def main(uri, n, rounds):
+    ctx = await aiocoap.Context.create_client_context()
+    t0 = time.monotonic()
+    for _ in range(rounds):
+        datas = await asyncio.gather(*(fetch_package(uri, ctx, 1 << 24, Faults()) for _ in range(n)))
+    dt = time.monotonic() - t0
+    print(len(datas[0]), dt)
+    await ctx.shutdown()
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+"""
+
+
+class WholeFile(aiocoap.resource.Resource):
+    """Baseline: a plain aiocoap resource answering the whole file (aiocoap slices Block2)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self.data = data
+
+    async def render_get(self, request: aiocoap.Message) -> aiocoap.Message:
+        return aiocoap.Message(payload=self.data)
+
+
+async def cpu_per_mib(uri: str, size: int, clients: int, rounds: int) -> tuple[float, float]:
+    """(server CPU s per MiB, seconds per download) while a client process fetches ``uri``."""
+    cpu0 = time.process_time()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FETCH_CLIENT, uri, str(clients), str(rounds),
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out, _ = await proc.communicate()
+    cpu = time.process_time() - cpu0
+    got, seconds = out.decode().split()
+    assert int(got) == size, (got, size)
+    mib = size * clients * rounds / (1 << 20)
+    return cpu / mib, float(seconds) / rounds
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--fw-devices", type=int, default=10)
+    ap.add_argument("--max-concurrent", type=int, default=250)
+    ap.add_argument("--jitter", type=float, default=5.0)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
+    fleets: list[subprocess.Popen[bytes]] = []
+    runner: Runner | None = None
+    try:
+        key = generate_private_key("ed25519")
+        pub = tmp / "sota.pub.pem"
+        pub.write_bytes(public_key_pem(key))
+        model = build_example_model(tmp)
+        (tmp / "model.wasm").write_bytes(model)
+        retrained = build_example_model(tmp, bias_shift=0.25)
+        payload = pad_wasm(retrained, SLOT - 300)
+        package = build_package(payload, name="classifier", version="2.0.0", private_key=key,
+                                slot_size=SLOT)
+        image = sign_image(os.urandom(512 * KIB - 0x200 - 64), None, version="3.0.0")
+
+        settings = Settings(coap_host="127.0.0.1", coap_port=0, http_host="127.0.0.1",
+                            http_port=0, db_url=f"sqlite:///{tmp / 'bench.db'}",
+                            artifacts_dir=tmp / "artifacts", log_level="warning",
+                            request_timeout=10.0)
+        runner = Runner(settings)
+        await runner.start()
+        counter = SendCounter(server_udp_transport(runner))
+        engine = runner.server.engine
+        store = runner.rollout.artifacts
+        sota_id = int(ingest_artifact(engine, store, package, kind="sota", name="classifier",
+                                      version="2.0.0", sota_public_key=public_key_of(key)).artifact.id)
+        fw_id = int(ingest_artifact(engine, store, image, kind="firmware", name="app",
+                                    version="3.0.0").artifact.id)
+
+        # --- 1. SOTA rollout to the fleet ------------------------------------------
+        print(f"SOTA package: {len(package)} bytes (payload {len(payload)}); firmware image "
+              f"{len(image)} bytes")
+        fleets.append(start_fleet(tmp, int(runner.coap_port), args.devices, "sim-", pub,
+                                  tmp / "model.wasm", args.jitter))
+        reg_s = await wait_registered(runner, "sim-", args.devices, 120 + args.jitter)
+        print(f"{args.devices} devices registered in {reg_s:.1f} s")
+        endpoints = [f"sim-{i}" for i in range(args.devices)]
+        regs = {r.endpoint: r for r in runner.server.registrations.list()}
+        endpoints = sorted(e for e in regs if e.startswith("sim-"))
+        counter.reset()
+        cpu0 = time.process_time()
+        wall, view = await run_deployment(runner, sota_id, endpoints,
+                                          max_concurrent=args.max_concurrent, timeout=600)
+        cpu = time.process_time() - cpu0
+        ok = sum(1 for t in view["targets"] if t["state"] == "succeeded")
+        ratios = []
+        for e in endpoints:
+            reg = runner.server.registrations.get(e)
+            if reg is not None:
+                ratios.append(counter.per_addr.get(tuple(reg.address), 0) / len(package))
+        ratios.sort()
+        print("\n== SOTA rollout (Object 9, pull over CoAP Block2, install, activate) ==")
+        print(f"targets succeeded: {ok}/{len(endpoints)}")
+        print(f"wall time until all succeeded: {wall:.1f} s   (goal < 60 s: "
+              f"{'met' if wall < 60 and ok == len(endpoints) else 'NOT met'})")
+        print(f"bytes sent per device / package size: median {statistics.median(ratios):.4f}, "
+              f"p95 {ratios[int(0.95 * (len(ratios) - 1))]:.4f}, max {ratios[-1]:.4f}   "
+              f"(goal <= 1.05: {'met' if ratios[-1] <= 1.05 else 'NOT met'})")
+        print(f"server CPU during the rollout: {cpu:.1f} s "
+              f"({cpu / (len(package) * len(endpoints) / (1 << 20)):.3f} s per MiB delivered)")
+        fails = [t for t in view["targets"] if t["state"] != "succeeded"][:5]
+        for t in fails:
+            print(f"  {t['endpoint']}: {t['state']} {t['reason']}")
+        for p in fleets:
+            p.terminate()
+        for p in fleets:
+            p.wait(30)
+        fleets.clear()
+
+        # --- 2. firmware pull over CoAP Block2 --------------------------------------
+        fleets.append(start_fleet(tmp, int(runner.coap_port), args.fw_devices, "fw-", pub,
+                                  tmp / "model.wasm", 1.0))
+        await wait_registered(runner, "fw-", args.fw_devices, 60)
+        fw_eps = sorted(r.endpoint for r in runner.server.registrations.list()
+                        if r.endpoint.startswith("fw-"))
+        started: dict[str, float] = {}
+        took: dict[str, float] = {}
+
+        async def watch() -> None:
+            async for ev in runner.server.events.subscribe():  # type: ignore[union-attr]
+                if ev.kind != "deployment_target" or ev.endpoint not in fw_eps:
+                    continue
+                if ev.data.get("step") == "sent" and ev.endpoint not in started:
+                    started[ev.endpoint] = time.monotonic()
+                if ev.data.get("state") == "transferred" and ev.endpoint in started:
+                    took.setdefault(ev.endpoint, time.monotonic() - started[ev.endpoint])
+        watcher = asyncio.create_task(watch())
+        cpu0 = time.process_time()
+        wall, view = await run_deployment(runner, fw_id, fw_eps, max_concurrent=len(fw_eps),
+                                          timeout=300)
+        cpu_fleet = time.process_time() - cpu0
+        watcher.cancel()
+        ok = sum(1 for t in view["targets"] if t["state"] == "succeeded")
+        print(f"\n== Firmware pull (Object 5, 512 KiB, CoAP Block2, 1024-byte blocks), "
+              f"{len(fw_eps)} devices at once ==")
+        print(f"targets succeeded: {ok}/{len(fw_eps)} in {wall:.1f} s")
+        if took:
+            rates = sorted(len(image) / (1 << 10) / s for s in took.values())
+            print(f"per-device download throughput: median {statistics.median(rates):.0f} KiB/s, "
+                  f"min {rates[0]:.0f} KiB/s")
+        print(f"server CPU during the deployment: {cpu_fleet:.2f} s = "
+              f"{cpu_fleet / (len(image) * len(fw_eps) / (1 << 20)):.3f} s per MiB delivered")
+        for p in fleets:
+            p.terminate()
+        for p in fleets:
+            p.wait(30)
+        fleets.clear()
+
+        # Same bytes, same client, our /fw against a bare aiocoap resource (baseline).
+        sha = view["sha256"]
+        ours_cpu, ours_s = await cpu_per_mib(f"coap://127.0.0.1:{runner.coap_port}/fw/{sha}",
+                                             len(image), 4, 2)
+        site = aiocoap.resource.Site()
+        site.add_resource(["fw"], WholeFile(image))
+        port = free_udp_port()
+        bare = await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", port))
+        try:
+            base_cpu, base_s = await cpu_per_mib(f"coap://127.0.0.1:{port}/fw", len(image), 4, 2)
+        finally:
+            await bare.shutdown()
+        print("\n== /fw against a bare aiocoap resource (4 concurrent downloads x 2, one client "
+              "process) ==")
+        print(f"/fw:   {ours_cpu:.3f} server CPU s/MiB, {len(image) / KIB / ours_s:.0f} KiB/s "
+              f"per download")
+        print(f"bare:  {base_cpu:.3f} server CPU s/MiB, {len(image) / KIB / base_s:.0f} KiB/s "
+              f"per download")
+        print(f"ratio /fw / bare: CPU {ours_cpu / base_cpu:.2f}x, throughput "
+              f"{base_s / ours_s:.2f}x")
+    finally:
+        for p in fleets:
+            p.kill()
+        if runner is not None:
+            await runner.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
