@@ -35,11 +35,14 @@ from ..model import (
     MultipleResource,
     Node,
     NodeError,
+    ObjectInstance,
     ObjectRegistry,
     ObjLnk,
     Path,
     PathError,
+    ResourceInstance,
     ResourceType,
+    SingleResource,
     Value,
     ValueTypeError,
     build,
@@ -329,10 +332,22 @@ def raw_value(value: Value, rtype: ResourceType, where: str | None = None) -> tu
 
 # --- nodes ---------------------------------------------------------------------------------
 
+_NODE_LEVEL = {LwM2mObject: 1, ObjectInstance: 2, SingleResource: 3, MultipleResource: 3, ResourceInstance: 4}
+
+
 def leaves(node: Node, path: Path) -> list[tuple[Path, Value, ResourceType]]:
     """Every leaf of ``node`` (at ``path``) with its value and type, in path order."""
+    level = _NODE_LEVEL.get(type(node))
+    if level != path.level:
+        raise CodecError(f"a {type(node).__name__} cannot sit at {path}", str(path))
+    if node.id is not None and node.id != path.ids[-1]:
+        raise CodecError(f"node id {node.id} does not match the path {path}", str(path))
+    try:
+        flat = flatten(node, path)
+    except (PathError, TypeError) as e:  # e.g. an instance without id inside an object
+        raise CodecError(f"cannot encode this node at {path}: {e}", str(path)) from None
     out = []
-    for p, v in sorted(flatten(node, path).items()):
+    for p, v in sorted(flat.items()):
         leaf = node_at(node, path, p)
         out.append((p, v, leaf.type))  # type: ignore[union-attr]
     return out

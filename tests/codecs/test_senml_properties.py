@@ -265,3 +265,20 @@ def test_empty_payload_is_an_empty_pack(codec) -> None:  # type: ignore[no-untyp
     assert codec.decode(b"", Path.of(3, 0), REG) == ObjectInstance(0, {})
     with pytest.raises(CodecError, match="no value for /3/0/9"):
         codec.decode(b"", Path.of(3, 0, 9), REG)
+
+
+@pytest.mark.parametrize("codec", [*MULTI_CODECS, LWM2M_CBOR], ids=lambda c: type(c).__name__)
+def test_a_node_at_a_path_of_another_level_or_id_is_refused(codec) -> None:  # type: ignore[no-untyped-def]
+    res = SingleResource(9, 1, ResourceType.INTEGER)
+    with pytest.raises(CodecError, match="cannot sit at /3"):
+        codec.encode(res, Path.of(3), REG)
+    with pytest.raises(CodecError, match="does not match the path /3/0/10"):
+        codec.encode(res, Path.of(3, 0, 10), REG)
+    with pytest.raises(CodecError, match="cannot encode"):
+        codec.encode(LwM2mObject(3, {None: ObjectInstance(None, {9: res})}), Path.of(3), REG)  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("codec", [*MULTI_CODECS, LWM2M_CBOR], ids=lambda c: type(c).__name__)
+def test_instance_without_id_encodes_at_its_path(codec) -> None:  # type: ignore[no-untyped-def]
+    inst = ObjectInstance(None, {9: SingleResource(9, 1, ResourceType.INTEGER)})
+    assert codec.decode(codec.encode(inst, Path.of(3, 0), REG), Path.of(3, 0), REG) == ObjectInstance(0, inst.resources)
