@@ -7,10 +7,11 @@ events) and the settings into ``app.state``; the runner serves the result with u
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
 from .api.errors import install_error_handlers
@@ -51,11 +52,28 @@ def create_app(settings: Settings | None = None, server: LwM2MServer | None = No
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(build_api_router())
+    from .console import mount_console  # operator console: /console pages, / redirect
 
-    @app.middleware("http")
-    async def _count(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        HTTP_REQUESTS.inc(request.method, f"{response.status_code // 100}xx")  # type: ignore[attr-defined]
-        return response
+    mount_console(app)
 
+    app.add_middleware(_CountResponses)
     return app
+
+
+class _CountResponses:
+    """Counts answers by method and status class (plain ASGI: no per-request task or copy)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                HTTP_REQUESTS.inc(scope["method"], f"{message['status'] // 100}xx")  # type: ignore[attr-defined]
+            await send(message)
+
+        await self.app(scope, receive, counting_send)

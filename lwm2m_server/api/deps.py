@@ -33,15 +33,21 @@ BOOTSTRAP_TOKEN_NAME = "LWM2M_ADMIN_TOKEN"
 _bearer = HTTPBearer(auto_error=False, description="an API token from `lwm2m-server token create`")
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies without I/O are coroutines: FastAPI runs plain functions in the thread pool,
+# which costs a thread hop per request.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_engine(request: Request) -> Engine:
+def _engine(request: Request) -> Engine:
     engine = request.app.state.engine
     if engine is None:
         raise Unavailable("no database is configured")
     return engine  # type: ignore[no-any-return]
+
+
+async def get_engine(request: Request) -> Engine:
+    return _engine(request)
 
 
 def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
@@ -49,7 +55,7 @@ def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Sess
         yield session
 
 
-def get_server(request: Request) -> LwM2MServer:
+async def get_server(request: Request) -> LwM2MServer:
     server = request.app.state.server
     if server is None:
         raise Unavailable("the LwM2M server is not running in this process")
@@ -87,7 +93,7 @@ def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | 
     if settings.admin_token is not None and hmac.compare_digest(
             plaintext.encode(), settings.admin_token.get_secret_value().encode()):
         return _BootstrapToken()
-    token = verify_token(get_engine(request), plaintext)
+    token = verify_token(_engine(request), plaintext)
     if token is None:
         raise Unauthorized("invalid or revoked token")
     return token
