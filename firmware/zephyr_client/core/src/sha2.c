@@ -46,8 +46,9 @@ static const uint64_t K512[80] = {
 static uint32_t ror32(uint32_t x, unsigned n) { return (x >> n) | (x << (32 - n)); }
 static uint64_t ror64(uint64_t x, unsigned n) { return (x >> n) | (x << (64 - n)); }
 
-static void sha256_block(uint32_t h[8], const uint8_t *p)
+static void sha256_block(void *state, const uint8_t *p)
 {
+	uint32_t *h = state;
 	uint32_t w[64], v[8];
 	for (int i = 0; i < 16; i++) {
 		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
@@ -75,8 +76,9 @@ static void sha256_block(uint32_t h[8], const uint8_t *p)
 	}
 }
 
-static void sha512_block(uint64_t h[8], const uint8_t *p)
+static void sha512_block(void *state, const uint8_t *p)
 {
+	uint64_t *h = state;
 	uint64_t w[80], v[8];
 	for (int i = 0; i < 16; i++) {
 		w[i] = 0;
@@ -105,6 +107,48 @@ static void sha512_block(uint64_t h[8], const uint8_t *p)
 	}
 }
 
+typedef void (*compress_fn)(void *state, const uint8_t *block);
+
+/* Collect bytes into blocks of `block` bytes and compress every full one. */
+static void absorb(void *state, uint8_t *buf, size_t *fill, size_t block, compress_fn compress,
+		   const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		size_t n = block - *fill;
+		if (n > len) {
+			n = len;
+		}
+		memcpy(buf + *fill, p, n);
+		*fill += n;
+		p += n;
+		len -= n;
+		if (*fill == block) {
+			compress(state, buf);
+			*fill = 0;
+		}
+	}
+}
+
+/* FIPS 180-4 padding: 0x80, zeros, and the message length in bits, big endian, in the last
+ * len_field bytes of the final block (8 for SHA-256, 16 for SHA-512; messages here are far
+ * below 2^61 bytes, so only the low 64 bits can be non-zero). */
+static void finish(void *state, uint8_t *buf, size_t *fill, size_t block, size_t len_field,
+		   compress_fn compress, uint64_t total)
+{
+	static const uint8_t zeros[16];
+	uint8_t first = 0x80;
+	absorb(state, buf, fill, block, compress, &first, 1);
+	while (*fill != block - len_field) {
+		absorb(state, buf, fill, block, compress, zeros, 1);
+	}
+	absorb(state, buf, fill, block, compress, zeros, len_field - 8);
+	uint8_t len_be[8];
+	for (int i = 0; i < 8; i++) {
+		len_be[i] = (uint8_t)((total * 8) >> (56 - 8 * i));
+	}
+	absorb(state, buf, fill, block, compress, len_be, 8);
+}
+
 void sota_sha256_init(struct sota_sha256 *s)
 {
 	static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
@@ -116,43 +160,17 @@ void sota_sha256_init(struct sota_sha256 *s)
 
 void sota_sha256_update(struct sota_sha256 *s, const void *data, size_t len)
 {
-	const uint8_t *p = data;
 	s->total += len;
-	while (len > 0) {
-		size_t n = 64 - s->fill;
-		if (n > len) {
-			n = len;
-		}
-		memcpy(s->buf + s->fill, p, n);
-		s->fill += n;
-		p += n;
-		len -= n;
-		if (s->fill == 64) {
-			sha256_block(s->h, s->buf);
-			s->fill = 0;
-		}
-	}
+	absorb(s->h, s->buf, &s->fill, sizeof(s->buf), sha256_block, data, len);
 }
 
 void sota_sha256_final(struct sota_sha256 *s, uint8_t out[SOTA_SHA256_LEN])
 {
-	uint64_t bits = s->total * 8;
-	uint8_t pad = 0x80;
-	sota_sha256_update(s, &pad, 1);
-	pad = 0;
-	while (s->fill != 56) {
-		sota_sha256_update(s, &pad, 1);
-	}
-	uint8_t len_be[8];
+	finish(s->h, s->buf, &s->fill, sizeof(s->buf), 8, sha256_block, s->total);
 	for (int i = 0; i < 8; i++) {
-		len_be[i] = (uint8_t)(bits >> (56 - 8 * i));
-	}
-	sota_sha256_update(s, len_be, 8);
-	for (int i = 0; i < 8; i++) {
-		out[4 * i] = (uint8_t)(s->h[i] >> 24);
-		out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);
-		out[4 * i + 2] = (uint8_t)(s->h[i] >> 8);
-		out[4 * i + 3] = (uint8_t)s->h[i];
+		for (int j = 0; j < 4; j++) {
+			out[4 * i + j] = (uint8_t)(s->h[i] >> (24 - 8 * j));
+		}
 	}
 }
 
@@ -178,39 +196,13 @@ void sota_sha512_init(struct sota_sha512 *s)
 
 void sota_sha512_update(struct sota_sha512 *s, const void *data, size_t len)
 {
-	const uint8_t *p = data;
 	s->total += len;
-	while (len > 0) {
-		size_t n = 128 - s->fill;
-		if (n > len) {
-			n = len;
-		}
-		memcpy(s->buf + s->fill, p, n);
-		s->fill += n;
-		p += n;
-		len -= n;
-		if (s->fill == 128) {
-			sha512_block(s->h, s->buf);
-			s->fill = 0;
-		}
-	}
+	absorb(s->h, s->buf, &s->fill, sizeof(s->buf), sha512_block, data, len);
 }
 
 void sota_sha512_final(struct sota_sha512 *s, uint8_t out[SOTA_SHA512_LEN])
 {
-	/* A 128-bit length; messages here are far below 2^61 bytes, so its upper half is zero. */
-	uint64_t bits = s->total * 8;
-	uint8_t pad = 0x80;
-	sota_sha512_update(s, &pad, 1);
-	pad = 0;
-	while (s->fill != 112) {
-		sota_sha512_update(s, &pad, 1);
-	}
-	uint8_t len_be[16] = {0};
-	for (int i = 0; i < 8; i++) {
-		len_be[8 + i] = (uint8_t)(bits >> (56 - 8 * i));
-	}
-	sota_sha512_update(s, len_be, 16);
+	finish(s->h, s->buf, &s->fill, sizeof(s->buf), 16, sha512_block, s->total);
 	for (int i = 0; i < 8; i++) {
 		for (int j = 0; j < 8; j++) {
 			out[8 * i + j] = (uint8_t)(s->h[i] >> (56 - 8 * j));
