@@ -266,3 +266,29 @@ async def test_queue_mode_caller_can_wait_with_timeout(stack: Stack) -> None:
         assert r.json()["values"] == {"/3/0/0": "ACME"}
     finally:
         await client.stop()
+
+
+async def test_observe_composite_notifications_reach_latest(stack: Stack, device: LwM2MTestClient) -> None:
+    r = await stack.http.post("/api/v1/devices/node-1/composite/observe",
+                              json={"paths": ["/3/0/9", "/1/0/1"]}, headers=stack.auth("write"))
+    assert r.status_code == 200, r.text
+    assert r.json()["values"] == {"/1/0/1": 300, "/3/0/9": 80} and r.json()["observing"] is True
+    device.set("/1/0/1", 77)
+
+    async def latest() -> bool:
+        got = (await stack.http.get("/api/v1/devices/node-1/latest", headers=stack.auth("read"))).json()
+        return got["values"].get("/1/0/1", {}).get("value") == 77
+
+    await eventually(latest)
+    r = await stack.http.post("/api/v1/devices/node-1/composite/observe/cancel",
+                              json={"paths": ["/3/0/9", "/1/0/1"]}, headers=stack.auth("write"))
+    assert r.status_code == 200, r.text
+
+
+async def test_send_from_the_device_is_stored_and_visible(stack: Stack, device: LwM2MTestClient) -> None:
+    resp = await device.send({"/3/0/9": 55, "/33100/0/6": 2})
+    assert str(resp.code).startswith("2.04")
+    events = (await stack.http.get("/api/v1/events?endpoint=node-1&kind=send", headers=stack.auth("read"))).json()
+    assert events and events[0]["kind"] == "send"
+    got = (await stack.http.get("/api/v1/devices/node-1/latest", headers=stack.auth("read"))).json()
+    assert got["values"]["/3/0/9"]["value"] == 55 and got["values"]["/33100/0/6"]["value"] == 2
