@@ -89,7 +89,8 @@ def main() -> None:
     print(f"Device object /3/0: {len(node.resources)} readable resources, "
           f"{sum(len(r.instances) if isinstance(r, MultipleResource) else 1 for r in node.resources.values())}"
           f" values\n")
-    header = f"{'format':<11} {'bytes':>5}  {'op':<6} {'ours ops/s':>11}  {'baseline':<13} {'base ops/s':>11}  {'ratio':>6}"
+    header = (f"{'format':<11} {'bytes':>5}  {'op':<6} {'ours ops/s':>11}  "
+              f"{'baseline':<13} {'base ops/s':>11}  {'ratio':>6}")
     print(header)
     print("-" * len(header))
     for name, fmt in formats:

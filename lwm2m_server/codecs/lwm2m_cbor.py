@@ -28,14 +28,22 @@ import cbor2
 
 from ..model import Node, ObjectRegistry, Path, PathError, ResourceType, Value
 from .base import CodecError, ContentFormat, TimestampedValues
-from .senml import MAX_RECORDS, finite_number, leaf_type, leaves, raw_value, typed_value, values_to_node
+from .senml import (
+    MAX_RECORDS,
+    MAX_TIME,
+    MIN_TIME,
+    finite_number,
+    leaf_type,
+    leaves,
+    raw_value,
+    typed_value,
+    values_to_node,
+)
 from .senml_cbor import load_cbor
 
 __all__ = ["LwM2mCborCodec", "CODEC"]
 
 _NULL = object()  # marks a path-list leaf
-# Tag 1 decodes to a datetime: years 1..9999 only. Times outside go out as bare integers.
-_TAGGABLE_TIME = (-62135596800, 253402300799)
 
 
 def _key_ids(key: object, prefix: tuple[int, ...]) -> tuple[int, ...]:
@@ -163,7 +171,8 @@ class LwM2mCborCodec:
     @staticmethod
     def _raw(path: Path, value: Value, rtype: ResourceType) -> Any:
         _kind_, raw = raw_value(value, rtype, str(path))
-        if rtype is ResourceType.TIME and _TAGGABLE_TIME[0] <= raw <= _TAGGABLE_TIME[1]:
+        # Tag 1 decodes to a datetime, years 1..9999 only: other times go out as bare integers.
+        if rtype is ResourceType.TIME and MIN_TIME <= raw <= MAX_TIME:
             return cbor2.CBORTag(1, raw)
         return raw
 

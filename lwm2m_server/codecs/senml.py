@@ -55,6 +55,8 @@ from .base import CodecError, ContentFormat, TimestampedValues
 
 __all__ = [
     "MAX_RECORDS",
+    "MIN_TIME",
+    "MAX_TIME",
     "Record",
     "Entry",
     "SenMLCodec",
@@ -78,16 +80,12 @@ MAX_RECORDS = 10_000
 # RFC 8428: the version this decoder understands; packs announcing a later one are refused.
 SENML_VERSION = 10
 
-# RFC 8428 §4.5.3: times below 2**28 are relative to "now". LwM2M clients and Leshan send
-# absolute times like 25462634 (the spec's own example), so only negative resolved times are
-# taken as relative here.
-# Resolved times must fall in the years 1..9999 (seconds from the epoch), as datetime allows.
-MAX_TIME = 253402300799
+# Times must fall in the years 1..9999 (seconds from the epoch), the range datetime allows.
+MIN_TIME, MAX_TIME = -62135596800, 253402300799
 VALUE_FIELDS = ("v", "vs", "vb", "vd", "vlo")
 _INT64_MAX = 2**63 - 1
 _NUMBER_FIELDS = ("bt", "t", "v", "bv")
 _TEXT_FIELDS = ("bn", "n", "vs", "vlo")
-_KNOWN = frozenset(VALUE_FIELDS + _NUMBER_FIELDS + _TEXT_FIELDS + ("bver", "bu", "u", "ut", "s", "bs"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,11 +216,14 @@ def resolve(records: Iterable[Record]) -> list[Entry]:
             when: int | float | None = None
         else:
             when = (bt or 0) + (r.t or 0)
+            # RFC 8428 §4.5.3 takes times below 2**28 as relative to "now", but LwM2M clients
+            # and Leshan send absolute times like 25462634 (the spec's own example): only a
+            # negative result is relative here.
             if when < 0:
                 if now is None:
                     now = _time.time()
                 when = now + when
-            if not -MAX_TIME <= when <= MAX_TIME:
+            if not MIN_TIME <= when <= MAX_TIME:
                 raise CodecError(f"time {when} is out of range (years 1..9999)",
                                  _where(i, "t" if r.t is not None else "bt"))
         kind = r.kind
