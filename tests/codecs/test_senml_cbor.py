@@ -195,3 +195,12 @@ def test_too_many_records_are_refused() -> None:
 def test_truncated_or_malformed_cbor_is_refused(body: bytes) -> None:
     with pytest.raises(CodecError):
         CODEC.decode_values(body, REG)
+
+
+@pytest.mark.parametrize(("tail", "value"), [("0200", 0), ("02187f", 127), ("02387f", -128)])
+def test_zephyr_client_records_with_base_name_and_relative_name_decode(tail: str, value: int) -> None:
+    # What Zephyr's SenML CBOR writer sends for an integer resource of its test object 65535:
+    # [{-2: "/65535/0/", 0: "0", 2: value}]
+    data = H("81a321692f36353533352f302f00613" "0" + tail)
+    assert CODEC.decode_values(data, REG) == {P("/65535/0/0"): value}
+    assert CODEC.decode(data, P("/65535/0"), REG).resources[0].value == value  # type: ignore[union-attr]
