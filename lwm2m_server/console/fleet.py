@@ -54,6 +54,8 @@ def ago(when: datetime | str | None, now: datetime | None = None) -> str:
         return "never"
     if isinstance(when, str):
         when = datetime.fromisoformat(when)
+    if when.tzinfo is None:  # SQLite hands back naive datetimes; every stored time is UTC
+        when = when.replace(tzinfo=timezone.utc)
     now = now or datetime.now(timezone.utc)
     seconds = max(0, int((now - when).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
