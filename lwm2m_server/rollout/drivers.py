@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 FW_PACKAGE, FW_URI, FW_UPDATE = Path.of(5, 0, 0), Path.of(5, 0, 1), Path.of(5, 0, 2)
 FW_STATE, FW_RESULT = Path.of(5, 0, 3), Path.of(5, 0, 5)
 FW_PROTOCOLS, FW_DELIVERY = Path.of(5, 0, 8), Path.of(5, 0, 9)
+FW_PKG_VERSION = Path.of(5, 0, 7)
 FW_OBJECT = Path.of(5, 0)
 DEVICE_FW_VERSION = Path.of(3, 0, 3)
 # Object 9 (Software Management), instance 0
@@ -38,6 +39,7 @@ SW_OBJECT = Path.of(9, 0)
 SW_PACKAGE, SW_URI, SW_INSTALL = Path.of(9, 0, 2), Path.of(9, 0, 3), Path.of(9, 0, 4)
 SW_STATE, SW_RESULT, SW_ACTIVATE = Path.of(9, 0, 7), Path.of(9, 0, 9), Path.of(9, 0, 10)
 SW_STATUS_REASON = Path.of(9, 0, 16)
+SW_PKG_VERSION, SW_ACTIVATION = Path.of(9, 0, 1), Path.of(9, 0, 12)
 # The TinyML model object
 MODEL_OBJECT = Path.of(33100, 0)
 MODEL_ACTIVE_SLOT, MODEL_SLOT_VERSION, MODEL_SLOT_SHA = 0, 2, 3
@@ -208,9 +210,10 @@ async def _wait_progress(run: TargetRun) -> None:
 
 
 async def run_firmware(run: TargetRun) -> str:
-    """Take the device through an Object 5 update; returns a note on how it ended (success).
+    """Take the device through an Object 5 update; returns "updated" or "already".
 
-    Success: the device came back with Update Result 1 and the new version in /3/0/3.
+    Success: the device came back with Update Result 1 and the new version in /3/0/3. A package
+    already on the device counts as ours when its PkgVersion (/5/0/7) is the new version.
     """
     kind, want = "firmware", run.artifact.version
     observed = executed = False
@@ -226,7 +229,7 @@ async def run_firmware(run: TargetRun) -> str:
         version = dev.get(DEVICE_FW_VERSION)
         state, result = _int(fw, FW_STATE), _int(fw, FW_RESULT)
         if versions_equal(version, want):
-            if run.state in (TargetState.PENDING,) and run.step is None:
+            if run.state == TargetState.PENDING and run.step is None:
                 await run.advance(TargetState.SUCCEEDED, result=result, progress=1.0,
                                   reason=f"already running version {want}")
                 return "already"
@@ -239,24 +242,27 @@ async def run_firmware(run: TargetRun) -> str:
         if not observed:
             await _observe_quiet(run, FW_STATE, FW_RESULT)
             observed = True
+        sent = run.step in (STEP_SENT, STEP_APPLY)
         if state == FW_UPDATING:
             if run.state != TargetState.UPDATING:
                 await run.advance(TargetState.UPDATING, progress=0.8)
             await run.port.wait(run.endpoint, run.poll)
             continue
-        if run.state == TargetState.UPDATING and run.step == STEP_APPLY and state in (
-                FW_IDLE, FW_DOWNLOADED) and result not in (None, 0):
+        if run.step == STEP_APPLY and state in (FW_IDLE, FW_DOWNLOADED) and result not in (None, 0):
             # Execute Update was sent and the device is back without the new version.
             if result == 1:
                 raise TargetFailed(f"device reports success but runs version {version!r}, "
                                    f"not {want}", result)
             raise TargetFailed(result_reason(kind, result), result,
                                transient=is_transient_result(kind, result))
+        if state == FW_DOWNLOADING:  # ours from an earlier attempt, or a stale one: let it end
+            if run.state == TargetState.PENDING:
+                await run.advance(TargetState.TRANSFERRING)
+            await _wait_progress(run)
+            continue
         if state == FW_DOWNLOADED:
-            if run.state == TargetState.PENDING and run.step is None and run.method is None:
-                pass  # a package we never sent: start over with ours (below, after a reset)
-            else:
-                if run.state != TargetState.TRANSFERRED and run.state != TargetState.UPDATING:
+            if sent or versions_equal(fw.get(FW_PKG_VERSION), want):
+                if run.state not in (TargetState.TRANSFERRED, TargetState.UPDATING):
                     await run.advance(TargetState.TRANSFERRED, progress=0.6, result=result)
                 if not executed:  # once per pass; a resumed pass re-reads the state first
                     await run.advance(TargetState.UPDATING, step=STEP_APPLY, progress=0.7,
@@ -265,16 +271,14 @@ async def run_firmware(run: TargetRun) -> str:
                     executed = True
                 await run.port.wait(run.endpoint, run.poll)
                 continue
-        if state == FW_DOWNLOADING:
-            if run.state == TargetState.PENDING:
-                await run.advance(TargetState.TRANSFERRING)
-            await _wait_progress(run)
+            # Another package waits on the device: an empty URI resets it to Idle (§E.6).
+            await run.port.write(run.endpoint, FW_URI, "")
             continue
-        # Idle (or a stale download of something else): failure of our transfer, or start one.
-        if run.step == STEP_SENT and state == FW_IDLE and result not in (None, 0, 1):
+        # Idle: our transfer failed, has not started yet, or none was sent.
+        if run.step == STEP_SENT and result not in (None, 0, 1):
             raise TargetFailed(result_reason(kind, result), result,
                                transient=is_transient_result(kind, result))
-        if run.step == STEP_SENT and state == FW_IDLE and idle_after_send < 3:
+        if run.step == STEP_SENT and idle_after_send < 3:
             idle_after_send += 1  # the device may not have started yet
             await run.port.wait(run.endpoint, run.poll)
             continue
@@ -290,6 +294,8 @@ async def run_sota(run: TargetRun) -> str:
     """Take the device through an Object 9 install and activate of a SOTA package.
 
     Success: the model object reports the new version and payload SHA-256 in its active slot.
+    A package already delivered or installed counts as ours when its PkgVersion (/9/0/1) is
+    the new version.
     """
     kind, want = "sota", run.artifact.version
     want_sha = (run.artifact.payload_sha256 or "").lower()
@@ -304,35 +310,39 @@ async def run_sota(run: TargetRun) -> str:
         slot = _int(model, Path.of(33100, 0, MODEL_ACTIVE_SLOT))
         versions = _multi(model, Path.of(33100, 0, MODEL_SLOT_VERSION))
         shas = _multi(model, Path.of(33100, 0, MODEL_SLOT_SHA))
+        result = _int(sw, SW_RESULT)
         if slot is not None and versions_equal(versions.get(slot), want) and (
                 not want_sha or str(shas.get(slot, "")).lower() == want_sha):
-            state_now, step_now = run.state, run.step
-            result = _int(sw, SW_RESULT)
-            if state_now == TargetState.PENDING and step_now is None:
+            if run.state == TargetState.PENDING and run.step is None:
                 await run.advance(TargetState.SUCCEEDED, progress=1.0, result=result,
                                   reason=f"already running model {want}")
                 return "already"
             await run.advance(TargetState.SUCCEEDED, progress=1.0, result=result, reason=None)
             return "updated"
-        state, result = _int(sw, SW_STATE), _int(sw, SW_RESULT)
+        state = _int(sw, SW_STATE)
         if not observed:
             await _observe_quiet(run, SW_STATE, SW_RESULT)
             observed = True
         ours = run.step in (STEP_SENT, STEP_APPLY, STEP_ACTIVATE)
-        failed = result is not None and result >= 50
-        if ours and failed:
+        # The package on the device is the new one (devices that leave PkgVersion empty: ours).
+        pkg_ok = versions_equal(sw.get(SW_PKG_VERSION), want) or (
+            ours and not sw.get(SW_PKG_VERSION))
+        if ours and result is not None and result >= 50:
             detail = sw.get(SW_STATUS_REASON)
             reason = result_reason(kind, result) + (f" ({detail})" if detail else "")
             raise TargetFailed(reason, result, transient=is_transient_result(kind, result))
-        if state == SW_INSTALLED and ours:
+        if state == SW_INSTALLED and pkg_ok:
             if SW_ACTIVATE not in sent:  # once per pass; a resumed pass re-reads the state first
                 await run.advance(TargetState.UPDATING, step=STEP_ACTIVATE, progress=0.9,
                                   result=result)
                 await run.port.execute(run.endpoint, SW_ACTIVATE)
                 sent.add(SW_ACTIVATE)
+            elif sw.get(SW_ACTIVATION) is False and str(sw.get(SW_STATUS_REASON) or "").startswith(
+                    "activate"):
+                raise TargetFailed(f"activation failed: {sw.get(SW_STATUS_REASON)}", result)
             await run.port.wait(run.endpoint, run.poll)
             continue
-        if state == SW_DELIVERED and ours:
+        if state == SW_DELIVERED and pkg_ok:
             if run.state not in (TargetState.TRANSFERRED, TargetState.UPDATING):
                 await run.advance(TargetState.TRANSFERRED, progress=0.6, result=result)
             if SW_INSTALL not in sent:
@@ -342,15 +352,17 @@ async def run_sota(run: TargetRun) -> str:
                 sent.add(SW_INSTALL)
             await run.port.wait(run.endpoint, run.poll)
             continue
-        if state in (SW_DOWNLOAD_STARTED, SW_DOWNLOADED) and ours:
+        if state in (SW_DOWNLOAD_STARTED, SW_DOWNLOADED):  # ours from an earlier attempt, or stale
+            if run.state == TargetState.PENDING:
+                await run.advance(TargetState.TRANSFERRING)
             await _wait_progress(run)
             continue
         if run.step == STEP_SENT and state == SW_INITIAL and idle_after_send < 3:
             idle_after_send += 1
             await run.port.wait(run.endpoint, run.poll)
             continue
-        if run.state == TargetState.UPDATING and state == SW_INITIAL and ours:
-            raise TargetFailed(f"device went back to INITIAL after {run.step}: "
+        if run.state == TargetState.UPDATING and ours:
+            raise TargetFailed(f"device left the update after {run.step}: "
                                f"{result_reason(kind, result)}", result, transient=True)
         method = choose_method(None, None, run.delivery,
                                coap_url=run.package_url("pull-coap") is not None,

@@ -33,6 +33,8 @@ class FakeDevice:
     download_result: int | None = None  # Object 5/9 failure result for downloads
     install_result: int | None = None  # Object 9 failure result for Install
     delay: float = 0.01
+    update_delay: float | None = None  # Execute Update takes this long (default: delay)
+    fw_pkg_version: str = ""
     stall: bool = False  # downloads never finish
     fw_updates: int = 0
     sw_installs: int = 0
@@ -61,9 +63,9 @@ class FakeFleet:
             raise DeviceOffline(f"{endpoint} is offline")
         return d
 
-    def _later(self, d: FakeDevice, fn) -> None:  # type: ignore[no-untyped-def]
+    def _later(self, d: FakeDevice, fn, delay: float | None = None) -> None:  # type: ignore[no-untyped-def]
         async def go() -> None:
-            await asyncio.sleep(d.delay)
+            await asyncio.sleep(d.delay if delay is None else delay)
             fn()
             self.waiter.poke(d.endpoint)
         t = asyncio.get_running_loop().create_task(go())
@@ -78,7 +80,8 @@ class FakeFleet:
             return {path: d.fw_version}
         if path == Path.of(5, 0):
             out: dict[Path, object] = {Path.of(5, 0, 3): d.fw_state, Path.of(5, 0, 5): d.fw_result,
-                                       Path.of(5, 0, 9): d.delivery}
+                                       Path.of(5, 0, 9): d.delivery,
+                                       Path.of(5, 0, 7): d.fw_pkg_version}
             for i, p in enumerate(d.protocols):
                 out[Path.of(5, 0, 8, i)] = p
             return out
@@ -109,6 +112,7 @@ class FakeFleet:
                     d.sw_state, d.sw_result = 0, d.download_result
             elif obj == 5:
                 d.fw_state = 2
+                d.fw_pkg_version = self.packages[sha][0]
             else:
                 d.sw_state, d.sw_result = 3, 3
         self._later(d, done)
@@ -116,6 +120,11 @@ class FakeFleet:
     async def write(self, endpoint: str, path: Path, value: object) -> None:
         d = self._dev(endpoint)
         d.writes.append((str(path), value if isinstance(value, str) else len(value)))  # type: ignore[arg-type]
+        if path == Path.of(5, 0, 1) and value == "":
+            d.fw_state, d.fw_result, d.fw_pkg_version, d._pending = 0, 0, "", None
+            return
+        if path == Path.of(5, 0, 1) and d.fw_state != 0:
+            raise DeviceError("no new package in the current state", "4.05")
         if path in (Path.of(5, 0, 1), Path.of(9, 0, 3)):
             sha = str(value).rsplit("/", 1)[-1]
             self._start_download(d, sha, path.object_id)  # type: ignore[arg-type]
@@ -135,7 +144,7 @@ class FakeFleet:
             def reboot() -> None:
                 d.fw_updates += 1
                 d.fw_version, d.fw_state, d.fw_result = version, 0, 1
-            self._later(d, reboot)
+            self._later(d, reboot, d.update_delay)
         elif path == Path.of(9, 0, 4):
             if d.sw_state != 3:
                 raise DeviceError("not delivered", "4.05")

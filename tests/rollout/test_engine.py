@@ -361,3 +361,32 @@ def test_tags_select_targets(db):  # type: ignore[no-untyped-def]
     assert [t["endpoint"] for t in service.deployment_view(db, dep.id)["targets"]] == ["a", "b"]
     with pytest.raises(InvalidDeployment):
         service.set_tags(db, "a", ["bad tag!"])
+
+
+async def test_a_retry_waits_for_the_download_in_progress_instead_of_sending_again(db, fleet):  # type: ignore[no-untyped-def]
+    d = fleet.add("slow-dl", delay=0.4, update_delay=0.01)
+    eng = make_engine_for(db, fleet)
+    dep = create(db, artifact_id=1, endpoints=["slow-dl"], timeout=0.25, retries=2)
+    await eng.start()
+    try:
+        view = await wait_state(db, dep.id, {"completed"})
+    finally:
+        await eng.stop()
+    (t,) = view["targets"]
+    assert t["state"] == "succeeded" and t["attempt"] >= 1, t
+    assert d.writes == [("/5/0/1", f"coap://127.0.0.1:5683/fw/{FW_SHA}")] and d.fw_updates == 1
+
+
+async def test_a_foreign_downloaded_package_is_reset_before_ours_is_sent(db, fleet):  # type: ignore[no-untyped-def]
+    d = fleet.add("foreign", fw_state=2, fw_pkg_version="0.9.0")
+    d._pending = FW_SHA
+    eng = make_engine_for(db, fleet)
+    dep = create(db, artifact_id=1, endpoints=["foreign"])
+    await eng.start()
+    try:
+        view = await wait_state(db, dep.id, {"completed"})
+    finally:
+        await eng.stop()
+    assert view["targets"][0]["state"] == "succeeded"
+    assert [w[0] for w in d.writes] == ["/5/0/1", "/5/0/1"] and d.writes[0][1] == ""
+    assert d.fw_updates == 1
