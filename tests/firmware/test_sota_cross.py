@@ -171,6 +171,30 @@ def test_c_core_refuses_a_package_signed_by_another_key(
     assert c_reason(core_build, key_files.other_raw, pkg_file)[0] == "signature"
 
 
+@pytest.mark.parametrize("key_format", ["raw", "pem"])
+def test_es256_packages_verify_in_c_like_in_python_and_tampering_is_refused(
+    core_build: CoreBuild, retrained_model_wasm: bytes, tmp_path: Path, key_format: str,
+) -> None:
+    signer = keys.generate_private_key("p256")
+    pub = keys.public_key_of(signer)
+    key_file = tmp_path / "p256.key"
+    key_file.write_bytes(keys.raw_public_key(signer) if key_format == "raw"
+                         else keys.public_key_pem(signer))
+    pkg = build_package(retrained_model_wasm, name="classifier", version="2.0.0",
+                        private_key=signer, slot_size=SLOT, selftest=SELFTEST)
+    cases = {
+        "valid": (pkg, "ok"),
+        "manifest byte flipped": (flip(pkg, _name_offset(pkg)), "signature"),
+        "signature byte flipped": (flip(pkg, _signature_offset(pkg)), "signature"),
+        "payload byte flipped": (flip(pkg, len(pkg) - 20), "hash"),
+        "signed as EdDSA": (resign(pkg, keys.generate_private_key("ed25519")), "signature"),
+    }
+    for name, (data, expected) in cases.items():
+        (tmp_path / "p.sota").write_bytes(data)
+        assert python_reason(data, pub) == expected, name
+        assert c_reason(core_build, key_file, tmp_path / "p.sota")[0] == expected, name
+
+
 def test_c_core_reads_the_manifest_ota_wrote_and_a_pem_public_key(
     core_build: CoreBuild, key_files: Keys, packages: dict[str, bytes], tmp_path: Path,
     retrained_model_wasm: bytes,

@@ -50,7 +50,7 @@ enum sota_err model_manager_init(const struct model_platform *platform)
 	slots.slot[0] = platform->slot[0];
 	slots.slot[1] = platform->slot[1];
 	slots.storage = platform->storage;
-	trust.alg = SOTA_ALG_EDDSA;
+	trust.alg = sota_trust_alg_for_key_len(platform->public_key_len);
 	trust.key = platform->public_key;
 	trust.key_len = platform->public_key_len;
 	phase = UPD_IDLE;

@@ -5,8 +5,8 @@
  *   sota_verify PUBKEY_FILE PACKAGE [--installed-version V] [--slot-size N]
  *               [--allow-import MODULE.FIELD]... [--stream CHUNK]
  *
- * PUBKEY_FILE: the Ed25519 public key as 32 raw bytes, 64 hex digits, or a PEM
- * "PUBLIC KEY". --stream feeds the package through the streaming writer into a RAM flash
+ * PUBKEY_FILE: the Ed25519 public key (32 raw bytes) or the P-256 one (65-byte uncompressed
+ * point), raw, in hex, or as a PEM "PUBLIC KEY"; the key decides the algorithm. --stream feeds the package through the streaming writer into a RAM flash
  * slot in CHUNK-byte pieces (as a device receives it) instead of the one-shot verifier.
  * Prints the reason ("ok", "format", "oversize", "signature", "hash", "downgrade", "wasm")
  * and, on success, the manifest; exits 0 when accepted, 1 when refused, 2 on usage errors.
@@ -66,19 +66,23 @@ static int b64val(int c)
 	return -1;
 }
 
-/* Ed25519 key from raw, hex or PEM (SubjectPublicKeyInfo) bytes; 0 or -1. */
-static int parse_key(const uint8_t *buf, size_t len, uint8_t key[32])
+/* Ed25519 (32-byte) or P-256 (65-byte uncompressed point) public key from raw, hex or PEM
+ * (SubjectPublicKeyInfo) bytes; the key length, or -1. */
+static int parse_key(const uint8_t *buf, size_t len, uint8_t key[65])
 {
-	static const uint8_t spki_prefix[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
-						0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
-	if (len == 32) {
-		memcpy(key, buf, 32);
-		return 0;
+	static const uint8_t ed25519_spki[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
+						 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+	static const uint8_t p256_spki[26] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
+					      0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+					      0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
+	if (len == 32 || (len == 65 && buf[0] == 0x04)) {
+		memcpy(key, buf, len);
+		return (int)len;
 	}
 	const char *begin = "-----BEGIN PUBLIC KEY-----";
 	const char *text = (const char *)buf;
 	if (len > strlen(begin) && memcmp(text, begin, strlen(begin)) == 0) {
-		uint8_t der[64];
+		uint8_t der[96];
 		size_t nd = 0;
 		uint32_t acc = 0;
 		int bits = 0;
@@ -97,11 +101,15 @@ static int parse_key(const uint8_t *buf, size_t len, uint8_t key[32])
 				der[nd++] = (uint8_t)(acc >> bits);
 			}
 		}
-		if (nd != 44 || memcmp(der, spki_prefix, sizeof(spki_prefix)) != 0) {
-			return -1;
+		if (nd == 44 && memcmp(der, ed25519_spki, sizeof(ed25519_spki)) == 0) {
+			memcpy(key, der + 12, 32);
+			return 32;
 		}
-		memcpy(key, der + 12, 32);
-		return 0;
+		if (nd == 91 && memcmp(der, p256_spki, sizeof(p256_spki)) == 0) {
+			memcpy(key, der + 26, 65);
+			return 65;
+		}
+		return -1;
 	}
 	size_t digits = 0;
 	for (size_t i = 0; i < len; i++) {
@@ -114,13 +122,13 @@ static int parse_key(const uint8_t *buf, size_t len, uint8_t key[32])
 			}
 			return -1;
 		}
-		if (digits >= 64) {
+		if (digits >= 130) {
 			return -1;
 		}
 		key[digits / 2] = (uint8_t)(digits % 2 ? (key[digits / 2] | v) : v << 4);
 		digits++;
 	}
-	return digits == 64 ? 0 : -1;
+	return digits == 64 ? 32 : (digits == 130 && key[0] == 0x04) ? 65 : -1;
 }
 
 static enum sota_err stream(const uint8_t *pkg, size_t len, size_t chunk,
@@ -205,21 +213,22 @@ int main(int argc, char **argv)
 	policy.n_import_allowlist = n_allow;
 
 	size_t klen, plen;
-	uint8_t key[32];
+	uint8_t key[65];
 	uint8_t *kbuf = read_file(pos[0], &klen);
 	if (kbuf == NULL) {
 		return 2;
 	}
-	int kok = parse_key(kbuf, klen, key);
+	int key_len = parse_key(kbuf, klen, key);
 	free(kbuf);
-	if (kok != 0) {
-		return usage("PUBKEY_FILE is not an Ed25519 public key (32 raw bytes, hex or PEM)");
+	if (key_len < 0) {
+		return usage("PUBKEY_FILE is not an Ed25519 or P-256 public key (raw, hex or PEM)");
 	}
 	uint8_t *pkg = read_file(pos[1], &plen);
 	if (pkg == NULL) {
 		return 2;
 	}
-	struct sota_trust trust = {SOTA_ALG_EDDSA, key, sizeof(key)};
+	struct sota_trust trust = {sota_trust_alg_for_key_len((size_t)key_len), key,
+				   (size_t)key_len};
 	struct sota_manifest m;
 	enum sota_err e = chunk ? stream(pkg, plen, chunk, &trust, &policy, &m)
 				: sota_verify_package(pkg, plen, &trust, &policy, &m, NULL);

@@ -10,6 +10,7 @@
 
 #include "sota/cbor.h"
 #include "sota/ed25519.h"
+#include "sota/p256.h"
 #include "sota/wasm_check.h"
 
 static const char *const ERR_NAMES[] = {
@@ -307,17 +308,39 @@ static size_t cbor_head(uint8_t out[9], uint8_t major, uint64_t n)
 	return 1 + bytes;
 }
 
-enum sota_err sota_cose_verify(const struct sota_cose *cose, const struct sota_trust *trust)
+typedef void (*sink_fn)(void *ctx, const void *data, size_t len);
+
+/* Feed Sig_structure = ["Signature1", protected, h'', payload] (CBOR) to a hash, piece by
+ * piece, so it never sits in RAM in one piece. */
+static void feed_sig_structure(const struct sota_cose *cose, sink_fn sink, void *ctx)
 {
 	static const uint8_t context[] = {0x84, 0x6a, 'S', 'i', 'g', 'n', 'a', 't', 'u', 'r', 'e',
 					  '1'};
 	static const uint8_t empty_aad = 0x40;
 	uint8_t hdr[9];
-	size_t hl;
+	sink(ctx, context, sizeof(context));
+	sink(ctx, hdr, cbor_head(hdr, SOTA_CBOR_BSTR, cose->protected_len));
+	sink(ctx, cose->protected_hdr, cose->protected_len);
+	sink(ctx, &empty_aad, 1);
+	sink(ctx, hdr, cbor_head(hdr, SOTA_CBOR_BSTR, cose->payload_len));
+	sink(ctx, cose->payload, cose->payload_len);
+}
 
-	if (cose->alg != trust->alg || trust->alg != SOTA_ALG_EDDSA || trust->key_len != 32 ||
-	    cose->signature_len != 64) {
-		return SOTA_ERR_SIGNATURE;
+static void ed25519_sink(void *ctx, const void *data, size_t len)
+{
+	sota_ed25519_verify_update(ctx, data, len);
+}
+
+static void sha256_sink(void *ctx, const void *data, size_t len)
+{
+	sota_sha256_update(ctx, data, len);
+}
+
+enum sota_err sota_cose_verify(const struct sota_cose *cose, const struct sota_trust *trust)
+{
+	if (cose->alg != trust->alg || cose->signature_len != 64 ||
+	    trust->key_len != sota_trust_key_len(trust->alg)) {
+		return SOTA_ERR_SIGNATURE; /* unknown alg, or signed for another kind of key */
 	}
 	if (cose->has_kid) {
 		uint8_t digest[SOTA_SHA256_LEN];
@@ -326,18 +349,31 @@ enum sota_err sota_cose_verify(const struct sota_cose *cose, const struct sota_t
 			return SOTA_ERR_SIGNATURE;
 		}
 	}
-	/* Sig_structure = ["Signature1", protected, h'', payload], hashed piece by piece. */
-	struct sota_ed25519_verify v;
-	sota_ed25519_verify_init(&v, cose->signature, trust->key);
-	sota_ed25519_verify_update(&v, context, sizeof(context));
-	hl = cbor_head(hdr, SOTA_CBOR_BSTR, cose->protected_len);
-	sota_ed25519_verify_update(&v, hdr, hl);
-	sota_ed25519_verify_update(&v, cose->protected_hdr, cose->protected_len);
-	sota_ed25519_verify_update(&v, &empty_aad, 1);
-	hl = cbor_head(hdr, SOTA_CBOR_BSTR, cose->payload_len);
-	sota_ed25519_verify_update(&v, hdr, hl);
-	sota_ed25519_verify_update(&v, cose->payload, cose->payload_len);
-	return sota_ed25519_verify_final(&v) == 0 ? SOTA_OK : SOTA_ERR_SIGNATURE;
+	int ok;
+	if (trust->alg == SOTA_ALG_EDDSA) {
+		struct sota_ed25519_verify v;
+		sota_ed25519_verify_init(&v, cose->signature, trust->key);
+		feed_sig_structure(cose, ed25519_sink, &v);
+		ok = sota_ed25519_verify_final(&v);
+	} else {
+		struct sota_sha256 h;
+		uint8_t digest[SOTA_SHA256_LEN];
+		sota_sha256_init(&h);
+		feed_sig_structure(cose, sha256_sink, &h);
+		sota_sha256_final(&h, digest);
+		ok = sota_p256_verify(cose->signature, trust->key, digest);
+	}
+	return ok == 0 ? SOTA_OK : SOTA_ERR_SIGNATURE;
+}
+
+size_t sota_trust_key_len(int64_t alg)
+{
+	return alg == SOTA_ALG_EDDSA ? 32 : alg == SOTA_ALG_ES256 ? 65 : 0;
+}
+
+int64_t sota_trust_alg_for_key_len(size_t key_len)
+{
+	return key_len == 32 ? SOTA_ALG_EDDSA : key_len == 65 ? SOTA_ALG_ES256 : 0;
 }
 
 enum sota_err sota_manifest_check_version(const struct sota_manifest *m,

@@ -3,7 +3,7 @@
 Usage: python3 gen_vectors.py OUT_DIR
 
 Writes the example model and its retrained variant (clang, as the test suite builds them),
-an Ed25519 key pair and a second public key, and SOTA packages made by ota.sota.build_package,
+an Ed25519 key pair, a second public key, a P-256 key, and SOTA packages made by ota.sota.build_package,
 so the C tests exercise exactly the bytes the server sends.
 """
 
@@ -34,9 +34,12 @@ def main(out: Path) -> None:
     (out / "other.raw").write_bytes(keys.raw_public_key(other))
     (out / "v1.wasm").write_bytes(v1)
     (out / "v2.wasm").write_bytes(v2)
-    builds = (("v1.sota", v1, "1.0.0"), ("v2.sota", v2, "2.0.0"), ("v3.sota", v1, "3.0.0"))
-    for name, module, version in builds:
-        pkg = build_package(module, name="classifier", version=version, private_key=key,
+    p256 = keys.generate_private_key("p256")
+    (out / "p256.raw").write_bytes(keys.raw_public_key(p256))
+    builds = (("v1.sota", v1, "1.0.0", key), ("v2.sota", v2, "2.0.0", key),
+              ("v3.sota", v1, "3.0.0", key), ("es256.sota", v2, "2.0.0", p256))
+    for name, module, version, signer in builds:
+        pkg = build_package(module, name="classifier", version=version, private_key=signer,
                             slot_size=SLOT_SIZE, selftest=SELFTEST, created=1700000000)
         (out / name).write_bytes(pkg)
 

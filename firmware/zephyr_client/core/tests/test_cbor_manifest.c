@@ -120,6 +120,33 @@ static void manifest_from_ota(void)
 	free(other);
 }
 
+static void es256_from_ota(void)
+{
+	size_t len, klen, elen;
+	uint8_t *pkg = unit_read_vector("es256.sota", &len);
+	uint8_t *p256 = unit_read_vector("p256.raw", &klen);
+	uint8_t *ed = unit_read_vector("key.raw", &elen);
+	struct sota_trust trust = {SOTA_ALG_ES256, p256, klen};
+	struct sota_trust ed_trust = {SOTA_ALG_EDDSA, ed, elen};
+	struct sota_manifest m;
+	CHECK_EQ(klen, 65);
+	CHECK_EQ(sota_trust_alg_for_key_len(klen), SOTA_ALG_ES256);
+	CHECK_EQ(sota_verify_package(pkg, len, &trust, NULL, &m, NULL), SOTA_OK);
+	CHECK_EQ(sota_verify_package(pkg, len, &ed_trust, NULL, &m, NULL), SOTA_ERR_SIGNATURE);
+	/* A flipped bit in the signature (r or s) or in the key is refused. */
+	size_t sig_at = len - m.payload_size - 64;
+	for (size_t i = 0; i < 64; i += 9) {
+		pkg[sig_at + i] ^= 0x10;
+		CHECK_EQ(sota_verify_package(pkg, len, &trust, NULL, &m, NULL), SOTA_ERR_SIGNATURE);
+		pkg[sig_at + i] ^= 0x10;
+	}
+	p256[40] ^= 0x01; /* no longer a curve point */
+	CHECK_EQ(sota_verify_package(pkg, len, &trust, NULL, &m, NULL), SOTA_ERR_SIGNATURE);
+	free(pkg);
+	free(p256);
+	free(ed);
+}
+
 static void manifest_maps(void)
 {
 	struct sota_manifest m;
@@ -189,6 +216,7 @@ void test_cbor_manifest(void)
 	cbor_reader();
 	versions();
 	manifest_from_ota();
+	es256_from_ota();
 	manifest_maps();
 	headers_and_names();
 }

@@ -86,10 +86,14 @@ struct sota_cose {
 
 /* The trusted signing key compiled into the device. */
 struct sota_trust {
-	int64_t alg;        /* SOTA_ALG_EDDSA (ES256 is not implemented in the core yet) */
-	const uint8_t *key; /* Ed25519: 32 bytes */
+	int64_t alg;        /* SOTA_ALG_EDDSA or SOTA_ALG_ES256 */
+	const uint8_t *key; /* Ed25519: 32 bytes; P-256: 65-byte uncompressed point */
 	size_t key_len;
 };
+
+/* Raw key length for an alg (32, 65; 0 for others) and the alg for a raw key length. */
+size_t sota_trust_key_len(int64_t alg);
+int64_t sota_trust_alg_for_key_len(size_t key_len);
 
 /* What the receiver knows: its slot capacity and, optionally, the installed version. */
 struct sota_policy {
