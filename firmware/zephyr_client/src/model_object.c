@@ -12,8 +12,9 @@
 #include <zephyr/net/lwm2m.h>
 
 #include "app.h"
-#include "lwm2m_engine.h"
 #include "lwm2m_object.h"
+#include "lwm2m_engine.h"
+#include "lwm2m_registry.h"
 
 LOG_MODULE_REGISTER(app_model_obj, LOG_LEVEL_INF);
 

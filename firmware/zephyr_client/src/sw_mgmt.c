@@ -78,7 +78,6 @@ static int package_write_cb(uint16_t obj_inst_id, uint16_t res_id, uint16_t res_
 			    size_t offset)
 {
 	ARG_UNUSED(obj_inst_id); ARG_UNUSED(res_id); ARG_UNUSED(res_inst_id);
-	ARG_UNUSED(total_size);
 	if (data == NULL) { /* the engine reports a failed download this way */
 		model_update_abort();
 		return 0;
@@ -92,7 +91,8 @@ static int package_write_cb(uint16_t obj_inst_id, uint16_t res_id, uint16_t res_
 		k_work_submit(&result_work);
 		return errno_for(e);
 	}
-	if (last_block) {
+	/* A single (non-block) write arrives whole: last_block false, total_size 0. */
+	if (last_block || total_size == 0) {
 		k_work_submit(&verify_work);
 	}
 	return 0;
