@@ -173,7 +173,9 @@ enum sota_err sota_slots_boot(struct sota_slots *s, uint8_t *ram, size_t ram_cap
 				return SOTA_OK;
 			}
 		}
-		/* The record names no usable slot: fall back to the factory model below. */
+		/* Neither slot matches its recorded hash. Slot A may hold an interrupted copy
+		 * that happens to parse as Wasm: never run unverified bytes once a record exists. */
+		return SOTA_ERR_HASH;
 	}
 	/* Factory model: the module at the start of slot A, its length from the section walk. */
 	const struct sota_flash *a_flash = s->slot[SOTA_SLOT_A];
@@ -187,17 +189,14 @@ enum sota_err sota_slots_boot(struct sota_slots *s, uint8_t *ram, size_t ram_cap
 			    0) != SOTA_OK) {
 		return SOTA_ERR_WASM;
 	}
+	/* First boot: a record in RAM only, written with the first activation. */
 	struct sota_slot_info *a = &s->rec.slot[SOTA_SLOT_A];
-	if (!s->have_record) {
-		memset(&s->rec, 0, sizeof(s->rec));
-	}
+	memset(&s->rec, 0, sizeof(s->rec));
 	s->rec.active = SOTA_SLOT_A;
 	a->valid = true;
 	a->size = (uint32_t)factory_len;
 	sota_sha256(ram, factory_len, a->sha256);
-	if (a->name[0] == '\0') {
-		copy_field(a->name, SOTA_RECORD_NAME_MAX, "factory");
-	}
+	copy_field(a->name, SOTA_RECORD_NAME_MAX, "factory");
 	*model_len = factory_len;
 	return SOTA_OK;
 }

@@ -59,10 +59,11 @@ struct sota_slots {
 
 /*
  * Choose the model to run at boot and copy it into ram: the record's active slot when its
- * content matches the record's hash, else the other slot when it does; with no record at all,
- * the factory model at the start of slot A (the ELF's .wasm_model section: module, then 0xFF
- * padding; its length from the section walk) when it passes the Wasm check. SOTA_OK with
- * *model_len set, SOTA_ERR_WASM when nothing valid is left, SOTA_ERR_FLASH on a driver error.
+ * content matches the record's hash, else the other slot when it does (SOTA_ERR_HASH when
+ * neither does); with no record at all (first boot), the factory model at the start of slot A
+ * (the ELF's .wasm_model section: module, then 0xFF padding; its length from the section
+ * walk) when it passes the Wasm check, else SOTA_ERR_WASM. SOTA_OK with *model_len set;
+ * SOTA_ERR_FLASH on a driver error.
  */
 enum sota_err sota_slots_boot(struct sota_slots *s, uint8_t *ram, size_t ram_cap,
 			      size_t *model_len);
