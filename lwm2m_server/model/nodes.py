@@ -167,15 +167,21 @@ def build(values: Mapping[Path, Value], path: Path, registry: ObjectRegistry | N
 
     Types come from ``types`` when given for a leaf, else from the registry, else from the
     Python value. A resource is multiple when the registry says so or a value sits at a
-    resource-instance path.
+    resource-instance path. Runs in time linear in the number of values.
     """
     from .registry import guess_type  # local: registry imports this module
 
+    # Group the leaves once: (instance id, resource id) -> [leaf paths].
+    groups: dict[tuple[int, int], list[Path]] = {}
+    resources_of: dict[int, set[int]] = {}
+    depth = len(path.ids)
     for p in values:
-        if not p.starts_with(path):
+        if p.ids[:depth] != path.ids:
             raise NodeError(f"{p} is not under {path}")
-        if p.level < 3:
+        if len(p.ids) < 3:
             raise NodeError(f"{p} is not a resource or resource instance path")
+        groups.setdefault((p.ids[1], p.ids[2]), []).append(p)
+        resources_of.setdefault(p.ids[1], set()).add(p.ids[2])
 
     def rtype(p: Path, v: Value) -> ResourceType:
         if types and p in types:
@@ -186,51 +192,43 @@ def build(values: Mapping[Path, Value], path: Path, registry: ObjectRegistry | N
                 return t
         return guess_type(v)
 
-    def multiple(o: int, r: int, leaf_paths: list[Path]) -> bool:
-        if registry is not None:
-            d = registry.resource(o, r)
-            if d is not None:
-                return d.multiple
-        return any(p.is_resource_instance for p in leaf_paths)
-
     def make_resource(o: int, i: int, r: int) -> Resource:
-        rp = Path.of(o, i, r)
-        leaves = [p for p in values if p.starts_with(rp)]
-        if multiple(o, r, leaves):
+        rp = Path((o, i, r))
+        leaves = groups.get((i, r), [])
+        d = registry.resource(o, r) if registry is not None else None
+        is_multiple = d.multiple if d is not None else any(len(p.ids) == 4 for p in leaves)
+        if is_multiple:
             inst: dict[int, Value] = {}
-            t = None
+            t = d.type if d is not None else None
             for p in leaves:
-                if not p.is_resource_instance:
+                if len(p.ids) != 4:
                     raise NodeError(f"{p} is a multiple resource: address its instances")
                 t = rtype(p, values[p])
-                inst[p.resource_instance_id] = values[p]  # type: ignore[index]
-            if t is None:
-                t = registry.resource_type(rp) if registry else None
+                inst[p.ids[3]] = values[p]
             return MultipleResource(r, inst, t or ResourceType.OPAQUE)
         if len(leaves) != 1 or leaves[0] != rp:
             raise NodeError(f"{rp} is a single resource but got {[str(p) for p in leaves]}")
         return SingleResource(r, values[rp], rtype(rp, values[rp]))
 
     def make_instance(o: int, i: int) -> ObjectInstance:
-        ip = Path.of(o, i)
-        rids = sorted({p.resource_id for p in values if p.starts_with(ip)})  # type: ignore[type-var]
-        return ObjectInstance(i, {r: make_resource(o, i, r) for r in rids})  # type: ignore[arg-type]
+        rids = sorted(resources_of.get(i, ()))
+        return ObjectInstance(i, {r: make_resource(o, i, r) for r in rids})
 
     lvl = path.level
     if lvl == 1:
-        o = path.object_id
-        iids = sorted({p.instance_id for p in values})  # type: ignore[type-var]
-        return LwM2mObject(o, {i: make_instance(o, i) for i in iids})  # type: ignore[arg-type]
+        o = path.ids[0]
+        iids = sorted(resources_of)
+        return LwM2mObject(o, {i: make_instance(o, i) for i in iids})
     if lvl == 2:
-        return make_instance(path.object_id, path.instance_id)  # type: ignore[arg-type]
+        return make_instance(path.ids[0], path.ids[1])
     if lvl == 3:
         if not values and registry is None:
             raise NodeError(f"no value for {path}")
-        return make_resource(path.object_id, path.instance_id, path.resource_id)  # type: ignore[arg-type]
+        return make_resource(*path.ids)
     if lvl == 4:
         if path not in values:
             raise NodeError(f"no value for {path}")
-        return ResourceInstance(path.resource_instance_id, values[path], rtype(path, values[path]))  # type: ignore[arg-type]
+        return ResourceInstance(path.ids[3], values[path], rtype(path, values[path]))
     raise PathError("the root path holds no single node")
 
 
