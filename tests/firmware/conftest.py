@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def run_make(build_dir: Path, *targets: str, timeout: float = 240) -> subprocess
     if shutil.which("make") is None or shutil.which("gcc") is None:
         pytest.fail("make and gcc are needed: run the README's test command (scripts/test.sh)")
     proc = subprocess.run(
-        ["make", "-C", str(CORE), f"BUILD={build_dir}", *targets],
+        ["make", "-C", str(CORE), f"BUILD={build_dir}", f"PYTHON={sys.executable}", *targets],
         capture_output=True, text=True, timeout=timeout,
     )
     if proc.returncode != 0:
