@@ -37,10 +37,14 @@ log = logging.getLogger(__name__)
 ProgressSource = Callable[[str, "tuple[str, int] | None"], "float | None"]
 
 
+_TARGET_COLUMNS = (Target.id, Target.endpoint, Target.state, Target.step, Target.method,
+                   Target.attempt, Target.next_attempt_at, Target.progress)
+
+
 class _Run:
     """One attempt at one target: the ``TargetRun`` the drivers see."""
 
-    def __init__(self, engine: RolloutEngine, dep: Deployment, target: Target,
+    def __init__(self, engine: RolloutEngine, dep: Deployment, target: Any,
                  artifact: ArtifactInfo) -> None:
         self._engine = engine
         self.deployment_id = int(dep.id)  # type: ignore[arg-type]
@@ -53,6 +57,7 @@ class _Run:
         self._state = TargetState(target.state)
         self._step = target.step
         self._method = target.method
+        self._progress = float(target.progress or 0.0)
         self.attempt = target.attempt
 
     @property
@@ -68,10 +73,14 @@ class _Run:
         return self._method
 
     async def advance(self, state: TargetState, **fields: Any) -> None:
+        if (state == self._state and set(fields) == {"progress"}
+                and abs(fields["progress"] - self._progress) < 0.05):
+            return  # small progress steps are not worth a write and an event
         t = self._engine._write_target(self.target_id, state, **fields)
         self._state = TargetState(t.state)
         self._step = t.step
         self._method = t.method
+        self._progress = float(t.progress)
 
     def package_url(self, method: str) -> str | None:
         return self._engine.package_url(self.artifact.sha256, method)
@@ -152,6 +161,8 @@ class RolloutEngine:
                 log.exception("rollout reconcile pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.tick)
+            # Many targets finishing at once wake us many times: one pass serves them all.
+            await asyncio.sleep(min(self.tick, 0.05))
             self._wake.clear()
 
     # --- helpers ---------------------------------------------------------
@@ -221,11 +232,16 @@ class RolloutEngine:
             deps = session.exec(select(Deployment).where(
                 col(Deployment.state).in_(["running", "paused", "cancelled"]))).all()
             for dep in deps:
-                targets = session.exec(select(Target).where(Target.deployment_id == dep.id)
-                                       .order_by(col(Target.position))).all()
-                self._reconcile(session, dep, list(targets))
+                # Plain rows, not ORM objects: a pass over 1,000 targets must stay cheap.
+                q = select(*_TARGET_COLUMNS).where(Target.deployment_id == dep.id)
+                if dep.state == "cancelled":  # only targets still updating matter there
+                    q = q.where(col(Target.state).in_([s.value for s in ACTIVE_STATES]))
+                targets = session.exec(q.order_by(col(Target.position))).all()
+                if dep.state == "cancelled" and not targets:
+                    continue
+                self._reconcile(session, dep, list(targets))  # type: ignore[arg-type]
 
-    def _reconcile(self, session: Session, dep: Deployment, targets: list[Target]) -> None:
+    def _reconcile(self, session: Session, dep: Deployment, targets: list[Any]) -> None:
         # Tasks of targets cancelled meanwhile (cancel from REST/CLI) stop here.
         for t in targets:
             task = self._tasks.get(int(t.id))  # type: ignore[arg-type]
@@ -296,7 +312,7 @@ class RolloutEngine:
         log.warning("deployment %s paused: %s", dep.id, reason)
         self._publish_deployment(dep)
 
-    def _launch(self, dep: Deployment, t: Target, art: ArtifactInfo) -> None:
+    def _launch(self, dep: Deployment, t: Any, art: ArtifactInfo) -> None:
         run = _Run(self, dep, t, art)
         task = asyncio.create_task(self._run_target(run, float(dep.timeout), int(dep.retries),
                                                     art.kind),
