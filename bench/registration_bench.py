@@ -27,6 +27,8 @@ import tempfile
 import time
 import tracemalloc
 
+os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")  # exclusive ports, as the server binds them
+
 LINKS = b'</>;rt="oma.lwm2m";ct=112,</1/0>,</3/0>,</4/0>,</5/0>,</9/0>,</33100/0>'
 
 

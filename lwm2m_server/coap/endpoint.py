@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from aiocoap import Context
+import os
+
+# aiocoap binds with SO_REUSEPORT unless told otherwise. On Linux a port-0 bind may then land on
+# a port another REUSEPORT socket of the same user already has, and datagrams get split between
+# them; and two servers could silently share 5683. We want an exclusive port.
+os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
+
+from aiocoap import Context  # noqa: E402
 
 from ..protocol.devices import DeviceManager
 from ..protocol.registration import RegistrationManager

@@ -23,7 +23,8 @@ P = Path.parse
 
 async def registered(server, clients, ep="dev", values=None, **kw):
     c = await clients(ep, values, **kw)
-    await c.register(server.coap_port)
+    resp = await c.register(server.coap_port)
+    assert resp.code.dotted == "2.01", (resp.code, resp.payload)
     return c
 
 

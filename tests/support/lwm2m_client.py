@@ -26,12 +26,18 @@ import asyncio
 import base64
 import json
 import math
+import os
 import struct
 from dataclasses import dataclass
 from typing import Any
 
 import cbor2
-from aiocoap import Code, Context, Message
+
+# An exclusive UDP port per client: with SO_REUSEPORT (aiocoap's default) a port-0 bind can share
+# a port with another socket of the same user and receive half of its datagrams.
+os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
+
+from aiocoap import Code, Context, Message  # noqa: E402
 from aiocoap.numbers.contentformat import ContentFormat as CF
 from aiocoap.resource import ObservableResource, PathCapable
 
