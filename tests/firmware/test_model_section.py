@@ -72,6 +72,12 @@ def firmware_elf(tmp_path_factory: pytest.TempPathFactory, example_model_wasm: b
     for cmd in steps:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stderr}"
+    # What the build does for flashing: the section alone as Intel hex at the partition.
+    subprocess.run(["arm-none-eabi-objcopy", "-O", "ihex", "--only-section=.wasm_model",
+                    "--set-section-flags", ".wasm_model=alloc,load,contents,readonly",
+                    str(d / "zephyr.elf"), str(d / "model_a.hex")], check=True)
+    subprocess.run(["arm-none-eabi-objcopy", "-O", "binary", str(d / "zephyr.elf"),
+                    str(d / "zephyr.bin")], check=True)
     return d / "zephyr.elf"
 
 
@@ -84,6 +90,29 @@ def test_model_section_lands_at_model_a_and_ota_reads_the_factory_model(
     assert ota_elf.read_model(data) == example_model_wasm
     rewritten = ota_elf.rewrite_section(data, b"\0asm\x01\0\0\0")
     assert ota_elf.read_model(rewritten) == b"\0asm\x01\0\0\0"
+
+
+def test_model_section_stays_out_of_the_code_image_and_has_its_own_hex(
+    firmware_elf: Path, example_model_wasm: bytes,
+) -> None:
+    # zephyr.bin (what MCUboot signs) holds the code partition only, not 0xd4000 + 64 KiB
+    assert firmware_elf.with_name("zephyr.bin").stat().st_size < 4096
+    records = firmware_elf.with_name("model_a.hex").read_text().split()
+    data = bytearray()
+    base = 0
+    for rec in records:
+        raw = bytes.fromhex(rec[1:])
+        kind, addr, payload = raw[3], int.from_bytes(raw[1:3], "big"), raw[4:-1]
+        if kind == 4:  # extended linear address
+            base = int.from_bytes(payload, "big") << 16
+        elif kind == 2:  # extended segment address
+            base = int.from_bytes(payload, "big") << 4
+        elif kind == 0:
+            if not data:
+                start = base + addr
+            data += payload
+    assert start == MODEL_A
+    assert bytes(data) == ota_elf.slot_bytes(example_model_wasm, SLOT)
 
 
 def test_package_built_from_the_firmware_elf_verifies_in_the_c_core(
