@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from ..model import ObjectRegistry, Path, Value
+from ..model import ObjLnk, ObjectRegistry, Path, Value
 from ..protocol.jsonable import plain
 from ..rollout.tables import DeviceTag
 
@@ -40,8 +40,9 @@ def _m(resource: int, instance: int | None = None) -> Path:
 
 def display(value: Any) -> str:
     """A value as the console shows it (the REST API's JSON form; long text cut)."""
-    shown = plain(value) if isinstance(value, (bytes, bytearray)) or not isinstance(
-        value, (str, int, float, bool)) else value
+    if isinstance(value, bytearray):
+        value = bytes(value)
+    shown = plain(value) if isinstance(value, (bytes, ObjLnk)) else value
     if isinstance(shown, bool):
         return "true" if shown else "false"
     text = str(shown)
