@@ -183,7 +183,7 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--fw-devices", type=int, default=10)
-    ap.add_argument("--max-concurrent", type=int, default=250)
+    ap.add_argument("--max-concurrent", type=int, default=100)
     ap.add_argument("--jitter", type=float, default=5.0)
     args = ap.parse_args()
 
@@ -269,10 +269,11 @@ async def main() -> None:
             async for ev in runner.server.events.subscribe():  # type: ignore[union-attr]
                 if ev.kind != "deployment_target" or ev.endpoint not in fw_eps:
                     continue
+                when = ev.time.timestamp()  # when it happened, not when we got to it
                 if ev.data.get("step") == "sent" and ev.endpoint not in started:
-                    started[ev.endpoint] = time.monotonic()
+                    started[ev.endpoint] = when
                 if ev.data.get("state") == "transferred" and ev.endpoint in started:
-                    took.setdefault(ev.endpoint, time.monotonic() - started[ev.endpoint])
+                    took.setdefault(ev.endpoint, when - started[ev.endpoint])
         watcher = asyncio.create_task(watch())
         cpu0 = time.process_time()
         wall, view = await run_deployment(runner, fw_id, fw_eps, max_concurrent=len(fw_eps),

@@ -320,8 +320,8 @@ async def run_sota(run: TargetRun) -> str:
             await run.advance(TargetState.SUCCEEDED, progress=1.0, result=result, reason=None)
             return "updated"
         state = _int(sw, SW_STATE)
-        if not observed:
-            await _observe_quiet(run, SW_STATE, SW_RESULT)
+        if not observed:  # the active slot changes on Activate, where /9/0/7 stays Installed
+            await _observe_quiet(run, SW_STATE, SW_RESULT, Path.of(33100, 0, MODEL_ACTIVE_SLOT))
             observed = True
         ours = run.step in (STEP_SENT, STEP_APPLY, STEP_ACTIVATE)
         # The package on the device is the new one (devices that leave PkgVersion empty: ours).
