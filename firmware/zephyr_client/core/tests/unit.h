@@ -25,6 +25,16 @@ extern const char *unit_vectors; /* folder of packages built by tests/gen_vector
 		}                                                                              \
 	} while (0)
 
+/* xorshift32: a fixed-seed generator for the fuzz loops, so a failure reproduces. */
+static inline unsigned unit_rand(unsigned *state)
+{
+	unsigned x = *state;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return *state = x;
+}
+
 /* Read a whole vector file (malloc'd); aborts the run when it is missing. */
 unsigned char *unit_read_vector(const char *name, size_t *len);
 
