@@ -264,23 +264,26 @@ def _count(result: dict[str, Any]) -> str:
     return f"{n} value{'s' if n != 1 else ''}"
 
 
-@router.post(CONSOLE_PREFIX + "/devices/{endpoint}/read")
-async def device_read(request: Request, endpoint: str, server: ServerDep) -> Response:
-    session, form = await checked_form(request, "write")
-    path = str(form.get("path") or "")
-    return await _act(request, session, _device_url(endpoint),
-                      lambda: api_devices.read(endpoint, path, server, timeout=None),
-                      lambda r: f"Read {r['path']}: {_count(r)}")
+# Device buttons: the REST route of the operation, and what to say when it worked.
+_DEVICE_OPERATIONS: dict[str, tuple[Callable[..., Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], str]]] = {
+    "read": (api_devices.read, lambda r: f"Read {r['path']}: {_count(r)}"),
+    "observe": (api_devices.observe,
+                lambda r: f"Observing {r['path']} (current: {_count(r)}); notifications update "
+                          "the values live"),
+}
 
 
-@router.post(CONSOLE_PREFIX + "/devices/{endpoint}/observe")
-async def device_observe(request: Request, endpoint: str, server: ServerDep) -> Response:
+@router.post(CONSOLE_PREFIX + "/devices/{endpoint}/{operation}")
+async def device_operation(request: Request, endpoint: str, operation: str,
+                           server: ServerDep) -> Response:
+    """The Read and Observe buttons (form field ``path``)."""
     session, form = await checked_form(request, "write")
+    if operation not in _DEVICE_OPERATIONS:
+        raise ConsoleError(f"unknown device operation {operation!r} (read or observe)", 404)
+    route, done = _DEVICE_OPERATIONS[operation]
     path = str(form.get("path") or "")
     return await _act(request, session, _device_url(endpoint),
-                      lambda: api_devices.observe(endpoint, path, server, timeout=None),
-                      lambda r: f"Observing {r['path']} (current: {_count(r)}); "
-                                "notifications update the values live")
+                      lambda: route(endpoint, path, server, timeout=None), done)
 
 
 @router.get(CONSOLE_PREFIX + "/events")

@@ -217,6 +217,8 @@ async def test_bad_path_and_offline_device_come_back_as_error_messages(console: 
         assert status == 303 and flash(html).startswith("error: 400: ")
         status, html = await press(http, page, f"{page}/observe", path="")
         assert flash(html).startswith("error: 400: ")
+        status, body = await press(http, page, f"{page}/reboot", path="/3/0/4")
+        assert status == 404 and "unknown device operation" in body
         await device.deregister()
         status, html = await press(http, page, f"{page}/read", path="/3/0")
     assert flash(html).startswith("error: 404: no device registered")
