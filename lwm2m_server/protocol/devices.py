@@ -357,7 +357,7 @@ class DeviceManager:
             if resp.code != "2.05":
                 raise self._fail(reg, resp, what)
             values = self._decode(reg, resp, fmt, path, what)
-            await self._remember(ep, values)
+            self._store_latest(ep, values)
             return ReadResponse(values)
         if isinstance(request, WriteRequest):
             path = request.path
@@ -380,7 +380,7 @@ class DeviceManager:
             resp, _ = await self._with_formats(reg, formats, make_write, timeout, what)
             if resp.code not in ("2.04", "2.01"):
                 raise self._fail(reg, resp, what)
-            await self._remember(ep, request.values)
+            self._store_latest(ep, request.values)
             return EmptyResponse(resp.code)
         if isinstance(request, ExecuteRequest):
             what = f"execute {request.path}"
@@ -404,9 +404,8 @@ class DeviceManager:
             if bad:
                 raise InvalidRequest(f"create values must lie in one instance of {path}: {[str(p) for p in bad]}")
             if request.instance_id is None and values:
-                iid = next(iter(values)).instance_id
+                # The caller's placeholder instance id is not sent (TLV without an instance record).
                 values = {Path.of(p.object_id, 0, *p.ids[2:]): v for p, v in values.items()}  # type: ignore[arg-type]
-                _ = iid
             seg = self._segments(reg, path)
             # Without an instance id only TLV can say "resources of a new instance" (§7.4.3).
             create_formats = (formats_for(reg, False, remembered) if request.instance_id is not None
@@ -468,7 +467,7 @@ class DeviceManager:
             if resp.code != "2.05":
                 raise self._fail(reg, resp, what)
             values = self._decode_multi(reg, resp, fmt, what)
-            await self._remember(ep, values)
+            self._store_latest(ep, values)
             return ReadResponse(values)
         if isinstance(request, WriteCompositeRequest):
             self._check_writable(request.values)
@@ -485,7 +484,7 @@ class DeviceManager:
             resp, _ = await self._with_formats(reg, formats_for(reg, True, remembered), make_patch, timeout, what)
             if resp.code != "2.04":
                 raise self._fail(reg, resp, what)
-            await self._remember(ep, request.values)
+            self._store_latest(ep, request.values)
             return EmptyResponse(resp.code)
         raise InvalidRequest(f"unsupported request {type(request).__name__}")  # pragma: no cover
 
@@ -567,7 +566,7 @@ class DeviceManager:
             self._observations[key] = obs
             if fmt not in (ContentFormat.TEXT, ContentFormat.OPAQUE):
                 self._formats[ep] = fmt
-            await self._remember(ep, values)
+            self._store_latest(ep, values)
             return ReadResponse(values)
         assert resp is not None
         raise self._fail(reg, resp, f"{what} in every format it may support")
@@ -601,9 +600,6 @@ class DeviceManager:
         for p, v in values.items():
             latest[p] = (v, when)
         self._store.save_values_nowait(endpoint, values, when)
-
-    async def _remember(self, endpoint: str, values: Mapping[Path, Value]) -> None:
-        self._store_latest(endpoint, values)
 
     async def handle_send(self, address: tuple[str, int], payload: bytes,
                           content_format: int | None) -> str:

@@ -161,3 +161,37 @@ async def test_registration_interface_on_each_database(db_url, clients):
     finally:
         await srv.stop()
         srv.engine.dispose()
+
+
+async def test_after_a_restart_devices_are_reached_at_their_stored_address(sqlite_url, clients):
+    srv = make_server(sqlite_url)
+    await srv.start()
+    c = await clients("stay", lifetime=300)
+    await c.register(srv.coap_port)
+    await srv.stop()
+    srv.engine.dispose()
+    srv2 = make_server(sqlite_url)
+    await srv2.start()
+    try:
+        # no new Register or Update: the request goes to the address stored before the restart
+        resp = await srv2.devices.send("stay", ReadRequest("/3/0/0"))
+        assert resp.values == {P("/3/0/0"): "ACME"}
+    finally:
+        await srv2.stop()
+        srv2.engine.dispose()
+
+
+async def test_a_failing_database_write_refuses_the_registration_and_keeps_nothing(server, clients,
+                                                                                  sqlite_url):
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(sqlite_url)
+    with eng.begin() as conn:  # the database loses the table under the running server
+        conn.execute(text("DROP TABLE registration"))
+    eng.dispose()
+    c = await clients("db-fail")
+    resp = await c.register(server.coap_port)
+    assert resp.code.dotted == "5.00"
+    assert server.registrations.get("db-fail") is None
+    other = await clients("db-fail-2")
+    assert (await other.register(server.coap_port)).code.dotted == "5.00"  # still answering
