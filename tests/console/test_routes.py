@@ -224,6 +224,31 @@ async def test_bad_path_and_offline_device_come_back_as_error_messages(console: 
     assert flash(html).startswith("error: 404: no device registered")
 
 
+async def test_read_of_a_sleeping_queue_mode_device_says_the_request_waits(console: Console) -> None:
+    from tests.support.lwm2m_client import LwM2MTestClient
+
+    sleepy = LwM2MTestClient("dev-sleepy", {"/3/0/9": 50}, queue=True)
+    await sleepy.start()
+    await sleepy.register(console.coap_port)
+    page = f"/console/devices/{sleepy.endpoint}"
+    try:
+        await sleepy.sleep()
+        await asyncio.sleep(1.2)  # past the awake window
+        async with console.signed_in("ops") as http:
+            assert "queue mode" in (await http.get(page)).text
+            status, html = await press(http, page, f"{page}/read", path="/3/0/9")
+            message = flash(html)
+            assert message.startswith("info: the device sleeps (queue mode): request ")
+            request_id = message.split("request ")[1].split()[0]
+            await sleepy.wake()  # the queued Read goes out after its Update
+            async with asyncio.timeout(5):
+                while console.server.devices.get_request(request_id).state != "done":
+                    await asyncio.sleep(0.05)
+            assert 'data-path="/3/0/9">50<' in (await http.get(page)).text
+    finally:
+        await sleepy.stop()
+
+
 async def test_unknown_device_is_a_404_page(console: Console) -> None:
     async with console.signed_in("read") as http:
         answer = await http.get("/console/devices/nobody-here")
