@@ -122,3 +122,26 @@ async def test_deployment_progress_page_pauses_and_follows_a_cancel_live(console
     await expect(states).to_have_text(["cancelled", "cancelled"])
     await expect(page.locator("#dep-progress")).to_have_attribute("aria-valuenow", "100")
     await expect(page.locator('[data-count="cancelled"]')).to_have_text("2")
+
+
+async def test_devices_list_follows_registrations_live(console: Console, page: Any, device: Any) -> None:
+    from playwright.async_api import expect
+
+    from tests.support.lwm2m_client import LwM2MTestClient
+
+    await sign_in(page, console, "read")
+    await expect(page.locator("#live")).to_be_visible()
+    status = page.locator(f'tr[data-endpoint="{device.endpoint}"] [data-field="status"]')
+    await expect(status).to_have_text("online")
+    await device.deregister()
+    await expect(status).to_have_text("offline")
+    await expect(page.locator("#new-devices")).to_be_hidden()
+    newcomer = LwM2MTestClient("dev-newcomer", {"/3/0/9": 1})
+    await newcomer.start()
+    try:
+        await newcomer.register(console.coap_port)
+        await expect(page.locator("#new-devices")).to_be_visible()
+        await page.click("#new-devices a")
+        await expect(page.locator('tr[data-endpoint="dev-newcomer"]')).to_be_visible()
+    finally:
+        await newcomer.stop()

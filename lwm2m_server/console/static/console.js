@@ -161,6 +161,29 @@
     });
   }
 
+  // --- devices list: status and last seen follow registrations ------------------------------
+  function devicesList() {
+    const onChange = function (online) {
+      return function (event) {
+        const row = document.querySelector('#devices tr[data-endpoint="' + CSS.escape(event.endpoint || "") + '"]');
+        if (!row) {
+          if (online) document.getElementById("new-devices").hidden = false;
+          return;
+        }
+        const status = row.querySelector('[data-field="status"]');
+        status.textContent = online ? "online" : "offline";
+        status.className = "badge " + (online ? "badge-ok" : "badge-off");
+        const seen = row.querySelector('[data-field="seen"]');
+        seen.textContent = online ? "just now" : seen.textContent;
+        flashCell(row);
+      };
+    };
+    connect({ kind: "registered,updated,deregistered,expired" }, {
+      registered: onChange(true), updated: onChange(true),
+      deregistered: onChange(false), expired: onChange(false),
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setWidths(document);
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
@@ -171,5 +194,6 @@
     const body = document.body;
     if (body.dataset.device) devicePage(body.dataset.device);
     if (body.dataset.deployment) deploymentPage(body.dataset.deployment);
+    if (body.dataset.liveList) devicesList();
   });
 })();
