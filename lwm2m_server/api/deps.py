@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,11 +19,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from ..config import Settings
+from ..server import LwM2MServer
 from ..store.tokens import ApiToken, verify_token
 from .errors import Forbidden, Unauthorized, Unavailable
 
-if TYPE_CHECKING:
-    from ..server import LwM2MServer
 
 __all__ = ["get_settings", "get_engine", "get_session", "get_server", "require_scope",
            "SettingsDep", "EngineDep", "SessionDep", "ServerDep",
@@ -65,8 +64,7 @@ async def get_server(request: Request) -> LwM2MServer:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
-# Any at run time: FastAPI must not validate or introspect the server object.
-ServerDep = Annotated[Any, Depends(get_server)]
+ServerDep = Annotated[LwM2MServer, Depends(get_server)]
 
 
 @dataclass(frozen=True, slots=True)
