@@ -103,6 +103,8 @@ class SimDevice:
         self.awake = True
         self.alive = False
         self.registrations = 0
+        self.started_at = 0.0
+        self.registered_after: float | None = None  # seconds from start to the first 2.01
         self.updates = 0
         self.notes: list[str] = []
         self.attributes: dict[Path, Attributes] = {}
@@ -359,8 +361,7 @@ class SimDevice:
         from .coap_site import DeviceSite
 
         site = (site_factory or DeviceSite)(self)
-        self.context = await aiocoap.Context.create_server_context(
-            site, bind=("127.0.0.1", 0), transports=["udp6"], loggername=f"sim.{self.endpoint}")
+        self.context = await _exclusive_udp_context(site, f"sim.{self.endpoint}")
         mi = self.context.request_interfaces[0].token_interface.message_interface  # type: ignore[attr-defined]
         orig = mi.datagram_msg_received
 
@@ -372,11 +373,14 @@ class SimDevice:
 
         mi.datagram_msg_received = receive
         self.alive = True
+        self.started_at = time.monotonic()
         self._main = self.spawn(self._run())
         if self._infer_period > 0:
             self._infer_task = self.spawn(self._infer_loop())
 
-    async def _request(self, msg: aiocoap.Message, timeout: float = 20.0) -> aiocoap.Message:
+    async def _request(self, msg: aiocoap.Message, timeout: float = 100.0) -> aiocoap.Message:
+        # The default outlasts CoAP's own retransmissions (MAX_TRANSMIT_WAIT, 93 s): giving up
+        # earlier would leave the exchange running and queue every later request behind it.
         assert self.context is not None
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000)
@@ -396,6 +400,8 @@ class SimDevice:
             raise SimError(f"Register answered {resp.code}: {resp.payload[:200]!r}")
         self.location = "/" + "/".join(resp.opt.location_path)
         self.registrations += 1
+        if not self.registered.is_set():
+            self.registered_after = time.monotonic() - self.started_at
         self.registered.set()
 
     async def send_update(self, with_params: bool = False) -> bool:
@@ -513,6 +519,32 @@ class SimDevice:
         if self.context is not None:
             ctx, self.context = self.context, None
             await ctx.shutdown()
+
+
+async def _exclusive_udp_context(site: Any, loggername: str) -> aiocoap.Context:
+    """An aiocoap context on its own UDP socket (127.0.0.1, a free port).
+
+    aiocoap's udp6 transport sets SO_REUSEPORT, and with port 0 Linux may then hand out a port
+    that another SO_REUSEPORT socket of the same user already has: the two sockets share the
+    traffic, so answers reach the wrong device (or another program). A device binds its socket
+    itself, without that option, and hands it to the udp6 transport.
+    """
+    import socket
+
+    from aiocoap.transports.udp6 import MessageInterfaceUDP6
+
+    loop = asyncio.get_running_loop()
+    ctx = aiocoap.Context(loop=loop, serversite=site, loggername=loggername)
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::ffff:127.0.0.1", 0))
+    except OSError:
+        sock.close()
+        raise
+    await ctx._append_tokenmanaged_messagemanaged_transport(  # noqa: SLF001 - no public hook
+        lambda mman: MessageInterfaceUDP6._create_transport_endpoint(sock, mman, ctx.log, loop))
+    return ctx
 
 
 def _attr_params(attrs: Attributes | None) -> dict[str, str]:
