@@ -694,7 +694,7 @@ class DeviceManager:
         """Send the queued requests of ``endpoint`` in order while it is awake."""
         while self._pending.get(endpoint):
             reg = self.registrations.get(endpoint)
-            if reg is None or not reg.online or not self._awake(endpoint):
+            if reg is None or not reg.online or (reg.queue_mode and not self._awake(endpoint)):
                 return
             qid = self._pending[endpoint][0]
             q = self._queued[qid]
@@ -754,7 +754,7 @@ class DeviceManager:
         if kind in ("registered", "updated"):
             if reg.queue_mode:
                 self._awake_until[ep] = self._clock() + self.awake_window
-                self._start_delivery(ep)
+            self._start_delivery(ep)  # also when it left queue mode with requests still queued
             return
         # expired or deregistered: fail what waits for it.
         reason = ("its lifetime passed without an update" if kind == "expired" else "it de-registered")

@@ -196,3 +196,21 @@ async def test_many_concurrent_registrations_are_all_kept(server, clients, sqlit
     assert len(server.registrations.list()) == 30
     await server.store.flush()
     assert count_rows(sqlite_url, "registration") == 30
+
+
+async def test_server_on_the_ipv6_wildcard_serves_ipv4_and_ipv6_clients(sqlite_url, clients):
+    srv = make_server(sqlite_url, coap_host="::")
+    await srv.start()
+    try:
+        v4 = await clients("v4-dev")
+        v6 = await clients("v6-dev", host="::1")
+        assert (await v4.register(srv.coap_port, "127.0.0.1")).code == Code.CREATED
+        assert (await v6.register(srv.coap_port, "::1")).code == Code.CREATED
+        assert srv.registrations.get("v4-dev").address == ("127.0.0.1", v4.port)
+        assert srv.registrations.get("v6-dev").address == ("::1", v6.port)
+        from lwm2m_server.protocol.requests import ReadRequest
+        for ep in ("v4-dev", "v6-dev"):
+            assert (await srv.devices.send(ep, ReadRequest("/3/0/0"))).values == {Path.parse("/3/0/0"): "ACME"}
+    finally:
+        await srv.stop()
+        srv.engine.dispose()

@@ -368,7 +368,7 @@ class LwM2MTestClient:
         if content_format is not None:
             msg.opt.content_format = CF(content_format)
         host, port = self.server
-        msg.unresolved_remote = f"{host}:{port}"
+        msg.unresolved_remote = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         return await asyncio.wait_for(self.context.request(msg).response, timeout)
 
     def register_query(self) -> list[str]:
