@@ -50,7 +50,8 @@ def display(value: Any) -> str:
 
 
 def ago(when: datetime | str | None, now: datetime | None = None) -> str:
-    """``when`` as "5 s ago", "3 min ago", "2 h ago", "4 d ago" ("never" for None)."""
+    """``when`` as "5 s ago", "3 min ago", "2 h ago", "4 d ago", or "in 40 s" for a time to
+    come ("never" for None)."""
     if when is None:
         return "never"
     if isinstance(when, str):
@@ -58,11 +59,13 @@ def ago(when: datetime | str | None, now: datetime | None = None) -> str:
     if when.tzinfo is None:  # SQLite hands back naive datetimes; every stored time is UTC
         when = when.replace(tzinfo=timezone.utc)
     now = now or datetime.now(timezone.utc)
-    seconds = max(0, int((now - when).total_seconds()))
+    seconds = int((now - when).total_seconds())
+    amount = f"{abs(seconds)} s"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
+        if abs(seconds) >= size:
+            amount = f"{abs(seconds) // size} {unit}"
+            break
+    return f"{amount} ago" if seconds >= 0 else f"in {amount}"
 
 
 @dataclass(frozen=True, slots=True)

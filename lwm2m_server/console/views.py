@@ -37,6 +37,7 @@ from .auth import (
     ConsoleError,
     ConsoleSession,
     LoginRequired,
+    PageNotFound,
     check_login_nonce,
     checked_form,
     clear_session_cookie,
@@ -187,7 +188,9 @@ def _login_page(request: Request, next_url: str, error: str | None = None,
 
 
 @router.get(CONSOLE_PREFIX + "/login")
-def login_form(request: Request, next: Annotated[str | None, Query(max_length=2000)] = None) -> HTMLResponse:
+def login_form(request: Request, next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
+    if optional_session(request) is not None:  # already signed in
+        return RedirectResponse(safe_next(next), status_code=303)
     return _login_page(request, next or "")
 
 
@@ -339,9 +342,15 @@ def artifacts_page(request: Request, session: SignedIn, engine: EngineDep,
     return render(request, "artifacts.html", session, artifacts=artifacts, kind=kind or "")
 
 
+@router.get(CONSOLE_PREFIX + "/{rest:path}")
+def not_found(rest: str, session: SignedIn) -> None:
+    raise PageNotFound(f"there is no console page /console/{rest}")
+
+
 def mount_console(app: FastAPI) -> None:
     """Serve the console on ``app``: pages under /console, static files, ``/`` redirect."""
-    app.include_router(router)
+    # Static files first: the router's catch-all 404 page would hide them.
     app.mount(CONSOLE_PREFIX + "/static", StaticFiles(directory=_HERE / "static"),
               name="console-static")
+    app.include_router(router)
     app.add_exception_handler(ConsoleError, _console_error)

@@ -95,10 +95,10 @@ async def test_login_without_the_form_nonce_is_refused(console: Console) -> None
 
 async def test_session_cookie_is_httponly_samesite_strict_and_next_stays_inside_the_console(
         console: Console) -> None:
-    async with console.client() as http:
-        for wanted, landed in (("/console/artifacts", "/console/artifacts"),
-                               ("//evil.example/x", "/console/devices"),
-                               ("https://evil.example/", "/console/devices")):
+    for wanted, landed in (("/console/artifacts", "/console/artifacts"),
+                           ("//evil.example/x", "/console/devices"),
+                           ("https://evil.example/", "/console/devices")):
+        async with console.client() as http:
             page = await http.get("/console/login", params={"next": wanted})
             answer = await http.post("/console/login", data={
                 "token": console.tokens["read"], "login_nonce": login_nonce(page.text),
@@ -247,6 +247,22 @@ async def test_read_of_a_sleeping_queue_mode_device_says_the_request_waits(conso
             assert 'data-path="/3/0/9">50<' in (await http.get(page)).text
     finally:
         await sleepy.stop()
+
+
+async def test_unknown_console_page_is_a_404_page_and_static_files_still_load(console: Console) -> None:
+    async with console.signed_in("read") as http:
+        answer = await http.get("/console/nothing/here")
+        assert answer.status_code == 404
+        assert "there is no console page /console/nothing/here" in answer.text
+        assert (await http.get("/console/static/console.css")).status_code == 200
+        assert (await http.get("/console/static/missing.css")).status_code == 404
+
+
+async def test_login_page_sends_a_signed_in_operator_on(console: Console) -> None:
+    async with console.signed_in("read") as http:
+        answer = await http.get("/console/login", params={"next": "/console/artifacts"})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/artifacts"
 
 
 async def test_unknown_device_is_a_404_page(console: Console) -> None:
