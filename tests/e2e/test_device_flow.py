@@ -117,6 +117,14 @@ async def test_create_then_delete_an_instance(stack: Stack, device: LwM2MTestCli
     assert r.json()["path"] == "/1/1" and device.values[(1, 1, 1)] == 60
     r = await stack.http.delete("/api/v1/devices/node-1/data/1/1", headers=stack.auth("write"))
     assert r.status_code == 200 and (1, 1) not in device.instances
+    # Without an instance id the device picks one and says which in its answer.
+    r = await stack.http.post("/api/v1/devices/node-1/create/1",
+                              json={"values": {"/1/0/0": 3, "/1/0/1": 90, "/1/0/6": False, "/1/0/7": "U"}},
+                              headers=stack.auth("write"))
+    assert r.status_code == 201, r.text
+    created = r.json()["path"]
+    assert created.startswith("/1/") and created != "/1/0"
+    assert device.values[(1, int(created.split("/")[2]), 1)] == 90
 
 
 async def test_composite_read_and_write(stack: Stack, device: LwM2MTestClient) -> None:
