@@ -44,8 +44,10 @@ __all__ = ["router", "device_json"]
 router = APIRouter(prefix="/devices", tags=["devices"], dependencies=[Depends(require_scope())])
 
 Timeout = Annotated[float | None, Query(ge=0, le=24 * 3600,
-                                        description="seconds to wait for a sleeping (queue-mode) "
-                                                    "device before answering 202")]
+                                        description="seconds to wait: for a sleeping (queue-mode) "
+                                                    "device, before answering 202; for an awake "
+                                                    "one, for its answer (default: the server's "
+                                                    "request timeout)")]
 
 
 def _iso(dt: datetime | None) -> str | None:
