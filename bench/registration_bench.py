@@ -60,6 +60,15 @@ def coap_message(mid: int, token: bytes, path: list[str], query: list[str], payl
     return bytes(out)
 
 
+def _opt_extended(nibble: int, data: bytes, i: int) -> tuple[int, int]:
+    """An option delta or length nibble with its extended bytes (RFC 7252 §3.1); (value, next i)."""
+    if nibble == 13:
+        return data[i] + 13, i + 1
+    if nibble == 14:
+        return struct.unpack(">H", data[i:i + 2])[0] + 269, i + 2
+    return nibble, i
+
+
 def parse_response(data: bytes) -> tuple[int, int, int, bytes, list[str]]:
     """(type, code, mid, token, location-path) of a CoAP message."""
     t = (data[0] >> 4) & 3
@@ -73,19 +82,8 @@ def parse_response(data: bytes) -> tuple[int, int, int, bytes, list[str]]:
     while i < len(data) and data[i] != 0xFF:
         b = data[i]
         i += 1
-        d, ln = b >> 4, b & 0x0F
-        if d == 13:
-            d = data[i] + 13
-            i += 1
-        elif d == 14:
-            d = struct.unpack(">H", data[i:i + 2])[0] + 269
-            i += 2
-        if ln == 13:
-            ln = data[i] + 13
-            i += 1
-        elif ln == 14:
-            ln = struct.unpack(">H", data[i:i + 2])[0] + 269
-            i += 2
+        d, i = _opt_extended(b >> 4, data, i)
+        ln, i = _opt_extended(b & 0x0F, data, i)
         num += d
         if num == 8:
             loc.append(data[i:i + ln].decode())
@@ -239,13 +237,10 @@ async def bare_server() -> tuple[object, int]:
                 return Message(code=Code.CREATED, location_path=("rd", str(Root.n)))
             return Message(code=Code.CHANGED)
 
+    from lwm2m_server.coap.endpoint import bound_udp_port
+
     ctx = await Context.create_server_context(Root(), bind=("127.0.0.1", 0), transports=["udp6"])
-    for ri in ctx.request_interfaces:
-        udp = getattr(getattr(ri, "token_interface", None), "message_interface", None)
-        tr = getattr(udp, "transport", None)
-        if tr is not None:
-            return ctx, int(tr.get_extra_info("socket").getsockname()[1])
-    raise RuntimeError("no port")
+    return ctx, bound_udp_port(ctx)
 
 
 def rss_bytes() -> int:

@@ -16,7 +16,18 @@ from ..protocol.registration import RegistrationManager
 from .site import LwM2MSite
 from .transport import AiocoapTransport
 
-__all__ = ["CoapEndpoint"]
+__all__ = ["CoapEndpoint", "bound_udp_port"]
+
+
+def bound_udp_port(context: Context) -> int:
+    """The UDP port an aiocoap context is bound to (after binding port 0)."""
+    for ri in context.request_interfaces:
+        mm = getattr(ri, "token_interface", None)
+        udp = getattr(mm, "message_interface", None)
+        tr = getattr(udp, "transport", None)
+        if tr is not None:
+            return int(tr.get_extra_info("socket").getsockname()[1])
+    raise RuntimeError("no UDP transport bound")
 
 
 class CoapEndpoint:
@@ -38,13 +49,7 @@ class CoapEndpoint:
 
     def bound_port(self) -> int:
         assert self.context is not None
-        for ri in self.context.request_interfaces:
-            mm = getattr(ri, "token_interface", None)
-            udp = getattr(mm, "message_interface", None)
-            tr = getattr(udp, "transport", None)
-            if tr is not None:
-                return int(tr.get_extra_info("socket").getsockname()[1])
-        raise RuntimeError("no UDP transport bound")
+        return bound_udp_port(self.context)
 
     async def stop(self) -> None:
         if self.context is not None:

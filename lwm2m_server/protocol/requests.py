@@ -29,12 +29,24 @@ def _path(p: Path | str) -> Path:
     return Path.parse(p)
 
 
+def _normalize(self: Any) -> None:
+    """Shared ``__post_init__``: paths given as strings become Path values, mappings are copied."""
+    fields = self.__dataclass_fields__
+    if "path" in fields:
+        object.__setattr__(self, "path", _path(self.path))
+    if "paths" in fields:
+        object.__setattr__(self, "paths", tuple(_path(p) for p in self.paths))
+    if "values" in fields:
+        object.__setattr__(self, "values", {_path(k): v for k, v in self.values.items()})
+    if "attributes" in fields:
+        object.__setattr__(self, "attributes", dict(self.attributes))
+
+
 @dataclass(frozen=True, slots=True)
 class ReadRequest:
     path: Path
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", _path(self.path))
+    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +58,7 @@ class WriteRequest:
     values: Mapping[Path, Value]
     replace: bool = True
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", _path(self.path))
-        object.__setattr__(self, "values", {_path(k): v for k, v in self.values.items()})
+    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +66,7 @@ class ExecuteRequest:
     path: Path
     args: str | None = None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", _path(self.path))
+    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,25 +77,21 @@ class CreateRequest:
     values: Mapping[Path, Value] = field(default_factory=dict)
     instance_id: int | None = None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", _path(self.path))
-        object.__setattr__(self, "values", {_path(k): v for k, v in self.values.items()})
+    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
 class DeleteRequest:
     path: Path
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", _path(self.path))
+    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
 class DiscoverRequest:
     path: Path
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", _path(self.path))
+    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,57 +101,49 @@ class WriteAttributesRequest:
     path: Path
     attributes: Mapping[str, float | int | None]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", _path(self.path))
-        object.__setattr__(self, "attributes", dict(self.attributes))
+    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
 class ObserveRequest:
     path: Path
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", _path(self.path))
+    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
 class CancelObserveRequest:
     path: Path
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", _path(self.path))
+    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
 class ReadCompositeRequest:
     paths: tuple[Path, ...]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "paths", tuple(_path(p) for p in self.paths))
+    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
 class WriteCompositeRequest:
     values: Mapping[Path, Value]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "values", {_path(k): v for k, v in self.values.items()})
+    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
 class ObserveCompositeRequest:
     paths: tuple[Path, ...]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "paths", tuple(_path(p) for p in self.paths))
+    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
 class CancelObserveCompositeRequest:
     paths: tuple[Path, ...]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "paths", tuple(_path(p) for p in self.paths))
+    __post_init__ = _normalize
 
 
 DeviceRequest = Union[

@@ -8,7 +8,7 @@ import pytest
 from aiocoap import Code
 
 from lwm2m_server.model import Path
-from tests.protocol.conftest import count_rows, make_server
+from tests.protocol.conftest import count_rows, running
 
 
 async def test_register_answers_created_with_location_and_keeps_the_device(server, clients):
@@ -148,9 +148,7 @@ async def test_register_with_malformed_payload_gets_bad_request(server, clients,
 
 
 async def test_oversized_registration_payload_gets_4_13(sqlite_url, clients):
-    srv = make_server(sqlite_url, max_payload=1024)
-    await srv.start()
-    try:
+    async with running(sqlite_url, max_payload=1024) as srv:
         c = await clients("big")
         payload = ",".join(f"</{o}/0>" for o in range(3000, 3400)).encode()
         assert len(payload) > 1024
@@ -160,9 +158,6 @@ async def test_oversized_registration_payload_gets_4_13(sqlite_url, clients):
         await c.register(srv.coap_port)
         assert (await c.update(payload=payload)).code == Code.REQUEST_ENTITY_TOO_LARGE
         assert srv.registrations.get("big").objects == (Path.parse("/1/0"), Path.parse("/3/0"))
-    finally:
-        await srv.stop()
-        srv.engine.dispose()
 
 
 async def test_update_with_bad_lifetime_keeps_the_registration_unchanged(server, clients):
@@ -199,9 +194,7 @@ async def test_many_concurrent_registrations_are_all_kept(server, clients, sqlit
 
 
 async def test_server_on_the_ipv6_wildcard_serves_ipv4_and_ipv6_clients(sqlite_url, clients):
-    srv = make_server(sqlite_url, coap_host="::")
-    await srv.start()
-    try:
+    async with running(sqlite_url, coap_host="::") as srv:
         v4 = await clients("v4-dev")
         v6 = await clients("v6-dev", host="::1")
         assert (await v4.register(srv.coap_port, "127.0.0.1")).code == Code.CREATED
@@ -211,6 +204,3 @@ async def test_server_on_the_ipv6_wildcard_serves_ipv4_and_ipv6_clients(sqlite_u
         from lwm2m_server.protocol.requests import ReadRequest
         for ep in ("v4-dev", "v6-dev"):
             assert (await srv.devices.send(ep, ReadRequest("/3/0/0"))).values == {Path.parse("/3/0/0"): "ACME"}
-    finally:
-        await srv.stop()
-        srv.engine.dispose()

@@ -3,6 +3,7 @@ or PostgreSQL, and test clients that talk to it over real UDP."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -23,6 +24,18 @@ def make_server(db_url: str, *, awake_window: float = 5.0, **settings: Any) -> L
                             "request_timeout": 3.0}
     opts.update(settings)
     return LwM2MServer(Settings(**opts), expiry_interval=0.1, awake_window=awake_window)
+
+
+@contextlib.asynccontextmanager
+async def running(db_url: str, **kw: Any) -> AsyncIterator[LwM2MServer]:
+    """A started server on ``db_url``, stopped (and its engine disposed) afterwards."""
+    srv = make_server(db_url, **kw)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+        srv.engine.dispose()
 
 
 @pytest.fixture
@@ -49,11 +62,8 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def server(sqlite_url: str) -> AsyncIterator[LwM2MServer]:
-    srv = make_server(sqlite_url)
-    await srv.start()
-    yield srv
-    await srv.stop()
-    srv.engine.dispose()
+    async with running(sqlite_url) as srv:
+        yield srv
 
 
 ClientFactory = Callable[..., Awaitable[LwM2MTestClient]]

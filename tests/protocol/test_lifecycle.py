@@ -10,7 +10,7 @@ from aiocoap import Code
 from lwm2m_server.model import Path
 from lwm2m_server.protocol.errors import DeviceOffline, Queued, RequestNotFound
 from lwm2m_server.protocol.requests import ReadRequest, WriteRequest
-from tests.protocol.conftest import make_server
+from tests.protocol.conftest import running
 
 P = Path.parse
 
@@ -103,9 +103,7 @@ async def test_queued_request_fails_when_the_lifetime_passes(server, clients):
 
 
 async def test_restart_keeps_registrations_queue_and_latest_values(db_url, clients):
-    srv = make_server(db_url)
-    await srv.start()
-    try:
+    async with running(db_url) as srv:
         c = await clients("persist", queue=True, lifetime=300)
         gone = await clients("short-lived", lifetime=1)
         await c.register(srv.coap_port)
@@ -116,14 +114,9 @@ async def test_restart_keeps_registrations_queue_and_latest_values(db_url, clien
         with pytest.raises(Queued) as qi:
             await srv.devices.send("persist", WriteRequest("/1/0/1", {"/1/0/1": 555}))
         reg_before = srv.registrations.get("persist")
-    finally:
-        await srv.stop()
-        srv.engine.dispose()
     await asyncio.sleep(1.1)  # short-lived's lifetime passes while the server is down
 
-    srv2 = make_server(db_url)
-    await srv2.start()
-    try:
+    async with running(db_url) as srv2:
         reg = srv2.registrations.get("persist")
         assert reg is not None and reg.online
         assert reg.registration_id == reg_before.registration_id
@@ -135,15 +128,10 @@ async def test_restart_keeps_registrations_queue_and_latest_values(db_url, clien
         await c.wake()  # Update with the id from before the restart
         await wait_until(lambda: srv2.devices.get_request(qi.value.request_id).state == "done")
         assert c.values[(1, 0, 1)] == 555
-    finally:
-        await srv2.stop()
-        srv2.engine.dispose()
 
 
 async def test_registration_interface_on_each_database(db_url, clients):
-    srv = make_server(db_url)
-    await srv.start()
-    try:
+    async with running(db_url) as srv:
         c = await clients("db-dev")
         assert (await c.register(srv.coap_port)).code == Code.CREATED
         assert (await c.update(lifetime=90, objects=True)).code == Code.CHANGED
@@ -158,27 +146,16 @@ async def test_registration_interface_on_each_database(db_url, clients):
         assert (await srv.store.load_latest()).get("db-dev") is None
         events = await srv.store.events(endpoint="db-dev")
         assert {"registered", "updated", "deregistered"} <= {e.kind for e in events}
-    finally:
-        await srv.stop()
-        srv.engine.dispose()
 
 
 async def test_after_a_restart_devices_are_reached_at_their_stored_address(sqlite_url, clients):
-    srv = make_server(sqlite_url)
-    await srv.start()
-    c = await clients("stay", lifetime=300)
-    await c.register(srv.coap_port)
-    await srv.stop()
-    srv.engine.dispose()
-    srv2 = make_server(sqlite_url)
-    await srv2.start()
-    try:
+    async with running(sqlite_url) as srv:
+        c = await clients("stay", lifetime=300)
+        await c.register(srv.coap_port)
+    async with running(sqlite_url) as srv2:
         # no new Register or Update: the request goes to the address stored before the restart
         resp = await srv2.devices.send("stay", ReadRequest("/3/0/0"))
         assert resp.values == {P("/3/0/0"): "ACME"}
-    finally:
-        await srv2.stop()
-        srv2.engine.dispose()
 
 
 async def test_a_failing_database_write_refuses_the_registration_and_keeps_nothing(server, clients,
