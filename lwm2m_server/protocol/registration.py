@@ -273,13 +273,13 @@ class RegistrationManager:
         """Serialise changes to one endpoint (see :class:`_EndpointLock`)."""
         return _EndpointLock(self._locks, endpoint)
 
-    def _index(self, reg: Registration, peer: object | None) -> None:
+    def _index(self, reg: Registration, peer: object | None, schedule: bool = True) -> None:
         self._by_ep[reg.endpoint] = reg
         self._by_id[reg.registration_id] = reg.endpoint
         self._by_addr[reg.address] = reg.endpoint
         if peer is not None:
             self._peers[reg.endpoint] = peer
-        if reg.online:
+        if reg.online and schedule:
             heapq.heappush(self._expiry, (reg.last_seen.timestamp() + reg.lifetime, reg.endpoint,
                                           reg.registration_id))
 
@@ -354,7 +354,12 @@ class RegistrationManager:
             await self._store.save_registration(reg)
             if old.address != reg.address and self._by_addr.get(old.address) == reg.endpoint:
                 del self._by_addr[old.address]
-            self._index(reg, peer)
+            # The expiry heap keeps one entry per registration: an entry that comes due early is
+            # pushed back to the real deadline (expire_due), so an Update only needs a new entry
+            # when its deadline is earlier than the old one, or the device was offline.
+            old_deadline = old.last_seen.timestamp() + old.lifetime
+            new_deadline = reg.last_seen.timestamp() + reg.lifetime
+            self._index(reg, peer, schedule=not old.online or new_deadline < old_deadline)
         self._notify(reg, "updated")
         return reg
 
@@ -379,8 +384,10 @@ class RegistrationManager:
             reg = self._by_ep.get(ep)
             if reg is None or reg.registration_id != rid or not reg.online:
                 continue
-            if reg.last_seen.timestamp() + reg.lifetime > now:
-                continue  # updated since this heap entry was pushed
+            real = reg.last_seen.timestamp() + reg.lifetime
+            if real > now:  # updated since this entry was pushed: wait for the real deadline
+                heapq.heappush(self._expiry, (real, ep, rid))
+                continue
             off = replace(reg, online=False)
             try:
                 await self._store.save_registration(off)

@@ -13,6 +13,7 @@ benchmarks, a server without persistence).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -68,12 +69,18 @@ def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
 
 
+@functools.lru_cache(maxsize=4096)
+def _paths_json(paths: tuple[Path, ...]) -> str:
+    # Registrations share their objects tuple (one parse per payload): one JSON text per tuple.
+    return json.dumps([str(p) for p in paths])
+
+
 def registration_row(reg: Registration) -> dict[str, Any]:
     return {
         "endpoint": reg.endpoint, "registration_id": reg.registration_id,
         "lwm2m_version": reg.lwm2m_version, "binding": reg.binding, "lifetime": reg.lifetime,
         "sms": reg.sms, "queue_mode": reg.queue_mode, "host": reg.address[0], "port": reg.address[1],
-        "objects": json.dumps([str(p) for p in reg.objects]),
+        "objects": _paths_json(reg.objects),
         "object_versions": json.dumps({str(k): v for k, v in reg.object_versions.items()}),
         "root_path": reg.root_path, "preferred_format": reg.preferred_format,
         "registered_at": reg.registered_at, "last_seen": reg.last_seen, "online": reg.online,

@@ -172,3 +172,13 @@ async def test_a_failing_database_write_refuses_the_registration_and_keeps_nothi
     assert server.registrations.get("db-fail") is None
     other = await clients("db-fail-2")
     assert (await other.register(server.coap_port)).code.dotted == "5.00"  # still answering
+
+
+async def test_frequent_updates_keep_one_expiry_entry_and_still_expire(server, clients):
+    c = await clients("chatty", lifetime=2)
+    await c.register(server.coap_port)
+    for _ in range(20):
+        await c.update()
+    assert len(server.registrations._expiry) == 1
+    await c.update(lifetime=1)  # a shorter lifetime is scheduled at once
+    await wait_until(lambda: not server.registrations.get("chatty").online, timeout=4)
