@@ -73,6 +73,17 @@ async def wait_state(db, dep_id: int, states: set[str], timeout: float = 10.0) -
         await asyncio.sleep(0.02)
 
 
+async def deploy_and_wait(db, fleet, **kw):  # type: ignore[no-untyped-def]
+    """Create a deployment, run an engine until it completes, return its view."""
+    eng = make_engine_for(db, fleet)
+    dep = create(db, **kw)
+    await eng.start()
+    try:
+        return await wait_state(db, dep.id, {"completed"})
+    finally:
+        await eng.stop()
+
+
 async def test_firmware_pull_updates_every_device_once_and_publishes_each_state(db, fleet):  # type: ignore[no-untyped-def]
     for i in range(5):
         fleet.add(f"d{i}", fw_version="1.1.9")
@@ -106,13 +117,7 @@ async def test_firmware_pull_updates_every_device_once_and_publishes_each_state(
 async def test_http_only_device_gets_the_http_url_and_push_only_device_gets_block_write(db, fleet):  # type: ignore[no-untyped-def]
     fleet.add("http", protocols=(2,))
     fleet.add("push", delivery=1)
-    eng = make_engine_for(db, fleet)
-    dep = create(db, artifact_id=1, endpoints=["http", "push"])
-    await eng.start()
-    try:
-        view = await wait_state(db, dep.id, {"completed"})
-    finally:
-        await eng.stop()
+    view = await deploy_and_wait(db, fleet, artifact_id=1, endpoints=["http", "push"])
     assert {t["endpoint"]: t["method"] for t in view["targets"]} == {"http": "pull-http",
                                                                      "push": "push"}
     assert fleet.devices["http"].writes == [("/5/0/1", f"http://127.0.0.1:8080/fw/{FW_SHA}")]
@@ -122,13 +127,7 @@ async def test_http_only_device_gets_the_http_url_and_push_only_device_gets_bloc
 async def test_versions_compare_semantically_so_1_1_10_is_not_already_installed_on_1_1_9(db, fleet):  # type: ignore[no-untyped-def]
     fleet.add("old", fw_version="1.1.9")
     fleet.add("same", fw_version="1.1.10")
-    eng = make_engine_for(db, fleet)
-    dep = create(db, artifact_id=1, endpoints=["old", "same"])
-    await eng.start()
-    try:
-        view = await wait_state(db, dep.id, {"completed"})
-    finally:
-        await eng.stop()
+    view = await deploy_and_wait(db, fleet, artifact_id=1, endpoints=["old", "same"])
     t = {x["endpoint"]: x for x in view["targets"]}
     assert t["old"]["state"] == "succeeded" and fleet.devices["old"].fw_updates == 1
     assert t["same"]["state"] == "succeeded" and "already running" in t["same"]["reason"]
@@ -137,13 +136,8 @@ async def test_versions_compare_semantically_so_1_1_10_is_not_already_installed_
 
 async def test_integrity_failure_fails_the_target_with_update_result_and_reason_without_retry(db, fleet):  # type: ignore[no-untyped-def]
     fleet.add("bad", download_result=5)
-    eng = make_engine_for(db, fleet)
-    dep = create(db, artifact_id=1, endpoints=["bad"], retries=3, failure_threshold=1.0)
-    await eng.start()
-    try:
-        view = await wait_state(db, dep.id, {"completed"})
-    finally:
-        await eng.stop()
+    view = await deploy_and_wait(db, fleet, artifact_id=1, endpoints=["bad"], retries=3,
+                                 failure_threshold=1.0)
     (t,) = view["targets"]
     assert t["state"] == "failed" and t["result"] == 5
     assert "integrity check failure" in t["reason"] and t["attempt"] == 0
@@ -169,27 +163,16 @@ async def test_connection_lost_is_retried_with_backoff_then_succeeds(db, fleet):
 
 async def test_offline_device_fails_after_retries_with_readable_reason(db, fleet):  # type: ignore[no-untyped-def]
     fleet.add("gone", offline=True)
-    eng = make_engine_for(db, fleet)
-    dep = create(db, artifact_id=1, endpoints=["gone"], retries=1, failure_threshold=1.0)
-    await eng.start()
-    try:
-        view = await wait_state(db, dep.id, {"completed"})
-    finally:
-        await eng.stop()
+    view = await deploy_and_wait(db, fleet, artifact_id=1, endpoints=["gone"], retries=1,
+                                 failure_threshold=1.0)
     (t,) = view["targets"]
     assert t["state"] == "failed" and t["attempt"] == 1 and "offline" in t["reason"]
 
 
 async def test_per_device_timeout_fails_a_stalled_download(db, fleet):  # type: ignore[no-untyped-def]
     fleet.add("stuck", stall=True)
-    eng = make_engine_for(db, fleet)
-    dep = create(db, artifact_id=1, endpoints=["stuck"], retries=0, timeout=0.3,
-                 failure_threshold=1.0)
-    await eng.start()
-    try:
-        view = await wait_state(db, dep.id, {"completed"})
-    finally:
-        await eng.stop()
+    view = await deploy_and_wait(db, fleet, artifact_id=1, endpoints=["stuck"], retries=0,
+                                 timeout=0.3, failure_threshold=1.0)
     (t,) = view["targets"]
     assert t["state"] == "failed" and "timeout" in t["reason"] and "transferring" in t["reason"]
 
@@ -304,13 +287,7 @@ async def test_restart_resumes_targets_in_flight_without_updating_any_device_twi
 
 async def test_sota_installs_activates_and_checks_model_version_and_sha(db, fleet):  # type: ignore[no-untyped-def]
     d = fleet.add("m")
-    eng = make_engine_for(db, fleet)
-    dep = create(db, artifact_id=2, endpoints=["m"])
-    await eng.start()
-    try:
-        view = await wait_state(db, dep.id, {"completed"})
-    finally:
-        await eng.stop()
+    view = await deploy_and_wait(db, fleet, artifact_id=2, endpoints=["m"])
     (t,) = view["targets"]
     assert t["state"] == "succeeded" and t["applied"] == 1
     assert d.slot_versions[d.active_slot] == "2.0.0" and d.slot_shas[d.active_slot] == WASM_SHA
@@ -319,13 +296,7 @@ async def test_sota_installs_activates_and_checks_model_version_and_sha(db, flee
 
 async def test_sota_signature_failure_reports_update_result_53(db, fleet):  # type: ignore[no-untyped-def]
     d = fleet.add("m", download_result=53)
-    eng = make_engine_for(db, fleet)
-    dep = create(db, artifact_id=2, endpoints=["m"], failure_threshold=1.0)
-    await eng.start()
-    try:
-        view = await wait_state(db, dep.id, {"completed"})
-    finally:
-        await eng.stop()
+    view = await deploy_and_wait(db, fleet, artifact_id=2, endpoints=["m"], failure_threshold=1.0)
     (t,) = view["targets"]
     assert t["state"] == "failed" and t["result"] == 53 and "integrity" in t["reason"]
     assert d.active_slot == 0 and d.sw_installs == 0
@@ -365,13 +336,8 @@ def test_tags_select_targets(db):  # type: ignore[no-untyped-def]
 
 async def test_a_retry_waits_for_the_download_in_progress_instead_of_sending_again(db, fleet):  # type: ignore[no-untyped-def]
     d = fleet.add("slow-dl", delay=0.4, update_delay=0.01)
-    eng = make_engine_for(db, fleet)
-    dep = create(db, artifact_id=1, endpoints=["slow-dl"], timeout=0.25, retries=2)
-    await eng.start()
-    try:
-        view = await wait_state(db, dep.id, {"completed"})
-    finally:
-        await eng.stop()
+    view = await deploy_and_wait(db, fleet, artifact_id=1, endpoints=["slow-dl"], timeout=0.25,
+                                 retries=2)
     (t,) = view["targets"]
     assert t["state"] == "succeeded" and t["attempt"] >= 1, t
     assert d.writes == [("/5/0/1", f"coap://127.0.0.1:5683/fw/{FW_SHA}")] and d.fw_updates == 1
@@ -380,13 +346,7 @@ async def test_a_retry_waits_for_the_download_in_progress_instead_of_sending_aga
 async def test_a_foreign_downloaded_package_is_reset_before_ours_is_sent(db, fleet):  # type: ignore[no-untyped-def]
     d = fleet.add("foreign", fw_state=2, fw_pkg_version="0.9.0")
     d._pending = FW_SHA
-    eng = make_engine_for(db, fleet)
-    dep = create(db, artifact_id=1, endpoints=["foreign"])
-    await eng.start()
-    try:
-        view = await wait_state(db, dep.id, {"completed"})
-    finally:
-        await eng.stop()
+    view = await deploy_and_wait(db, fleet, artifact_id=1, endpoints=["foreign"])
     assert view["targets"][0]["state"] == "succeeded"
     assert [w[0] for w in d.writes] == ["/5/0/1", "/5/0/1"] and d.writes[0][1] == ""
     assert d.fw_updates == 1
