@@ -286,7 +286,8 @@ class DeviceManager:
             gone = self._gone[reg.endpoint] = asyncio.get_running_loop().create_future()
         task = asyncio.ensure_future(self.transport.request(
             self.registrations.peer(reg.endpoint), reg.address, req, timeout))
-        done, _ = await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        racers: set[asyncio.Future[Any]] = {task, gone}
+        done, _ = await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
         if task not in done:
             task.cancel()
             raise DeviceOffline(f"device {reg.endpoint!r} went offline during the request: {gone.result()}")
@@ -356,9 +357,9 @@ class DeviceManager:
                                                  lambda f: OutgoingRequest("GET", seg, accept=f), timeout, what)
             if resp.code != "2.05":
                 raise self._fail(reg, resp, what)
-            values = self._decode(reg, resp, fmt, path, what)
+            values: Mapping[Path, Value] = self._decode(reg, resp, fmt, path, what)
             self._store_latest(ep, values)
-            return ReadResponse(values)
+            return ReadResponse(dict(values))
         if isinstance(request, WriteRequest):
             path = request.path
             self._check_writable(request.values)
@@ -409,7 +410,7 @@ class DeviceManager:
             seg = self._segments(reg, path)
             # Without an instance id only TLV can say "resources of a new instance" (§7.4.3).
             create_formats = (formats_for(reg, False, remembered) if request.instance_id is not None
-                              else [ContentFormat.TLV])
+                              else [int(ContentFormat.TLV)])
             resp, _ = await self._with_formats(
                 reg, create_formats,
                 lambda f: OutgoingRequest("POST", seg, payload=self._encode(

@@ -8,6 +8,7 @@ by registration id), persists them through the store and publishes events. Never
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import heapq
 import secrets
@@ -375,10 +376,10 @@ class RegistrationManager:
         return reg
 
     # --- lifetime expiry and restore -----------------------------------------
-    async def expire_due(self) -> list[Registration]:
+    async def expire_due(self) -> builtins.list[Registration]:
         """Mark offline every registration whose lifetime has passed; returns them."""
         now = self._clock()
-        expired: list[Registration] = []
+        expired: builtins.list[Registration] = []
         while self._expiry and self._expiry[0][0] <= now:
             deadline, ep, rid = heapq.heappop(self._expiry)
             reg = self._by_ep.get(ep)

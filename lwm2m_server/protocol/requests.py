@@ -42,15 +42,23 @@ def _normalize(self: Any) -> None:
         object.__setattr__(self, "attributes", dict(self.attributes))
 
 
+class _Normalized:
+    """Base of the request dataclasses: one ``__post_init__`` for all of them."""
+
+    __slots__ = ()
+
+    def __post_init__(self) -> None:
+        _normalize(self)
+
+
 @dataclass(frozen=True, slots=True)
-class ReadRequest:
+class ReadRequest(_Normalized):
     path: Path
 
-    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
-class WriteRequest:
+class WriteRequest(_Normalized):
     """Write ``values`` (leaf paths under ``path``); ``replace`` True is PUT, False is partial
     update (POST)."""
 
@@ -58,92 +66,80 @@ class WriteRequest:
     values: Mapping[Path, Value]
     replace: bool = True
 
-    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
-class ExecuteRequest:
+class ExecuteRequest(_Normalized):
     path: Path
     args: str | None = None
 
-    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
-class CreateRequest:
+class CreateRequest(_Normalized):
     """Create an instance of the object at ``path``; ``instance_id`` None lets the device choose."""
 
     path: Path
     values: Mapping[Path, Value] = field(default_factory=dict)
     instance_id: int | None = None
 
-    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
-class DeleteRequest:
+class DeleteRequest(_Normalized):
     path: Path
 
-    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
-class DiscoverRequest:
+class DiscoverRequest(_Normalized):
     path: Path
 
-    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
-class WriteAttributesRequest:
+class WriteAttributesRequest(_Normalized):
     """Set notification attributes (pmin, pmax, gt, lt, st, epmin, epmax); None clears one."""
 
     path: Path
     attributes: Mapping[str, float | int | None]
 
-    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
-class ObserveRequest:
+class ObserveRequest(_Normalized):
     path: Path
 
-    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
-class CancelObserveRequest:
+class CancelObserveRequest(_Normalized):
     path: Path
 
-    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
-class ReadCompositeRequest:
+class ReadCompositeRequest(_Normalized):
     paths: tuple[Path, ...]
 
-    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
-class WriteCompositeRequest:
+class WriteCompositeRequest(_Normalized):
     values: Mapping[Path, Value]
 
-    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
-class ObserveCompositeRequest:
+class ObserveCompositeRequest(_Normalized):
     paths: tuple[Path, ...]
 
-    __post_init__ = _normalize
 
 
 @dataclass(frozen=True, slots=True)
-class CancelObserveCompositeRequest:
+class CancelObserveCompositeRequest(_Normalized):
     paths: tuple[Path, ...]
 
-    __post_init__ = _normalize
 
 
 DeviceRequest = Union[

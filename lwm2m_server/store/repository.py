@@ -280,7 +280,7 @@ class SqlStore:
         await self._write(_Op("delete", REG, [{"endpoint": endpoint, "registration_id": registration_id}]))
         _ = fut
 
-    def _select(self, stmt: Any) -> list[Mapping[str, Any]]:
+    def _select(self, stmt: Any) -> list[Any]:
         with self.engine.connect() as conn:
             return [r._mapping for r in conn.execute(stmt)]
 
