@@ -258,3 +258,15 @@ async def test_objlnk_and_opaque_values_round_trip(server, clients):
     await server.devices.send("dev", WriteRequest("/5/0/0", {"/5/0/0": b"\xde\xad"}))
     assert c.values[(5, 0, 0)] == b"\xde\xad"
     _ = ObjLnk, Link
+
+
+async def test_undecodable_notification_becomes_an_error_event_and_keeps_the_last_value(server, clients):
+    c = await registered(server, clients)
+    sub = server.events.subscribe()
+    await server.devices.send("dev", ObserveRequest("/3/0/9"))
+    c.behaviour = "garbage"  # the device's next notification does not decode
+    c.set("/3/0/9", 1)
+    e = await next_event(sub, "notification_error")
+    assert e.endpoint == "dev" and "does not decode" in e.data["error"]
+    assert server.devices.latest("dev")[P("/3/0/9")][0] == 80
+    sub.close()
