@@ -23,7 +23,7 @@ A failed check never touches the running model; Status Reason (/9/0/16) says wha
 
 from __future__ import annotations
 
-from ..model import Path
+from ..model import MODEL_OBJECT_ID, Path
 from .errors import METHOD_NOT_ALLOWED, ModelError, RequestError, StorageError
 from .storage import SlotInfo
 from .objects import parse_execute_args
@@ -174,29 +174,28 @@ class SoftwareObject(PackageObject):
         self.set_value(0, 12, False)
         self._set(INSTALLED, R_INSTALLED, "")
 
-    async def _activate(self, for_update: bool) -> None:
-        assert self.pkg_slot is not None
+    async def _run_slot(self, slot: int | None, active: bool, what: str) -> None:
+        """Make ``slot`` the running model (None: no model) and set Activation State."""
+        host = self.device.model
         try:
-            await self.device.model.activate(self.pkg_slot)
+            if slot is None:
+                host.runner = None
+            else:
+                await host.activate(slot)
         except (StorageError, ModelError) as e:
-            self.set_value(0, 16, f"activate: {e}")
+            self.set_value(0, 16, f"{what}: {e}")
             return
-        self.set_value(0, 12, True)
-        self.device.changed(Path.of(33100, 0))
+        self.set_value(0, 12, active)
+        self.device.changed(Path.of(MODEL_OBJECT_ID, 0))
+
+    async def _activate(self, for_update: bool) -> None:
+        await self._run_slot(self.pkg_slot, True, "activate")
 
     async def _deactivate(self, for_update: bool) -> None:
         host = self.device.model
         other = 1 - host.active_slot
-        try:
-            if host.storage.read_slot(other) is not None:
-                await host.activate(other)
-            else:
-                host.runner = None
-        except (StorageError, ModelError) as e:
-            self.set_value(0, 16, f"deactivate: {e}")
-            return
-        self.set_value(0, 12, False)
-        self.device.changed(Path.of(33100, 0))
+        await self._run_slot(other if host.storage.read_slot(other) is not None else None,
+                             False, "deactivate")
 
     async def _uninstall(self, for_update: bool) -> None:
         if self.state == DELIVERED:

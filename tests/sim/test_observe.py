@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from aiocoap.numbers.codes import Code
 
 from lwm2m_server.model import Path
@@ -66,27 +67,19 @@ async def test_pmax_notifies_without_change(peer: Peer, make_device):
     task.cancel()
 
 
-async def test_gt_and_lt_notify_only_when_crossed(peer: Peer, make_device):
-    await make_device("o-4")
-    await peer.request("o-4", Code.PUT, "/33100/0/9", query=("gt=10", "lt=5"))
-    req, got, task = await _observe(peer, "o-4", "/33100/0/9")
-    for v in (3, 7, 8, 12, 11):
-        await _put(peer, "o-4", "/33100/0/9", v)
+@pytest.mark.parametrize("attrs,writes,notified", [
+    (("gt=10", "lt=5"), (3, 7, 8, 12, 11), [b"7", b"12"]),  # only crossings of gt or lt
+    (("st=5",), (2, 6, 8, 10, 11), [b"6", b"11"]),         # steps from the last notified value
+])
+async def test_numeric_attributes_filter_notifications(peer: Peer, make_device, attrs, writes, notified):
+    await make_device("o-num")
+    await peer.request("o-num", Code.PUT, "/33100/0/9", query=attrs)
+    req, got, task = await _observe(peer, "o-num", "/33100/0/9")
+    for v in writes:
+        await _put(peer, "o-num", "/33100/0/9", v)
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.2)
-    assert [p for _, p in got] == [b"7", b"12"]
-    task.cancel()
-
-
-async def test_st_notifies_on_steps_from_the_last_notified_value(peer: Peer, make_device):
-    await make_device("o-5")
-    await peer.request("o-5", Code.PUT, "/33100/0/9", query=("st=5",))
-    req, got, task = await _observe(peer, "o-5", "/33100/0/9")
-    for v in (2, 6, 8, 10, 11):
-        await _put(peer, "o-5", "/33100/0/9", v)
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.2)
-    assert [p for _, p in got] == [b"6", b"11"]
+    assert [p for _, p in got] == notified
     task.cancel()
 
 
