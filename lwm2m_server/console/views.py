@@ -62,7 +62,7 @@ from .fleet import (
     value_rows,
 )
 
-__all__ = ["router", "mount_console", "templates"]
+__all__ = ["router", "mount_console", "templates", "MAX_DEVICE_ROWS"]
 
 _HERE = FsPath(__file__).parent
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(_HERE / "templates"), autoescape=True,
@@ -82,6 +82,9 @@ _SECURITY_HEADERS = {
 }
 
 router = APIRouter(include_in_schema=False)
+
+# A page of a large fleet stays quick to render and to read; the filter narrows it down.
+MAX_DEVICE_ROWS = 500
 
 SignedIn = Annotated[ConsoleSession, Depends(session_from_cookie)]
 
@@ -229,7 +232,8 @@ def devices_page(request: Request, session: SignedIn, server: ServerDep,
     tags = tags_by_endpoint(request.app.state.engine)
     rows = device_rows(devices, server.devices.latest, tags, text=q, tag=tag or None)
     all_tags = sorted({t for ts in tags.values() for t in ts})
-    return render(request, "devices.html", session, rows=rows, q=q or "", tag=tag or "",
+    return render(request, "devices.html", session, rows=rows[:MAX_DEVICE_ROWS], matched=len(rows),
+                  q=q or "", tag=tag or "",
                   all_tags=all_tags, total=len(devices),
                   online=sum(1 for d in devices if d["online"]))
 
@@ -250,7 +254,8 @@ async def device_page(request: Request, endpoint: str, session: SignedIn, server
         objects.append({"path": text, "object_id": p.object_id, "instance_id": p.instance_id,
                         "name": odef.name if odef is not None else "unknown object",
                         "version": device["object_versions"].get(str(p.object_id), "1.0")})
-    observed = [", ".join(str(p) for p in key) for key in server.devices.observations(endpoint)]
+    observed = [{"paths": ", ".join(str(p) for p in key), "single": str(key[0]) if len(key) == 1 else None}
+                for key in sorted(server.devices.observations(endpoint))]
     has_model = any(o["object_id"] == MODEL_OBJECT for o in objects)
     return render(request, "device.html", session, device=device, objects=objects,
                   values=value_rows(latest, registry), model=model_panel(latest),
@@ -273,16 +278,19 @@ _DEVICE_OPERATIONS: dict[str, tuple[Callable[..., Awaitable[dict[str, Any]]], Ca
     "observe": (api_devices.observe,
                 lambda r: f"Observing {r['path']} (current: {_count(r)}); notifications update "
                           "the values live"),
+    "cancel-observe": (api_devices.cancel_observe,
+                       lambda r: f"Stopped observing {r['path']}"),
 }
 
 
 @router.post(CONSOLE_PREFIX + "/devices/{endpoint}/{operation}")
 async def device_operation(request: Request, endpoint: str, operation: str,
                            server: ServerDep) -> Response:
-    """The Read and Observe buttons (form field ``path``)."""
+    """The Read, Observe and cancel-observation buttons (form field ``path``)."""
     session, form = await checked_form(request, "write")
     if operation not in _DEVICE_OPERATIONS:
-        raise ConsoleError(f"unknown device operation {operation!r} (read or observe)", 404)
+        raise ConsoleError(f"unknown device operation {operation!r} "
+                           f"({', '.join(_DEVICE_OPERATIONS)})", 404)
     route, done = _DEVICE_OPERATIONS[operation]
     path = str(form.get("path") or "")
     return await _act(request, session, _device_url(endpoint),

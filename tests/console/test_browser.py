@@ -118,6 +118,8 @@ async def test_deployment_progress_page_pauses_and_follows_a_cancel_live(console
     # Someone else cancels it (the CLI, the REST API): the open page follows without a reload.
     rollout.cancel_deployment(engine, int(dep.id), events=console.server.events)  # type: ignore[arg-type]
     await expect(page.locator("#dep-state")).to_have_text("cancelled")
+    for label in ("Pause", "Resume", "Cancel"):  # a cancelled deployment takes no button
+        await expect(page.locator(f'button:has-text("{label}")')).to_be_disabled()
     states = page.locator('#targets [data-field="state"]')
     await expect(states).to_have_text(["cancelled", "cancelled"])
     await expect(page.locator("#dep-progress")).to_have_attribute("aria-valuenow", "100")

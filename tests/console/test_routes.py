@@ -151,6 +151,27 @@ async def test_device_list_filters_by_text_and_by_tag(console: Console, device: 
     assert "No device matches this filter." in nothing
 
 
+async def test_device_list_of_a_large_fleet_shows_the_first_rows_and_says_so(
+        console: Console, device: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lwm2m_server.console import views
+
+    from tests.support.lwm2m_client import LwM2MTestClient
+
+    monkeypatch.setattr(views, "MAX_DEVICE_ROWS", 1)
+    second = LwM2MTestClient(device.endpoint + "-2", {"/3/0/9": 1})
+    await second.start()
+    try:
+        await second.register(console.coap_port)
+        total = len(console.server.registrations.list())
+        async with console.signed_in("read") as http:
+            html = (await http.get("/console/devices")).text
+    finally:
+        await second.stop()
+    assert total >= 2
+    assert len(re.findall(r'<tr data-endpoint=', html)) == 1
+    assert f"Showing the first 1 of {total} matching devices" in html
+
+
 async def test_device_page_shows_registration_objects_values_model_and_events(
         console: Console, device: Any) -> None:
     page = f"/console/devices/{device.endpoint}"
@@ -283,7 +304,7 @@ async def test_device_values_are_html_escaped(console: Console, device: Any) -> 
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
 
 
-async def test_event_stream_carries_the_device_notifications(console: Console, device: Any) -> None:
+async def test_event_stream_carries_the_device_notifications_until_the_observation_is_cancelled(console: Console, device: Any) -> None:
     page = f"/console/devices/{device.endpoint}"
     async with console.signed_in("ops") as http:
         status, html = await press(http, page, f"{page}/observe", path="/3/0/9")
@@ -300,6 +321,12 @@ async def test_event_stream_carries_the_device_notifications(console: Console, d
                         break
     assert event["endpoint"] == device.endpoint
     assert event["data"]["values"] == {"/3/0/9": 55}
+    async with console.signed_in("ops") as http:
+        assert 'aria-label="stop observing /3/0/9"' in (await http.get(page)).text
+        status, html = await press(http, page, f"{page}/cancel-observe", path="/3/0/9")
+        assert flash(html) == "ok: Stopped observing /3/0/9"
+        assert 'id="observed"' not in html
+    assert console.server.devices.observations(device.endpoint) == []
 
 
 def _deployment(console: Console, endpoints: list[str], version: str) -> int:

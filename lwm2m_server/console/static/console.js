@@ -157,6 +157,10 @@
         const badge = document.getElementById("dep-state");
         badge.textContent = d.state;
         badge.className = "badge state-" + d.state;
+        // Buttons the token may press follow the state (data-when: the states that allow it).
+        document.querySelectorAll("button[data-when]").forEach(function (button) {
+          button.disabled = button.dataset.when.split(" ").indexOf(d.state) < 0;
+        });
       },
     });
   }
