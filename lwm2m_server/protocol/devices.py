@@ -50,21 +50,33 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def formats_for(reg: Registration, multi: bool = False, remembered: int | None = None) -> list[int]:
-    """The content formats to try for ``reg``, best first (DESIGN.md "Formats")."""
+# Formats that carry LwM2M nodes; LwM2M JSON only decodes (1.0 devices answer in it).
+_NODE_FORMATS = {int(f) for f in (ContentFormat.TLV, ContentFormat.OLD_TLV, ContentFormat.SENML_JSON,
+                                  ContentFormat.SENML_CBOR, ContentFormat.LWM2M_JSON,
+                                  ContentFormat.OLD_JSON, ContentFormat.LWM2M_CBOR)}
+_DECODE_ONLY = {int(ContentFormat.LWM2M_JSON), int(ContentFormat.OLD_JSON)}
+
+
+def formats_for(reg: Registration, multi: bool = False, remembered: int | None = None,
+                write: bool = False) -> list[int]:
+    """The content formats to try for ``reg``, best first (DESIGN.md "Formats"): the one that
+    worked last, the root link's ``ct``, then SenML CBOR for 1.1+ and TLV for 1.0, then the
+    others it may speak. ``multi`` keeps formats that carry several paths (composite
+    operations); ``write`` drops formats the server only decodes. A ``ct`` the server cannot use
+    (e.g. plain CBOR) is skipped."""
     if reg.lwm2m_version == "1.0":
-        order: list[int] = [ContentFormat.TLV, ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR]
+        order = [ContentFormat.TLV, ContentFormat.LWM2M_JSON, ContentFormat.SENML_JSON,
+                 ContentFormat.SENML_CBOR]
     else:
         order = [ContentFormat.SENML_CBOR, ContentFormat.SENML_JSON, ContentFormat.TLV,
                  ContentFormat.LWM2M_CBOR]
-    first = [f for f in (remembered, reg.preferred_format) if f is not None]
     out: list[int] = []
-    for f in first + order:
-        f = int(f)
-        if f in out or (multi and f not in _MULTI_FORMATS):
+    for f in [remembered, reg.preferred_format, *order]:
+        if f is None:
             continue
-        if f not in (c.value for c in ContentFormat) or f in (ContentFormat.TEXT, ContentFormat.OPAQUE,
-                                                              ContentFormat.LINK_FORMAT):
+        f = int(f)
+        if f in out or f not in _NODE_FORMATS or (multi and f not in _MULTI_FORMATS) \
+                or (write and f in _DECODE_ONLY):
             continue
         out.append(f)
     return out
@@ -370,7 +382,7 @@ class DeviceManager:
             seg = self._segments(reg, path)
             what = f"write {path}"
             single = self._single_format(path, request.values)
-            formats = ([single] if single is not None else []) + formats_for(reg, False, remembered)
+            formats = ([single] if single is not None else []) + formats_for(reg, False, remembered, True)
             payloads = {f: self._encode(request.values, path, f) for f in formats[:1]}
 
             def make_write(f: int) -> OutgoingRequest:
@@ -409,7 +421,7 @@ class DeviceManager:
                 values = {Path.of(p.object_id, 0, *p.ids[2:]): v for p, v in values.items()}  # type: ignore[arg-type]
             seg = self._segments(reg, path)
             # Without an instance id only TLV can say "resources of a new instance" (§7.4.3).
-            create_formats = (formats_for(reg, False, remembered) if request.instance_id is not None
+            create_formats = (formats_for(reg, False, remembered, True) if request.instance_id is not None
                               else [int(ContentFormat.TLV)])
             resp, _ = await self._with_formats(
                 reg, create_formats,
@@ -482,7 +494,8 @@ class DeviceManager:
                     raise InvalidRequest(f"values do not fit the object definition: {e}") from None
                 return OutgoingRequest("IPATCH", seg, payload=payload, content_format=f)
 
-            resp, _ = await self._with_formats(reg, formats_for(reg, True, remembered), make_patch, timeout, what)
+            resp, _ = await self._with_formats(reg, formats_for(reg, True, remembered, True), make_patch,
+                                               timeout, what)
             if resp.code != "2.04":
                 raise self._fail(reg, resp, what)
             self._store_latest(ep, request.values)
