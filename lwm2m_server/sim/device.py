@@ -388,9 +388,7 @@ class SimDevice:
 
     async def register(self) -> None:
         q = [f"ep={self.endpoint}", f"lt={self.objects[1].data[0][1]}",
-             f"lwm2m={self.config.lwm2m_version}", f"b={self.binding}"]
-        if self.binding == "UQ" and self.config.lwm2m_version == "1.0":
-            q[-1] = "b=UQ"
+             f"lwm2m={self.config.lwm2m_version}", *self._binding_params()]
         msg = aiocoap.Message(code=aiocoap.POST, uri=f"{self.config.server.rstrip('/')}/rd",
                               payload=self.registration_links().encode(),
                               content_format=40)
@@ -410,12 +408,18 @@ class SimDevice:
             return False
         msg = aiocoap.Message(code=aiocoap.POST, uri=f"{self.config.server.rstrip('/')}{self.location}")
         if with_params:
-            msg.opt.uri_query = (f"lt={self.objects[1].data[0][1]}", f"b={self.binding}")
+            msg.opt.uri_query = (f"lt={self.objects[1].data[0][1]}", *self._binding_params())
         resp = await self._request(msg)
         if resp.code == aiocoap.CHANGED:
             self.updates += 1
             return True
         return False
+
+    def _binding_params(self) -> list[str]:
+        """Queue mode is binding ``UQ`` in LwM2M 1.0 and the flag ``Q`` from 1.1 on (§6.2.1)."""
+        if self.binding == "UQ" and self.config.lwm2m_version != "1.0":
+            return ["b=U", "Q"]
+        return [f"b={self.binding}"]
 
     def _update_interval(self) -> float:
         if self.config.update_interval is not None:

@@ -37,7 +37,7 @@ class _Rd(resource.Resource):
         self.peer = peer
 
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
-        q = dict(x.split("=", 1) for x in request.opt.uri_query if "=" in x)
+        q = dict((x.split("=", 1) + [""])[:2] for x in request.opt.uri_query)
         ep = q.get("ep")
         if not ep:
             return aiocoap.Message(code=Code.BAD_REQUEST, payload=b"ep missing")
@@ -76,7 +76,7 @@ class _RdSite(resource.Resource, resource.PathCapable):
         if request.code == Code.POST:
             reg.updates += 1
             reg.remote = request.remote
-            reg.update_queries.append(dict(x.split("=", 1) for x in request.opt.uri_query if "=" in x))
+            reg.update_queries.append(dict((x.split("=", 1) + [""])[:2] for x in request.opt.uri_query))
             self.peer.events.append(("update", reg.endpoint))
             self.peer._changed()
             for fut in self.peer._on_update.pop(reg.endpoint, []):

@@ -23,7 +23,7 @@ from .peer import Peer, eventually
 
 async def test_queue_mode_sleeps_wakes_updates_and_serves_queued_requests(peer: Peer, make_device):
     dev = await make_device("q-1", binding="UQ", update_interval=1.0, awake_seconds=0.4)
-    assert peer.devices["q-1"].query["b"] == "UQ"
+    assert peer.devices["q-1"].query["b"] == "U" and "Q" in peer.devices["q-1"].query
     await eventually(lambda: not dev.awake, timeout=3)
     with pytest.raises(asyncio.TimeoutError):
         # non-confirmable, so no retransmission holds up the requests that follow
@@ -33,6 +33,11 @@ async def test_queue_mode_sleeps_wakes_updates_and_serves_queued_requests(peer: 
     resp = await peer.request("q-1", Code.GET, "/3/0/3", timeout=2)
     assert resp.code == Code.CONTENT
     await eventually(lambda: not dev.awake, timeout=3)
+
+
+async def test_lwm2m_1_0_device_spells_queue_mode_as_binding_uq(peer: Peer, make_device):
+    await make_device("q-10", binding="UQ", lwm2m_version="1.0")
+    assert peer.devices["q-10"].query["b"] == "UQ" and "Q" not in peer.devices["q-10"].query
 
 
 async def test_fleet_of_50_registers_with_jittered_start_on_own_sockets(peer: Peer, tmp_path: Path,
