@@ -271,11 +271,14 @@ class SimDevice:
             instances = [node]
         else:
             raise RequestError(BAD_REQUEST, "Create needs an object instance in the payload")
-        created = []
-        for inst in instances:
-            values = _group(inst, Path.of(obj.object_id, inst.id) if inst.id is not None
-                            else Path.of(obj.object_id, 0)).popitem()[1] if inst.resources else {}
-            created.append(obj.create(inst.id, values))
+        created: list[int] = []
+        try:
+            for inst in instances:
+                created.append(obj.create(inst.id, _instance_values(inst)))
+        except RequestError:
+            for iid in created:  # all or nothing
+                obj.delete(iid)
+            raise
         return created
 
     def delete(self, path: Path) -> None:
@@ -562,18 +565,20 @@ def _attr_params(attrs: Attributes | None) -> dict[str, str]:
     return out
 
 
+def _instance_values(inst: ObjectInstance) -> dict[int, ResourceData]:
+    """``{resource id: value or {riid: value}}`` of one instance node."""
+    return {r.id: dict(r.instances) if isinstance(r, MultipleResource) else r.value
+            for r in inst.resources.values()}
+
+
 def _group(node: Node, path: Path) -> dict[int, dict[int, ResourceData]]:
     """Node written at ``path`` -> ``{instance id: {resource id: value or {riid: value}}}``."""
     if isinstance(node, ObjectInstance) and node.id is None:
         node = ObjectInstance(path.instance_id, node.resources)
     if isinstance(node, LwM2mObject):
         raise RequestError(METHOD_NOT_ALLOWED, "Write addresses an instance or a resource")
-    out: dict[int, dict[int, ResourceData]] = {}
     if isinstance(node, ObjectInstance):
-        out[node.id] = {}  # type: ignore[index]
-        for r in node.resources.values():
-            out[node.id][r.id] = dict(r.instances) if isinstance(r, MultipleResource) else r.value  # type: ignore[index]
-        return out
+        return {node.id: _instance_values(node)}  # type: ignore[dict-item]
     if isinstance(node, MultipleResource):
         return {path.instance_id: {node.id: dict(node.instances)}}  # type: ignore[dict-item]
     if isinstance(node, ResourceInstance):

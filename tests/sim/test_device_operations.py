@@ -128,3 +128,29 @@ async def test_stop_deregisters(peer: Peer, make_device):
     await dev.stop()
     assert "s-1" not in peer.devices
     assert ("deregister", "s-1") in peer.events
+
+
+async def test_update_is_sent_before_the_lifetime_runs_out(peer: Peer, make_device):
+    await make_device("lt-1", lifetime=2)
+    await peer.wait_for(lambda: peer.devices["lt-1"].updates >= 2, timeout=5)
+
+
+async def test_registration_update_trigger_sends_update(peer: Peer, make_device):
+    await make_device("ut-1")
+    assert (await peer.request("ut-1", Code.POST, "/1/0/8")).code == Code.CHANGED
+    await peer.wait_for(lambda: peer.devices["ut-1"].updates >= 1)
+
+
+async def test_create_of_two_instances_is_all_or_nothing(peer: Peer, make_device):
+    dev = await make_device("c-2")
+    from lwm2m_server.codecs import codec_for
+    from lwm2m_server.model import LwM2mObject, ObjectInstance, Path, ResourceType, SingleResource
+    ok = ObjectInstance.of(5, SingleResource(0, 3, ResourceType.INTEGER),
+                           SingleResource(1, 0, ResourceType.INTEGER),
+                           SingleResource(3, 1, ResourceType.INTEGER))
+    bad = ObjectInstance.of(6, SingleResource(0, 3, ResourceType.INTEGER),
+                            SingleResource(9, 1, ResourceType.INTEGER))  # no resource 9 in object 2
+    payload = codec_for(11542).encode(LwM2mObject.of(2, ok, bad), Path.of(2), dev.registry)
+    resp = await peer.request("c-2", Code.POST, "/2", payload, ct=11542)
+    assert resp.code == Code.NOT_FOUND
+    assert dev.objects[2].data == {}
