@@ -69,11 +69,16 @@ class LwM2MServer:
         from .coap.endpoint import CoapEndpoint
 
         await self.store.start()
-        await self.registrations.restore()
-        await self.devices.restore()
-        self._endpoint = CoapEndpoint(self.registrations, self.devices, self.settings.max_payload)
-        self._endpoint.site.mounts.update(self._coap_mounts)
-        self.coap_port = await self._endpoint.start(self.settings.coap_host, self.settings.coap_port)
+        try:
+            await self.registrations.restore()
+            await self.devices.restore()
+            self._endpoint = CoapEndpoint(self.registrations, self.devices, self.settings.max_payload)
+            self._endpoint.site.mounts.update(self._coap_mounts)
+            self.coap_port = await self._endpoint.start(self.settings.coap_host, self.settings.coap_port)
+        except BaseException:  # a busy port or an unreachable database: leave nothing running
+            self._endpoint = None
+            await self.store.stop()
+            raise
         self.devices.transport = self._endpoint.transport
         self._tasks.append(asyncio.create_task(self.registrations.run_expiry(self._expiry_interval)))
         self._tasks.append(asyncio.create_task(self.devices.run_housekeeping(self._expiry_interval)))

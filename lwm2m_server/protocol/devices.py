@@ -253,7 +253,7 @@ class DeviceManager:
                 return codec_for(fmt).encode_values(node_values, self._registry, path)  # type: ignore[attr-defined]
             node = build(node_values, path, self._registry)
             return codec_for(fmt).encode(node, path, self._registry)
-        except (NodeError, ValueTypeError, PathError) as e:
+        except (NodeError, ValueTypeError, PathError, CodecError) as e:
             raise InvalidRequest(f"values do not fit the object definition: {e}") from None
 
     def _single_format(self, path: Path, values: Mapping[Path, Value]) -> int | None:

@@ -204,3 +204,13 @@ async def test_server_on_the_ipv6_wildcard_serves_ipv4_and_ipv6_clients(sqlite_u
         from lwm2m_server.protocol.requests import ReadRequest
         for ep in ("v4-dev", "v6-dev"):
             assert (await srv.devices.send(ep, ReadRequest("/3/0/0"))).values == {Path.parse("/3/0/0"): "ACME"}
+
+
+async def test_a_busy_coap_port_fails_start_with_an_os_error(server, sqlite_url):
+    from lwm2m_server.server import LwM2MServer
+    from lwm2m_server.config import Settings
+
+    other = LwM2MServer(Settings(coap_host="127.0.0.1", coap_port=server.coap_port, db_url=sqlite_url))
+    with pytest.raises(OSError):
+        await other.start()
+    other.engine.dispose()
