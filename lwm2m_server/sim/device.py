@@ -149,6 +149,12 @@ class SimDevice:
         if self.observations:
             self.changed(Path.of(MODEL_OBJECT_ID, 0))
 
+    def report_error(self, code: int) -> None:
+        """Add an error code to /3/0/11 (5 out of memory, 7 IP connectivity failure, ...)."""
+        device = self.objects[3]
+        assert isinstance(device, DeviceObject)
+        device.add_error(code)
+
     def note(self, message: str) -> None:
         self.notes.append(message)
         log.info("%s: %s", self.endpoint, message)
@@ -518,11 +524,10 @@ class SimDevice:
         for t in list(self._tasks):
             if t is not current:
                 t.cancel()
-        for o in self.objects.values():
-            if hasattr(o, "_tasks"):
-                for t in list(o._tasks.values()):
-                    if t is not current:
-                        t.cancel()
+        for obj in self.objects.values():
+            for t in list(getattr(obj, "_tasks", {}).values()):
+                if t is not current:
+                    t.cancel()
         if self.context is not None:
             ctx, self.context = self.context, None
             await ctx.shutdown()

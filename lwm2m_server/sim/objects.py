@@ -17,7 +17,7 @@ from ..model import ObjectDef, Path, ResourceDef, Value, ValueTypeError, check_v
 from .errors import (BAD_REQUEST, METHOD_NOT_ALLOWED, NOT_FOUND, UNAUTHORIZED, RequestError)
 
 if TYPE_CHECKING:
-    from .device import Device
+    from .device import SimDevice as Device
 
 __all__ = ["parse_execute_args", "SimObject", "SecurityObject", "ServerObject", "DeviceObject", "ConnectivityObject",
            "ResourceData"]
@@ -259,7 +259,8 @@ class DeviceObject(SimObject):
 
     def add_error(self, code: int) -> None:
         """Report an error code in /3/0/11 (0 'no error' is dropped once a real one is set)."""
-        errors = {k: v for k, v in dict(self.data[0].get(11) or {}).items() if v != 0}  # type: ignore[union-attr]
+        current = self.data[0].get(11)
+        errors = {k: v for k, v in (current if isinstance(current, dict) else {}).items() if v != 0}
         if code not in errors.values():
             errors[max(errors, default=-1) + 1] = code
         self.set_value(0, 11, errors)

@@ -20,6 +20,10 @@ __all__ = ["PackageObject"]
 
 log = logging.getLogger(__name__)
 
+# Device object (/3/0/11) error codes
+ERROR_OUT_OF_MEMORY = 5
+ERROR_IP_CONNECTIVITY = 7
+
 
 class PackageObject(SimObject):
     """Base of objects 5 and 9: Package / Package URI writes and the download task."""
@@ -79,6 +83,7 @@ class PackageObject(SimObject):
             self.download_started(iid)
             data = bytes(value)  # type: ignore[arg-type]
             if len(data) > self.device.config.ram_bytes:
+                self.device.report_error(ERROR_OUT_OF_MEMORY)
                 self.download_failed(iid, self.OUT_OF_RAM,
                                      f"package of {len(data)} bytes exceeds the "
                                      f"{self.device.config.ram_bytes}-byte download buffer")
@@ -115,6 +120,8 @@ class PackageObject(SimObject):
                 if e.kind == "died":  # fault injection: the device loses power mid-download
                     await self.device.die()
                     return
+                if e.kind == "connection":
+                    self.device.report_error(ERROR_IP_CONNECTIVITY)
                 self.download_failed(iid, self.TRANSFER_RESULTS[e.kind], e.message)
                 return
             await self.package_received(iid, data)

@@ -78,6 +78,7 @@ async def test_push_larger_than_ram_is_out_of_ram(peer: Peer, make_device, image
     dev = await make_device("fw-ram", ram_bytes=2048)
     await peer.request("fw-ram", Code.PUT, "/5/0/0", images["good"], ct=42)
     await eventually(lambda: fw(dev) == (IDLE, 3))
+    assert (await peer.request("fw-ram", Code.GET, "/3/0/11/0")).payload == b"5"
 
 
 async def test_server_that_stops_answering_is_connection_lost(peer: Peer, make_device, images):
@@ -85,6 +86,7 @@ async def test_server_that_stops_answering_is_connection_lost(peer: Peer, make_d
     uri = peer.serve_file("lost", images["good"], answer_blocks=1)
     await peer.request("fw-lost", Code.PUT, "/5/0/1", uri.encode(), ct=0)
     await eventually(lambda: fw(dev) == (IDLE, 4))
+    assert 7 in dev.objects[3].data[0][11].values()
 
 
 @pytest.mark.parametrize("uri,result", [
