@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from lwm2m_server.store.tokens import create_token
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+ADMIN_TOKEN = "console-bootstrap-" + secrets.token_urlsafe(24)
 SCOPES = {"read": ["read"], "write": ["read", "write"], "deploy": ["read", "deploy"],
           "ops": ["read", "write", "deploy"], "write_only": ["write"]}
 
@@ -76,7 +78,8 @@ async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Con
     folder: Path = tmp_path_factory.mktemp("console")
     settings = Settings(coap_host="127.0.0.1", coap_port=0, http_host="127.0.0.1", http_port=0,  # type: ignore[call-arg]
                         db_url=f"sqlite:///{folder / 'console.db'}", request_timeout=2.0,
-                        log_level="warning", artifacts_dir=folder / "artifacts")
+                        log_level="warning", artifacts_dir=folder / "artifacts",
+                        admin_token=ADMIN_TOKEN)
     # Queue-mode devices count as asleep 1 s after they last spoke.
     runner = Runner(settings, expiry_interval=0.2, awake_window=1.0)
     await runner.start()

@@ -15,7 +15,7 @@ import pytest
 from lwm2m_server.rollout import service as rollout
 from lwm2m_server.store.artifacts import add_artifact
 from lwm2m_server.store.tokens import create_token, revoke_token
-from tests.console.conftest import Console, csrf_token, login_nonce
+from tests.console.conftest import ADMIN_TOKEN, Console, csrf_token, login_nonce
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -82,6 +82,15 @@ async def test_login_with_a_token_without_read_scope_is_refused(console: Console
         assert answer.status_code == 403
         assert "lacks the &#39;read&#39; scope" in answer.text
         assert "lwm2m_console" not in http.cookies
+
+
+async def test_bootstrap_admin_token_from_the_settings_signs_in(console: Console) -> None:
+    async with console.client() as http:
+        nonce = login_nonce((await http.get("/console/login")).text)
+        answer = await http.post("/console/login", data={"token": ADMIN_TOKEN, "login_nonce": nonce})
+        assert answer.status_code == 303
+        html = (await http.get(answer.headers["location"])).text
+    assert "signed in as LWM2M_ADMIN_TOKEN" in html
 
 
 async def test_login_without_the_form_nonce_is_refused(console: Console) -> None:
