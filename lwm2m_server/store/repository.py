@@ -243,6 +243,10 @@ class SqlStore:
         return stmt
 
     def _apply(self, conn: Connection, batch: list[_Op]) -> None:
+        # Tables are independent of each other (no foreign keys between them): grouping a batch by
+        # table, keeping the order within each table, lets interleaved writes (a registration, its
+        # event, the next registration...) become one executemany per table.
+        batch = sorted(batch, key=lambda op: op.table.name)
         i = 0
         while i < len(batch):
             op = batch[i]
