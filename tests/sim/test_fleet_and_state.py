@@ -15,6 +15,7 @@ from lwm2m_server.sim.errors import StorageError
 from lwm2m_server.sim.fleet import Fleet, FleetConfig
 from lwm2m_server.sim.model_host import ModelHost
 from lwm2m_server.sim.storage import DeviceStorage, SlotInfo
+from lwm2m_server.sim.transfer import Faults
 from ota.keys import public_key_of
 from ota.sota import build_package
 
@@ -115,3 +116,25 @@ def test_active_record_is_written_atomically_with_seq_and_crc(tmp_path: Path, ex
     host.load()
     assert host.active_slot == 1  # slot A is empty, so the host falls back to B
     assert "CRC" in host.last_error
+
+
+async def test_added_latency_delays_every_answer(peer: Peer, make_device):
+    await make_device("lat-1", faults=Faults(latency_ms=200))
+    t0 = asyncio.get_running_loop().time()
+    assert (await peer.request("lat-1", Code.GET, "/3/0/3")).code == Code.CONTENT
+    assert asyncio.get_running_loop().time() - t0 >= 0.19
+
+
+async def test_drop_rate_loses_a_share_of_requests(peer: Peer, make_device):
+    dev = await make_device("drop-1")
+    dev.faults.drop_rate = 0.5
+
+    async def one() -> bool:
+        try:
+            await peer.request("drop-1", Code.GET, "/3/0/3", timeout=0.5, mtype=aiocoap.NON)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    answered = sum(await asyncio.gather(*(one() for _ in range(40))))
+    assert 5 <= answered <= 35
