@@ -171,10 +171,6 @@ async def _act(request: Request, session: ConsoleSession, back: str,
 # --- sign-in ----------------------------------------------------------------------------------
 
 @router.get("/")
-def root() -> RedirectResponse:
-    return RedirectResponse(f"{CONSOLE_PREFIX}/devices", status_code=307)
-
-
 @router.get(CONSOLE_PREFIX)
 @router.get(CONSOLE_PREFIX + "/")
 def console_root() -> RedirectResponse:
