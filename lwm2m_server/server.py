@@ -17,6 +17,7 @@ from .events import EventBus
 from .model import ObjectRegistry
 from .protocol.devices import DeviceManager
 from .protocol.registration import RegistrationManager
+from .store.repository import Store
 
 __all__ = ["LwM2MServer"]
 
@@ -34,7 +35,9 @@ class LwM2MServer:
 
     def __init__(self, settings: Settings, engine: Engine | None = None,
                  registry: ObjectRegistry | None = None, *, expiry_interval: float = 1.0,
-                 awake_window: float = 93.0) -> None:
+                 awake_window: float = 93.0, store: Store | None = None) -> None:
+        """``store`` replaces the SQLModel store (e.g. ``MemoryStore()``: nothing persists; the
+        engine is still made for the other services)."""
         from .store.db import init_db, make_engine
         from .store.repository import SqlStore
 
@@ -44,7 +47,7 @@ class LwM2MServer:
         self.engine = engine if engine is not None else make_engine(settings.db_url)
         init_db(self.engine)
         self.events = EventBus()
-        self.store = SqlStore(self.engine)
+        self.store: Store = store if store is not None else SqlStore(self.engine)
         self.events.add_sink(self.store.add_event)
         self.registrations = RegistrationManager(self.store, self.events,
                                                  max_payload=settings.max_payload)

@@ -19,11 +19,12 @@ from tests.support.lwm2m_client import LwM2MTestClient
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def make_server(db_url: str, *, awake_window: float = 5.0, **settings: Any) -> LwM2MServer:
+def make_server(db_url: str, *, awake_window: float = 5.0, store: Any = None,
+                **settings: Any) -> LwM2MServer:
     opts: dict[str, Any] = {"coap_host": "127.0.0.1", "coap_port": 0, "db_url": db_url,
                             "request_timeout": 3.0}
     opts.update(settings)
-    return LwM2MServer(Settings(**opts), expiry_interval=0.1, awake_window=awake_window)
+    return LwM2MServer(Settings(**opts), expiry_interval=0.1, awake_window=awake_window, store=store)
 
 
 @contextlib.asynccontextmanager

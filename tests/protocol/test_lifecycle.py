@@ -182,3 +182,22 @@ async def test_frequent_updates_keep_one_expiry_entry_and_still_expire(server, c
     assert len(server.registrations._expiry) == 1
     await c.update(lifetime=1)  # a shorter lifetime is scheduled at once
     await wait_until(lambda: not server.registrations.get("chatty").online, timeout=4)
+
+
+async def test_in_memory_store_serves_registration_and_queue_mode(sqlite_url, clients):
+    from lwm2m_server.store.repository import MemoryStore
+
+    store = MemoryStore()
+    async with running(sqlite_url, store=store) as srv:
+        c = await clients("mem-dev", queue=True)
+        await c.register(srv.coap_port)
+        assert "mem-dev" in store.registrations
+        await c.sleep()
+        srv.devices._awake_until.pop("mem-dev", None)
+        with pytest.raises(Queued) as qi:
+            await srv.devices.send("mem-dev", ReadRequest("/3/0/0"))
+        assert store.queued[qi.value.request_id][0].state == "pending"
+        await c.wake()
+        await wait_until(lambda: srv.devices.get_request(qi.value.request_id).state == "done")
+        assert store.queued[qi.value.request_id][0].state == "done"
+        assert any(e.kind == "registered" for e in store.event_log)
