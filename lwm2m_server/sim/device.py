@@ -61,6 +61,7 @@ class DeviceConfig:
     initial_model_info: SlotInfo = field(default_factory=lambda: SlotInfo("classifier", "1.0.0"))
     faults: Faults = field(default_factory=Faults)
     register_retry: float = 1.0
+    new_port_on_reboot: bool = False   # come back from a new source port after a reboot
 
     def package_limit(self) -> int:
         """Largest SOTA package a slot can take (docs/sota-format.md: 12 + 16384 + slot)."""
@@ -113,6 +114,7 @@ class SimDevice:
         self._update_now = asyncio.Event()
         self._reregister = False
         self._main: asyncio.Task[None] | None = None
+        self._site: Any = None
         self._infer_task: asyncio.Task[None] | None = None
         self._infer_period = float(st.get("inference_period", 0) or 0)
         self.inference_times: list[float] = []
@@ -369,9 +371,17 @@ class SimDevice:
         """Bind the socket, start serving, and start the registration loop."""
         from .coap_site import DeviceSite
 
-        site = (site_factory or DeviceSite)(self)
-        self.context = await _exclusive_udp_context(site, f"sim.{self.endpoint}")
-        mi = self.context.request_interfaces[0].token_interface.message_interface  # type: ignore[attr-defined]
+        self._site = (site_factory or DeviceSite)(self)
+        self.context = await self._open_socket()
+        self.alive = True
+        self.started_at = time.monotonic()
+        self._main = self.spawn(self._run())
+        if self._infer_period > 0:
+            self._infer_task = self.spawn(self._infer_loop())
+
+    async def _open_socket(self) -> aiocoap.Context:
+        ctx = await _exclusive_udp_context(self._site, f"sim.{self.endpoint}")
+        mi = ctx.request_interfaces[0].token_interface.message_interface  # type: ignore[attr-defined]
         orig = mi.datagram_msg_received
 
         def receive(data: bytes, ancdata: Any, flags: int, address: Any) -> None:
@@ -381,11 +391,7 @@ class SimDevice:
             orig(data, ancdata, flags, address)
 
         mi.datagram_msg_received = receive
-        self.alive = True
-        self.started_at = time.monotonic()
-        self._main = self.spawn(self._run())
-        if self._infer_period > 0:
-            self._infer_task = self.spawn(self._infer_loop())
+        return ctx
 
     async def _request(self, msg: aiocoap.Message, timeout: float = 100.0) -> aiocoap.Message:
         # The default outlasts CoAP's own retransmissions (MAX_TRANSMIT_WAIT, 93 s): giving up
@@ -477,8 +483,16 @@ class SimDevice:
             self.awake = False
 
     async def reboot(self, delay: float = 0.0) -> None:
-        """A restart: the model keeps its slot, the device registers again."""
+        """A restart: the model keeps its slot, the device registers again.
+
+        With ``new_port_on_reboot`` it also comes back on a new UDP port (a new NAT binding,
+        as real devices do), and the server's observations are gone.
+        """
         await asyncio.sleep(delay)
+        if self.config.new_port_on_reboot and self.context is not None and self.alive:
+            self._close_observations()
+            old, self.context = self.context, await self._open_socket()
+            await old.shutdown()
         self._reregister = True
         self._update_now.set()
 
@@ -514,12 +528,15 @@ class SimDevice:
         self.note("device died")
         await self._shutdown()
 
-    async def _shutdown(self) -> None:
-        self.alive = False
+    def _close_observations(self) -> None:
         for obs_list in self.observations.values():
             for o in obs_list:
                 o.close()
         self.observations.clear()
+
+    async def _shutdown(self) -> None:
+        self.alive = False
+        self._close_observations()
         current = asyncio.current_task()
         for t in list(self._tasks):
             if t is not current:

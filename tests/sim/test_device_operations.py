@@ -154,3 +154,13 @@ async def test_create_of_two_instances_is_all_or_nothing(peer: Peer, make_device
     resp = await peer.request("c-2", Code.POST, "/2", payload, ct=11542)
     assert resp.code == Code.NOT_FOUND
     assert dev.objects[2].data == {}
+
+
+async def test_reboot_can_come_back_from_a_new_port(peer: Peer, make_device):
+    dev = await make_device("x-4", new_port_on_reboot=True)
+    port = dev.port
+    assert (await peer.request("x-4", Code.POST, "/3/0/4")).code == Code.CHANGED
+    await peer.wait_for(lambda: peer.devices["x-4"].registered == 2)
+    assert dev.port != port
+    assert peer.devices["x-4"].remote.hostinfo.endswith(f":{dev.port}")
+    assert (await peer.request("x-4", Code.GET, "/3/0/3")).code == Code.CONTENT
