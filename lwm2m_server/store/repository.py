@@ -62,6 +62,9 @@ class Store(Protocol):
     def add_event(self, event: Event) -> None: ...
     async def save_queued(self, q: QueuedRequest, request: DeviceRequest | None) -> None: ...
     async def load_unfinished_queued(self) -> list[tuple[QueuedRequest, DeviceRequest]]: ...
+    async def get_queued(self, request_id: str) -> QueuedRequest | None: ...
+    async def events(self, endpoint: str | None = None, kind: str | None = None,
+                     limit: int = 100) -> list[Event]: ...
     async def flush(self) -> None: ...
 
 
@@ -393,3 +396,14 @@ class MemoryStore:
 
     async def load_unfinished_queued(self) -> list[tuple[QueuedRequest, DeviceRequest]]:
         return [(q, r) for q, r in self.queued.values() if q.state in ("pending", "sent") and r is not None]
+
+    async def get_queued(self, request_id: str) -> QueuedRequest | None:
+        entry = self.queued.get(request_id)
+        return entry[0] if entry else None
+
+    async def events(self, endpoint: str | None = None, kind: str | None = None,
+                     limit: int = 100) -> list[Event]:
+        """The latest kept events, newest first."""
+        out = [e for e in reversed(self.event_log)
+               if (endpoint is None or e.endpoint == endpoint) and (kind is None or e.kind == kind)]
+        return out[:limit]

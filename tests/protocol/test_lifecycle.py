@@ -200,4 +200,4 @@ async def test_in_memory_store_serves_registration_and_queue_mode(sqlite_url, cl
         await c.wake()
         await wait_until(lambda: srv.devices.get_request(qi.value.request_id).state == "done")
         assert store.queued[qi.value.request_id][0].state == "done"
-        assert any(e.kind == "registered" for e in store.event_log)
+        assert [e.kind for e in await store.events(endpoint="mem-dev", kind="registered")] == ["registered"]
