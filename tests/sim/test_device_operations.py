@@ -164,3 +164,13 @@ async def test_reboot_can_come_back_from_a_new_port(peer: Peer, make_device):
     assert dev.port != port
     assert peer.devices["x-4"].remote.hostinfo.endswith(f":{dev.port}")
     assert (await peer.request("x-4", Code.GET, "/3/0/3")).code == Code.CONTENT
+
+
+async def test_bad_paths_and_unsupported_methods_are_refused_with_a_message(peer: Peer, make_device):
+    await make_device("bad-1")
+    resp = await peer.request("bad-1", Code.GET, "/3/zero")
+    assert resp.code == Code.BAD_REQUEST and b"not a number" in resp.payload
+    resp = await peer.request("bad-1", Code.FETCH, "/3/0")
+    assert resp.code == Code.METHOD_NOT_ALLOWED and resp.payload
+    resp = await peer.request("bad-1", Code.PUT, "/1/0/1")
+    assert resp.code == Code.BAD_REQUEST
