@@ -198,6 +198,9 @@ class DeviceManager:
             paths = list(getattr(request, "paths", ())) or list(getattr(request, "values", {}))
             if not paths:
                 raise InvalidRequest("a composite operation needs at least one path")
+            if isinstance(request, WriteCompositeRequest):
+                self._check_writable(request.values)
+                self._check_types(request.values)
             return
         path: Path = request.path  # type: ignore[union-attr]
         if isinstance(request, ExecuteRequest) and not path.is_resource:
@@ -211,6 +214,15 @@ class DeviceManager:
                 raise InvalidRequest(f"write needs an instance, resource or resource-instance path, got {path}")
             if not request.values:
                 raise InvalidRequest("write needs at least one value")
+            outside = [str(p) for p in request.values if not p.starts_with(path)]
+            if outside:
+                raise InvalidRequest(f"{', '.join(outside)} not under {path}")
+            # Refused here, before sending or queueing: nothing invalid waits for a sleeping device.
+            self._check_writable(request.values)
+            self._check_types(request.values)
+        if isinstance(request, CreateRequest):
+            self._check_writable(request.values, create=True)
+            self._check_types(request.values)
         if isinstance(request, WriteAttributesRequest):
             bad = [k for k in request.attributes if k not in ATTRIBUTE_NAMES]
             if bad:
@@ -219,6 +231,14 @@ class DeviceManager:
                 raise InvalidRequest("write-attributes needs an object, instance or resource path")
         if isinstance(request, (ReadRequest, ObserveRequest, DiscoverRequest)) and path.is_root:
             raise InvalidRequest(f"{operation_name(request)} needs an object path or deeper")
+
+    def _check_types(self, values: Mapping[Path, Value]) -> None:
+        """Every value fits its resource's type (and multiple resources are addressed by instance)."""
+        for inst in {Path(p.ids[:2]) for p in values}:
+            try:
+                build({p: v for p, v in values.items() if p.starts_with(inst)}, inst, self._registry)
+            except (NodeError, ValueTypeError, PathError) as e:
+                raise InvalidRequest(f"values do not fit the object definition: {e}") from None
 
     def _check_writable(self, values: Mapping[Path, Value], create: bool = False) -> None:
         for p, v in values.items():
@@ -374,10 +394,6 @@ class DeviceManager:
             return ReadResponse(dict(values))
         if isinstance(request, WriteRequest):
             path = request.path
-            self._check_writable(request.values)
-            for p in request.values:
-                if not p.starts_with(path):
-                    raise InvalidRequest(f"{p} is not under {path}")
             method = "PUT" if request.replace else "POST"
             seg = self._segments(reg, path)
             what = f"write {path}"
@@ -408,7 +424,6 @@ class DeviceManager:
             path = request.path
             what = f"create in {path}"
             values = request.values
-            self._check_writable(values, create=True)
             if request.instance_id is not None:
                 bad = [p for p in values if not p.starts_with(path.child(request.instance_id))]
             else:
@@ -483,7 +498,6 @@ class DeviceManager:
             self._store_latest(ep, values)
             return ReadResponse(values)
         if isinstance(request, WriteCompositeRequest):
-            self._check_writable(request.values)
             what = f"write-composite {', '.join(sorted(str(p) for p in request.values))}"
             seg = self._segments(reg, Path())
 

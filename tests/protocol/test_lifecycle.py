@@ -201,3 +201,17 @@ async def test_in_memory_store_serves_registration_and_queue_mode(sqlite_url, cl
         await wait_until(lambda: srv.devices.get_request(qi.value.request_id).state == "done")
         assert store.queued[qi.value.request_id][0].state == "done"
         assert [e.kind for e in await store.events(endpoint="mem-dev", kind="registered")] == ["registered"]
+
+
+async def test_invalid_write_to_a_sleeping_device_is_refused_not_queued(server, clients):
+    from lwm2m_server.protocol.errors import InvalidRequest
+
+    c = await clients("sleep-bad", queue=True)
+    await c.register(server.coap_port)
+    await c.sleep()
+    server.devices._awake_until.pop("sleep-bad", None)
+    with pytest.raises(InvalidRequest):
+        await server.devices.send("sleep-bad", WriteRequest("/1/0/1", {"/1/0/1": "three hundred"}))
+    with pytest.raises(InvalidRequest):
+        await server.devices.send("sleep-bad", WriteRequest("/3/0/0", {"/3/0/0": "read-only"}))
+    assert server.devices.queued_for("sleep-bad") == []
