@@ -476,9 +476,16 @@ class SimDevice:
                 self.awake = True
                 await asyncio.sleep(self.config.register_retry * (0.5 + random.random()))
 
+    def busy(self) -> bool:
+        """True while a package transfer or update is running (a UQ device stays awake)."""
+        return any(not t.done() for obj in self.objects.values()
+                   for t in getattr(obj, "_tasks", {}).values())
+
     async def _stay_awake(self) -> None:
         self.awake = True
         await asyncio.sleep(self.config.awake_seconds)
+        while self.busy():
+            await asyncio.sleep(0.1)
         if self.binding == "UQ" and self.alive:
             self.awake = False
 

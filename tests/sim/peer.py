@@ -95,10 +95,11 @@ class _RdSite(resource.Resource, resource.PathCapable):
 class _File(resource.Resource):
     """A download served with block2; ``answer_blocks`` limits how many blocks get an answer."""
 
-    def __init__(self, data: bytes, answer_blocks: int | None = None) -> None:
+    def __init__(self, data: bytes, answer_blocks: int | None = None, delay: float = 0.0) -> None:
         super().__init__()
         self.data = data
         self.answer_blocks = answer_blocks
+        self.delay = delay
         self.requests = 0
 
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
@@ -108,6 +109,7 @@ class _File(resource.Resource):
         self.requests += 1
         if self.answer_blocks is not None and self.requests > self.answer_blocks:
             await asyncio.sleep(3600)  # the server went away
+        await asyncio.sleep(self.delay)
         num, szx = 0, 6
         if request.opt.block2 is not None:
             num, szx = request.opt.block2.block_number, min(6, request.opt.block2.size_exponent)
@@ -150,8 +152,9 @@ class Peer:
     def uri(self) -> str:
         return f"coap://127.0.0.1:{self.port}"
 
-    def serve_file(self, name: str, data: bytes, answer_blocks: int | None = None) -> str:
-        f = _File(data, answer_blocks)
+    def serve_file(self, name: str, data: bytes, answer_blocks: int | None = None,
+                   delay: float = 0.0) -> str:
+        f = _File(data, answer_blocks, delay)
         self.site.add_resource(["fw", name], f)
         return f"{self.uri}/fw/{name}"
 

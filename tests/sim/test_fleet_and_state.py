@@ -138,3 +138,14 @@ async def test_drop_rate_loses_a_share_of_requests(peer: Peer, make_device):
 
     answered = sum(await asyncio.gather(*(one() for _ in range(40))))
     assert 5 <= answered <= 35
+
+
+async def test_queue_mode_device_stays_awake_until_its_download_is_done(peer: Peer, make_device,
+                                                                        images: dict[str, bytes]):
+    dev = await make_device("q-dl", binding="UQ", update_interval=5.0, awake_seconds=0.3)
+    uri = peer.serve_file("slow-q", images["good"], delay=0.25)  # 4 blocks: about 1 s
+    await peer.request("q-dl", Code.PUT, "/5/0/1", uri.encode(), ct=0)
+    await asyncio.sleep(0.6)
+    assert dev.awake and dev.objects[5].state == 1  # still downloading, still listening
+    await eventually(lambda: dev.objects[5].state == 2, timeout=5)
+    await eventually(lambda: not dev.awake, timeout=3)
