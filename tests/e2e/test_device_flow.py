@@ -300,3 +300,24 @@ async def test_send_from_the_device_is_stored_and_visible(stack: Stack, device: 
     assert events and events[0]["kind"] == "send"
     got = (await stack.http.get("/api/v1/devices/node-1/latest", headers=stack.auth("read"))).json()
     assert got["values"]["/3/0/9"]["value"] == 55 and got["values"]["/33100/0/6"]["value"] == 2
+
+
+async def test_queued_request_fails_with_a_reason_when_the_sleeper_expires(stack: Stack) -> None:
+    client = LwM2MTestClient("sleepy3", dict(DEVICE_VALUES), queue=True, lifetime=2)
+    await client.start()
+    try:
+        await client.register(stack.coap_port)
+        await client.sleep()
+        await asyncio.sleep(1.1)
+        r = await stack.http.get("/api/v1/devices/sleepy3/data/3/0/0", headers=stack.auth("read"))
+        assert r.status_code == 202
+        rid = r.json()["request_id"]
+
+        async def failed() -> Any:
+            q = (await stack.http.get(f"/api/v1/requests/{rid}", headers=stack.auth("read"))).json()
+            return q["state"] in ("failed", "expired") and q
+
+        q = await eventually(failed, timeout=6)
+        assert q["error"] and q["result"] is None
+    finally:
+        await client.stop()
