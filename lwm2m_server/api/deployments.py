@@ -7,7 +7,7 @@ layer's errors become HTTP answers in ``_rollout_error``, the one place for that
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
@@ -91,7 +91,7 @@ def get_deployment(deployment_id: int, engine: EngineDep) -> dict[str, Any]:
 
 
 def _change(action: str, deployment_id: int, engine: Any, request: Request) -> dict[str, Any]:
-    ops = {"pause": rollout.pause_deployment, "resume": rollout.resume_deployment,
+    ops: dict[str, Callable[..., Any]] = {"pause": rollout.pause_deployment, "resume": rollout.resume_deployment,
            "cancel": rollout.cancel_deployment}
     with _rollout_error():
         ops[action](engine, deployment_id, events=_events(request))

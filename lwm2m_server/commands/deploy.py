@@ -111,7 +111,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _action(name: str) -> Callable[[argparse.Namespace], int]:
-    ops = {"pause": service.pause_deployment, "resume": service.resume_deployment,
+    ops: dict[str, Callable[..., Any]] = {"pause": service.pause_deployment, "resume": service.resume_deployment,
            "cancel": service.cancel_deployment}
 
     @_errors

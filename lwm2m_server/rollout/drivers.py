@@ -329,7 +329,7 @@ async def run_sota(run: TargetRun) -> str:
             ours and not sw.get(SW_PKG_VERSION))
         if ours and result is not None and result >= 50:
             detail = sw.get(SW_STATUS_REASON)
-            reason = result_reason(kind, result) + (f" ({detail})" if detail else "")
+            reason = result_reason(kind, result) + (f" ({detail!s})" if detail else "")
             raise TargetFailed(reason, result, transient=is_transient_result(kind, result))
         if state == SW_INSTALLED and pkg_ok:
             if SW_ACTIVATE not in sent:  # once per pass; a resumed pass re-reads the state first
@@ -339,7 +339,7 @@ async def run_sota(run: TargetRun) -> str:
                 sent.add(SW_ACTIVATE)
             elif sw.get(SW_ACTIVATION) is False and str(sw.get(SW_STATUS_REASON) or "").startswith(
                     "activate"):
-                raise TargetFailed(f"activation failed: {sw.get(SW_STATUS_REASON)}", result)
+                raise TargetFailed(f"activation failed: {sw.get(SW_STATUS_REASON)!s}", result)
             await run.port.wait(run.endpoint, run.poll)
             continue
         if state == SW_DELIVERED and pkg_ok:

@@ -233,7 +233,8 @@ class RolloutEngine:
                 col(Deployment.state).in_(["running", "paused", "cancelled"]))).all()
             for dep in deps:
                 # Plain rows, not ORM objects: a pass over 1,000 targets must stay cheap.
-                q = select(*_TARGET_COLUMNS).where(Target.deployment_id == dep.id)
+                q = select(*_TARGET_COLUMNS).where(  # type: ignore[call-overload]
+                    Target.deployment_id == dep.id)
                 if dep.state == "cancelled":  # only targets still updating matter there
                     q = q.where(col(Target.state).in_([s.value for s in ACTIVE_STATES]))
                 targets = session.exec(q.order_by(col(Target.position))).all()

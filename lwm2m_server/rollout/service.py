@@ -48,7 +48,7 @@ def artifact_info(session: Session, artifact_id: int) -> ArtifactInfo | None:
     payload_sha = meta.get("payload_sha256")
     if payload_sha is None and isinstance(meta.get("manifest"), dict):
         payload_sha = meta["manifest"].get("sha256")
-    return ArtifactInfo(id=int(row.id), kind=str(row.kind), sha256=str(row.sha256),
+    return ArtifactInfo(id=int(row.id or 0), kind=str(row.kind), sha256=str(row.sha256),
                         size=int(row.size), version=str(row.version), name=str(row.name),
                         payload_sha256=payload_sha if isinstance(payload_sha, str) else None)
 
@@ -196,7 +196,7 @@ def list_deployments(engine: Engine, *, state: str | None = None, limit: int = 1
         if state is not None:
             q = q.where(Deployment.state == state)
         ids = list(session.exec(q).all())
-    return [deployment_view(engine, i, with_targets=False) for i in ids]
+    return [deployment_view(engine, int(i or 0), with_targets=False) for i in ids]
 
 
 def _set_deployment_state(engine: Engine, deployment_id: int, allowed_from: Iterable[str],
@@ -275,7 +275,7 @@ def set_tags(engine: Engine, endpoint: str, tags: Sequence[str]) -> list[str]:
     if not endpoint or len(endpoint) > 200:
         raise InvalidDeployment("invalid endpoint name")
     with Session(engine) as session:
-        session.exec(delete(DeviceTag).where(DeviceTag.endpoint == endpoint))  # type: ignore[call-overload]
+        session.exec(delete(DeviceTag).where(col(DeviceTag.endpoint) == endpoint))  # type: ignore[call-overload]
         for t in clean:
             session.add(DeviceTag(endpoint=endpoint, tag=t))
         session.commit()
@@ -294,7 +294,7 @@ def unfinished(engine: Engine) -> list[int]:
     with Session(engine) as session:
         rows = session.exec(select(Deployment.id).where(
             col(Deployment.state).in_(["running", "paused", "cancelled"]))).all()
-        return [int(r) for r in rows]
+        return [int(r or 0) for r in rows]
 
 
 def is_finished(states: Iterable[str]) -> bool:

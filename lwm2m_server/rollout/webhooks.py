@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from ..events import Event, EventBus
 from .errors import InvalidDeployment, WebhookNotFound
@@ -77,7 +77,7 @@ def create_webhook(engine: Engine, url: str, secret: str | None = None,
 
 def list_webhooks(engine: Engine) -> list[Webhook]:
     with Session(engine, expire_on_commit=False) as s:
-        return list(s.exec(select(Webhook).order_by(Webhook.id)).all())
+        return list(s.exec(select(Webhook).order_by(col(Webhook.id))).all())
 
 
 def delete_webhook(engine: Engine, webhook_id: int) -> None:
