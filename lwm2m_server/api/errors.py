@@ -104,8 +104,10 @@ def _protocol_error(_: Request, exc: Exception) -> JSONResponse:
     kind = next((k for cls, k in _PROTOCOL_KINDS.items() if isinstance(exc, cls)),
                 _snake(type(exc).__name__))
     status = exc.http_status if 400 <= exc.http_status < 600 else 500
-    return JSONResponse(status_code=status,
-                        content=error_body(kind, exc.message, coap_code=getattr(exc, "coap_code", None)))
+    # Only a device's own answer carries a CoAP code worth showing; InvalidRequest has one too,
+    # but that is what the server would answer a device, not what a device said.
+    coap_code = exc.coap_code if isinstance(exc, DeviceError) else None
+    return JSONResponse(status_code=status, content=error_body(kind, exc.message, coap_code=coap_code))
 
 
 def _api_error(_: Request, exc: Exception) -> JSONResponse:
