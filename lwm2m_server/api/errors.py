@@ -94,7 +94,8 @@ def queued_response(request_id: str, message: str) -> JSONResponse:
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """``RequestNotFound`` -> ``request_not_found`` (``LwM2M`` stays one word)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name.replace("LwM2M", "Lwm2m")).lower()
 
 
 def _protocol_error(_: Request, exc: Exception) -> JSONResponse:

@@ -26,7 +26,7 @@ CASES: list[tuple[Exception, int, dict[str, object]]] = [
     (DeviceError("answered 4.04", coap_code="4.04"), 502, {"error": "device_error", "coap_code": "4.04"}),
     (DeviceError("undecodable payload"), 502, {"error": "device_error"}),
     (InvalidRequest("bad path"), 400, {"error": "invalid_request"}),
-    (LwM2MError("something else"), 500, {"error": "lw_m2_m_error"}),
+    (LwM2MError("something else"), 500, {"error": "lwm2m_error"}),
     (ValueError("not mapped"), 500, {}),
 ]
 
