@@ -157,6 +157,10 @@ class DeviceManager:
         """The requests still waiting for ``endpoint``, oldest first."""
         return [self._queued[i] for i in self._pending.get(endpoint, [])]
 
+    def end_awake_window(self, endpoint: str) -> None:
+        """Treat a queue-mode device as asleep from now on (its awake window is over)."""
+        self._awake_until.pop(endpoint, None)
+
     def observations(self, endpoint: str) -> list[tuple[Path, ...]]:
         """The paths (one tuple per observation) the server observes on ``endpoint``."""
         return [k[1] for k in self._observations if k[0] == endpoint]

@@ -15,6 +15,15 @@ from tests.protocol.conftest import running
 P = Path.parse
 
 
+async def sleeping(srv, clients, endpoint: str, **kw):
+    """A queue-mode test client, registered, now asleep (socket closed, awake window over)."""
+    c = await clients(endpoint, queue=True, **kw)
+    await c.register(srv.coap_port)
+    await c.sleep()
+    srv.devices.end_awake_window(endpoint)
+    return c
+
+
 async def wait_until(cond, timeout: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not cond():
@@ -51,10 +60,7 @@ async def test_update_before_the_lifetime_passes_keeps_the_device_online(server,
 
 
 async def test_queued_request_is_delivered_when_the_device_wakes(server, clients):
-    c = await clients("sleepy", queue=True)
-    await c.register(server.coap_port)
-    await c.sleep()
-    server.devices._awake_until.pop("sleepy", None)  # the device's awake window is over
+    c = await sleeping(server, clients, "sleepy")
     with pytest.raises(Queued) as qi:
         await server.devices.send("sleepy", WriteRequest("/1/0/1", {"/1/0/1": 777}))
     rid = qi.value.request_id
@@ -66,10 +72,7 @@ async def test_queued_request_is_delivered_when_the_device_wakes(server, clients
 
 
 async def test_send_with_timeout_waits_for_the_wake_up(server, clients):
-    c = await clients("sleepy2", queue=True)
-    await c.register(server.coap_port)
-    await c.sleep()
-    server.devices._awake_until.pop("sleepy2", None)
+    c = await sleeping(server, clients, "sleepy2")
     reader = asyncio.ensure_future(server.devices.send("sleepy2", ReadRequest("/3/0/0"), timeout=5))
     await asyncio.sleep(0.2)
     await c.wake()
@@ -78,10 +81,7 @@ async def test_send_with_timeout_waits_for_the_wake_up(server, clients):
 
 
 async def test_send_with_short_timeout_raises_queued_after_waiting(server, clients):
-    c = await clients("sleepy3", queue=True)
-    await c.register(server.coap_port)
-    await c.sleep()
-    server.devices._awake_until.pop("sleepy3", None)
+    c = await sleeping(server, clients, "sleepy3")
     with pytest.raises(Queued):
         await server.devices.send("sleepy3", ReadRequest("/3/0/0"), timeout=0.3)
 
@@ -92,10 +92,7 @@ async def test_unknown_request_id_is_not_found(server):
 
 
 async def test_queued_request_fails_when_the_lifetime_passes(server, clients):
-    c = await clients("sleep-expire", queue=True, lifetime=1)
-    await c.register(server.coap_port)
-    await c.sleep()
-    server.devices._awake_until.pop("sleep-expire", None)
+    c = await sleeping(server, clients, "sleep-expire", lifetime=1)
     with pytest.raises(Queued) as qi:
         await server.devices.send("sleep-expire", ReadRequest("/3/0"))
     await wait_until(lambda: server.devices.get_request(qi.value.request_id).state == "failed")
@@ -110,7 +107,7 @@ async def test_restart_keeps_registrations_queue_and_latest_values(db_url, clien
         await gone.register(srv.coap_port)
         await srv.devices.send("persist", ReadRequest("/3/0/9"))
         await c.sleep()
-        srv.devices._awake_until.pop("persist", None)
+        srv.devices.end_awake_window("persist")
         with pytest.raises(Queued) as qi:
             await srv.devices.send("persist", WriteRequest("/1/0/1", {"/1/0/1": 555}))
         reg_before = srv.registrations.get("persist")
@@ -193,7 +190,7 @@ async def test_in_memory_store_serves_registration_and_queue_mode(sqlite_url, cl
         await c.register(srv.coap_port)
         assert "mem-dev" in store.registrations
         await c.sleep()
-        srv.devices._awake_until.pop("mem-dev", None)
+        srv.devices.end_awake_window("mem-dev")
         with pytest.raises(Queued) as qi:
             await srv.devices.send("mem-dev", ReadRequest("/3/0/0"))
         assert store.queued[qi.value.request_id][0].state == "pending"
@@ -206,10 +203,7 @@ async def test_in_memory_store_serves_registration_and_queue_mode(sqlite_url, cl
 async def test_invalid_write_to_a_sleeping_device_is_refused_not_queued(server, clients):
     from lwm2m_server.protocol.errors import InvalidRequest
 
-    c = await clients("sleep-bad", queue=True)
-    await c.register(server.coap_port)
-    await c.sleep()
-    server.devices._awake_until.pop("sleep-bad", None)
+    c = await sleeping(server, clients, "sleep-bad")
     with pytest.raises(InvalidRequest):
         await server.devices.send("sleep-bad", WriteRequest("/1/0/1", {"/1/0/1": "three hundred"}))
     with pytest.raises(InvalidRequest):
