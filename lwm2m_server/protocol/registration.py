@@ -104,11 +104,11 @@ def _query_dict(query: Iterable[str], allowed: set[str]) -> dict[str, str]:
         if key == "Q" and not sep:
             out[key] = ""
             continue
+        if key not in allowed:
+            continue  # unknown parameters are ignored: later versions add some ('apn' in 1.2)
         if not sep:
             raise RegistrationError(f"query parameter {item!r} has no value")
-        if key in allowed:
-            out[key] = value
-        # Unknown parameters are ignored: later versions may add some (e.g. 'apn' in 1.2).
+        out[key] = value
     return out
 
 

@@ -126,6 +126,7 @@ async def test_register_again_with_same_endpoint_replaces_the_old_registration(s
     (["ep=x", "lwm2m=2.0"], b"unsupported LwM2M version"),
     (["ep=x", "b=XYZ"], b"binding"),
     (["ep=x", "ep=y"], b"given twice"),
+    (["ep=x", "lt"], b"has no value"),
 ])
 async def test_register_with_bad_query_gets_bad_request_and_stores_nothing(server, clients, sqlite_url,
                                                                            query, fragment):
@@ -214,3 +215,9 @@ async def test_a_busy_coap_port_fails_start_with_an_os_error(server, sqlite_url)
     with pytest.raises(OSError):
         await other.start()
     other.engine.dispose()
+
+
+async def test_unknown_query_parameters_are_ignored(server, clients):
+    c = await clients("future-dev")
+    q = c.register_query() + ["apn=internet", "newflag"]
+    assert (await c.register(server.coap_port, query=q)).code == Code.CREATED
