@@ -4,8 +4,8 @@ Starts ``lwm2m-server run`` as a separate process on loopback ports (SQLite in a
 folder), then, in this process, a fleet of simulated devices (default 1,000) with jittered
 start. Prints:
 
-- time until every device is registered, against the server and against a minimal in-process
-  CoAP /rd responder (baseline measured in the same run), and their ratio;
+- time until every device is registered, against the server and against a minimal CoAP /rd
+  responder in a process of its own (baseline measured in the same run), and their ratio;
 - reads of /3/0 and a Run of the model (/33100/0/8) through the REST API for every device:
   successes and throughput;
 - the simulator's resident memory per device, and its ratio to a bare aiocoap context (the
@@ -79,6 +79,13 @@ async def fleet_registration(uri: str, count: int, jitter: float, state: Path,
         notes = [n for d in fleet.devices for n in d.notes][:5]
         raise SystemExit(f"only {fleet.registered()}/{count} registered with {uri}; {notes}") from None
     return fleet, took
+
+
+async def serve_mini_rd(port: int) -> None:
+    site = aiocoap.resource.Site()
+    site.add_resource(["rd"], MiniRd())
+    await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", port), transports=["udp6"])
+    await asyncio.Event().wait()
 
 
 async def baseline_contexts(count: int) -> float:
@@ -163,18 +170,17 @@ async def main(count: int, jitter: float) -> None:
         await fleet.stop(deregister=False)
         await http.aclose()
         del fleet
-        # Baseline 1: registration against a minimal in-process /rd responder.
-        site = aiocoap.resource.Site()
-        site.add_resource(["rd"], MiniRd())
-        mini = await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", 0),
-                                                           transports=["udp6"])
-        mport = mini.request_interfaces[0].token_interface.message_interface._local_port()
-        base_fleet, base_took = await fleet_registration(f"coap://127.0.0.1:{mport}", count, jitter,
-                                                         tmp / "base", model)
-        await base_fleet.stop(deregister=False)
-        await mini.shutdown()
-        del base_fleet
-        gc.collect()
+        # Baseline: registration against a minimal /rd responder in a process of its own.
+        mport = free_port(socket.SOCK_DGRAM)
+        mini = subprocess.Popen([sys.executable, __file__, "--mini-rd", str(mport)], env=env)
+        try:
+            await asyncio.sleep(1.0)
+            base_fleet, base_took = await fleet_registration(f"coap://127.0.0.1:{mport}", count,
+                                                             jitter, tmp / "base", model)
+            await base_fleet.stop(deregister=False)
+        finally:
+            mini.terminate()
+            mini.wait(10)
         print(f"registered via minimal /rd       {base_took:7.2f} s   (baseline)")
         print(f"ratio server / baseline          {took / base_took:7.2f}")
     finally:
@@ -188,7 +194,10 @@ if __name__ == "__main__":
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--jitter", type=float, default=5.0)
     ap.add_argument("--bare-contexts", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--mini-rd", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.mini_rd:
+        asyncio.run(serve_mini_rd(a.mini_rd))
     if a.bare_contexts:
         print(asyncio.run(baseline_contexts(a.bare_contexts)))
         sys.exit(0)
