@@ -3,9 +3,11 @@ TCP, both on 127.0.0.1 port 0) on SQLite or PostgreSQL, tokens per scope, an HTT
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +16,7 @@ import pytest_asyncio
 from lwm2m_server.config import Settings
 from lwm2m_server.runner import Runner
 from lwm2m_server.store.tokens import create_token
+from tests.support.lwm2m_client import LwM2MTestClient
 from tests.support.postgres import temporary_database
 
 @pytest.fixture(scope="session")
@@ -39,6 +42,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     init_db(engine)
     SQLModel.metadata.drop_all(engine)
     engine.dispose()
+
+
+# Queue-mode devices count as awake this many seconds after their last message.
+AWAKE_WINDOW = 1.0
+
+DEVICE_VALUES = {"/3/0/0": "ACME", "/3/0/1": "tiny-1", "/3/0/9": 80, "/3/0/7/0": 3800,
+                 "/3/0/7/1": 5000, "/3/0/13": 0, "/1/0/0": 1, "/1/0/1": 300, "/1/0/6": False,
+                 "/1/0/7": "U"}
 
 
 def e2e_settings(db_url: str, **overrides: object) -> Settings:
@@ -82,6 +93,24 @@ async def stop_stack(stack: Stack) -> None:
     await stack.runner.stop()
 
 
+@contextlib.asynccontextmanager
+async def registered(stack: Stack, endpoint: str, values: dict[str, Any] | None = None, *,
+                     asleep: bool = False, **options: Any) -> AsyncIterator[LwM2MTestClient]:
+    """A test client registered as ``endpoint`` (stopped on exit); ``asleep``: it has gone to
+    sleep (queue mode) and the server's awake window after its last message has passed."""
+    client = LwM2MTestClient(endpoint, dict(values if values is not None else DEVICE_VALUES), **options)
+    await client.start()
+    try:
+        resp = await client.register(stack.coap_port)
+        assert str(resp.code).startswith("2.01"), resp
+        if asleep:
+            await client.sleep()
+            await asyncio.sleep(AWAKE_WINDOW + 0.2)
+        yield client
+    finally:
+        await client.stop()
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(db_url: str) -> AsyncIterator[Stack]:
     """Server + HTTP on loopback ports, one per test module and database (tests use their own
@@ -89,7 +118,7 @@ async def stack(db_url: str) -> AsyncIterator[Stack]:
 
     Modules using it run their tests in the module's event loop:
     ``pytestmark = pytest.mark.asyncio(loop_scope="module")``."""
-    s = await start_stack(db_url, awake_window=1.0)
+    s = await start_stack(db_url, awake_window=AWAKE_WINDOW)
     try:
         yield s
     finally:

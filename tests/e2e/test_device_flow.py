@@ -10,19 +10,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 
 from tests.support.lwm2m_client import LwM2MTestClient
 
-from .conftest import Stack
+from .conftest import Stack, registered
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-DEVICE_VALUES = {"/3/0/0": "ACME", "/3/0/1": "tiny-1", "/3/0/9": 80, "/3/0/7/0": 3800,
-                 "/3/0/7/1": 5000, "/3/0/13": 0, "/1/0/0": 1, "/1/0/1": 300, "/1/0/6": False,
-                 "/1/0/7": "U"}
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
@@ -40,14 +35,10 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) 
 @pytest_asyncio.fixture(loop_scope="module")
 async def device(stack: Stack) -> AsyncIterator[LwM2MTestClient]:
     """A fresh "node-1" for each test (de-registered afterwards; the stack is shared)."""
-    client = LwM2MTestClient("node-1", dict(DEVICE_VALUES))
-    await client.start()
-    resp = await client.register(stack.coap_port)
-    assert str(resp.code).startswith("2.01")
-    yield client
-    with contextlib.suppress(Exception):
-        await client.deregister()
-    await client.stop()
+    async with registered(stack, "node-1") as client:
+        yield client
+        with contextlib.suppress(Exception):
+            await client.deregister()
 
 
 async def test_registered_device_is_listed_with_its_registration(stack: Stack, device: LwM2MTestClient) -> None:
@@ -206,11 +197,7 @@ async def test_deregistered_device_is_gone(stack: Stack, device: LwM2MTestClient
 
 
 async def test_lifetime_expiry_marks_the_device_offline_and_reads_get_409(stack: Stack) -> None:
-    client = LwM2MTestClient("short-lived", dict(DEVICE_VALUES), lifetime=1)
-    await client.start()
-    try:
-        await client.register(stack.coap_port)
-
+    async with registered(stack, "short-lived", lifetime=1):
         async def offline() -> bool:
             d = (await stack.http.get("/api/v1/devices/short-lived", headers=stack.auth("read"))).json()
             return d["online"] is False
@@ -221,17 +208,10 @@ async def test_lifetime_expiry_marks_the_device_offline_and_reads_get_409(stack:
         kinds = [e["kind"] for e in (await stack.http.get("/api/v1/events?endpoint=short-lived",
                                                            headers=stack.auth("read"))).json()]
         assert "expired" in kinds
-    finally:
-        await client.stop()
 
 
 async def test_queue_mode_request_is_queued_then_delivered_on_wake_up(stack: Stack) -> None:
-    client = LwM2MTestClient("sleepy", dict(DEVICE_VALUES), queue=True)
-    await client.start()
-    try:
-        await client.register(stack.coap_port)
-        await client.sleep()
-        await asyncio.sleep(1.2)  # past the awake window after its last message
+    async with registered(stack, "sleepy", queue=True, asleep=True) as client:
         r = await stack.http.put("/api/v1/devices/sleepy/data/1/0/1", json={"values": {"/1/0/1": 42}},
                                  headers=stack.auth("write"))
         assert r.status_code == 202, r.text
@@ -248,17 +228,10 @@ async def test_queue_mode_request_is_queued_then_delivered_on_wake_up(stack: Sta
 
         assert (await eventually(done))["result"] == {"code": "2.04"}
         assert client.values[(1, 0, 1)] == 42
-    finally:
-        await client.stop()
 
 
 async def test_queue_mode_caller_can_wait_with_timeout(stack: Stack) -> None:
-    client = LwM2MTestClient("sleepy2", dict(DEVICE_VALUES), queue=True)
-    await client.start()
-    try:
-        await client.register(stack.coap_port)
-        await client.sleep()
-        await asyncio.sleep(1.2)
+    async with registered(stack, "sleepy2", queue=True, asleep=True) as client:
         short = await stack.http.get("/api/v1/devices/sleepy2/data/3/0/9?timeout=0.3",
                                      headers=stack.auth("read"))
         assert short.status_code == 202
@@ -272,8 +245,6 @@ async def test_queue_mode_caller_can_wait_with_timeout(stack: Stack) -> None:
         await waker
         assert r.status_code == 200, r.text
         assert r.json()["values"] == {"/3/0/0": "ACME"}
-    finally:
-        await client.stop()
 
 
 async def test_observe_composite_notifications_reach_latest(stack: Stack, device: LwM2MTestClient) -> None:
@@ -303,12 +274,7 @@ async def test_send_from_the_device_is_stored_and_visible(stack: Stack, device: 
 
 
 async def test_queued_request_fails_with_a_reason_when_the_sleeper_expires(stack: Stack) -> None:
-    client = LwM2MTestClient("sleepy3", dict(DEVICE_VALUES), queue=True, lifetime=2)
-    await client.start()
-    try:
-        await client.register(stack.coap_port)
-        await client.sleep()
-        await asyncio.sleep(1.1)
+    async with registered(stack, "sleepy3", queue=True, lifetime=3, asleep=True):
         r = await stack.http.get("/api/v1/devices/sleepy3/data/3/0/0", headers=stack.auth("read"))
         assert r.status_code == 202
         rid = r.json()["request_id"]
@@ -319,5 +285,3 @@ async def test_queued_request_fails_with_a_reason_when_the_sleeper_expires(stack
 
         q = await eventually(failed, timeout=6)
         assert q["error"] and q["result"] is None
-    finally:
-        await client.stop()

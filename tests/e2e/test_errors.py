@@ -10,8 +10,8 @@ import pytest_asyncio
 
 from tests.support.lwm2m_client import LwM2MTestClient
 
-from .conftest import Stack, start_stack, stop_stack
-from .test_device_flow import DEVICE_VALUES, eventually
+from .conftest import Stack, registered, start_stack, stop_stack
+from .test_device_flow import eventually
 
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -28,19 +28,11 @@ async def fast(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]
         await stop_stack(s)
 
 
-async def _client(stack: Stack, endpoint: str, **options: object) -> LwM2MTestClient:
-    c = LwM2MTestClient(endpoint, dict(DEVICE_VALUES), **options)  # type: ignore[arg-type]
-    await c.start()
-    await c.register(stack.coap_port)
-    return c
-
-
 @pytest_asyncio.fixture(loop_scope="module")
 async def node(fast: Stack) -> AsyncIterator[LwM2MTestClient]:
-    c = await _client(fast, "node-1")
-    yield c
-    await c.deregister()
-    await c.stop()
+    async with registered(fast, "node-1") as c:
+        yield c
+        await c.deregister()
 
 
 async def test_401_without_token_and_with_a_bad_token(fast: Stack, node: LwM2MTestClient) -> None:
@@ -73,8 +65,7 @@ async def test_404_for_an_unknown_endpoint_and_request_id(fast: Stack) -> None:
 
 
 async def test_409_after_deregistration_or_expiry(fast: Stack) -> None:
-    c = await _client(fast, "brief", lifetime=1)
-    try:
+    async with registered(fast, "brief", lifetime=1):
         async def offline() -> bool:
             d = (await fast.http.get("/api/v1/devices/brief", headers=fast.auth("read"))).json()
             return d["online"] is False
@@ -83,22 +74,17 @@ async def test_409_after_deregistration_or_expiry(fast: Stack) -> None:
         r = await fast.http.put("/api/v1/devices/brief/data/1/0/1", json={"values": {"/1/0/1": 5}},
                                 headers=fast.auth("write"))
         assert r.status_code == 409 and "offline" in r.json()["detail"]
-    finally:
-        await c.stop()
 
 
 async def test_504_when_the_device_never_answers_and_others_are_still_served(fast: Stack,
                                                                               node: LwM2MTestClient) -> None:
-    silent = await _client(fast, "mute", behaviour="silent")
-    try:
+    async with registered(fast, "mute", behaviour="silent"):
         slow = asyncio.create_task(fast.http.get("/api/v1/devices/mute/data/3/0/0", headers=fast.auth("read")))
         await asyncio.sleep(0.05)
         other = await fast.http.get("/api/v1/devices/node-1/data/3/0/0", headers=fast.auth("read"))
         assert other.status_code == 200 and not slow.done()
         r = await slow
         assert r.status_code == 504 and r.json()["error"] == "device_timeout"
-    finally:
-        await silent.stop()
 
 
 async def test_502_with_the_coap_code_when_the_device_answers_an_error(fast: Stack, node: LwM2MTestClient) -> None:
@@ -108,12 +94,9 @@ async def test_502_with_the_coap_code_when_the_device_answers_an_error(fast: Sta
 
 
 async def test_502_when_the_device_answers_garbage(fast: Stack) -> None:
-    bad = await _client(fast, "garbled", behaviour="garbage")
-    try:
+    async with registered(fast, "garbled", behaviour="garbage"):
         r = await fast.http.get("/api/v1/devices/garbled/data/3/0", headers=fast.auth("read"))
         assert r.status_code == 502 and "decode" in r.json()["detail"]
-    finally:
-        await bad.stop()
 
 
 @pytest.mark.parametrize("method, url, body, message", [
@@ -144,11 +127,8 @@ async def test_400_for_bad_input_and_nothing_reaches_the_device(fast: Stack, nod
 
 
 async def test_400_for_a_composite_operation_on_a_lwm2m_1_0_device(fast: Stack) -> None:
-    old = await _client(fast, "old", lwm2m="1.0")
-    try:
+    async with registered(fast, "old", lwm2m="1.0") as old:
         r = await fast.http.post("/api/v1/devices/old/composite/read", json={"paths": ["/3/0/0"]},
                                  headers=fast.auth("write"))
         assert r.status_code == 400 and "1.1" in r.json()["detail"]
         assert old.received == []
-    finally:
-        await old.stop()
