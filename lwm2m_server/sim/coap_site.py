@@ -42,6 +42,8 @@ class DeviceSite(aiocoap.resource.ObservableResource):
     def __init__(self, device: SimDevice) -> None:
         super().__init__()
         self.device = device
+        # observation -> (aiocoap's ServerObservation, the request that set it up)
+        self._server_side: dict[Observation, tuple[Any, aiocoap.Message]] = {}
 
     def get_link_description(self) -> Any:
         return None
@@ -108,6 +110,8 @@ class DeviceSite(aiocoap.resource.ObservableResource):
             if request.opt.accept == ContentFormat.LINK_FORMAT:
                 return aiocoap.Message(code=Code.CONTENT, payload=dev.discover(path).encode(),
                                        content_format=ContentFormat.LINK_FORMAT)
+            if request.opt.observe == 1:
+                self.cancel_observations(path)
             return self.read_response(request, path)
         if code == Code.PUT:
             if not request.payload and request.opt.content_format is None:
@@ -142,6 +146,31 @@ class DeviceSite(aiocoap.resource.ObservableResource):
         raise RequestError(METHOD_NOT_ALLOWED, f"{code} is not supported by this device")
 
     # --- observe -------------------------------------------------------------------
+    def cancel_observations(self, path: Path) -> None:
+        """A GET with Observe 1 (RFC 7641 §3.6) ends the observations of ``path``.
+
+        Servers send it with a new token, so the observations are matched by path (one
+        server per device here); each gets a last answer without Observe.
+        """
+        for obs in list(self.device.observations.get(path, [])):
+            servobs, original = self._server_side.pop(obs, (None, None))
+            self._forget(obs)
+            if servobs is not None:
+                try:
+                    last = self.read_response(original, path)
+                except RequestError as e:
+                    last = _error(e)
+                servobs.trigger(last, is_last=True)
+
+    def _forget(self, obs: Observation) -> None:
+        obs.close()
+        self._server_side.pop(obs, None)
+        lst = self.device.observations.get(obs.path, [])
+        if obs in lst:
+            lst.remove(obs)
+        if not lst:
+            self.device.observations.pop(obs.path, None)
+
     async def add_observation(self, request: aiocoap.Message, serverobservation: Any) -> None:
         dev = self.device
         if request.code != Code.GET or request.opt.accept == ContentFormat.LINK_FORMAT:
@@ -165,14 +194,6 @@ class DeviceSite(aiocoap.resource.ObservableResource):
         obs = Observation(path, lambda: dev.effective_attributes(path),
                           lambda: dev.read_values(path), send)
         dev.observations.setdefault(path, []).append(obs)
-
-        def cancel() -> None:
-            obs.close()
-            lst = dev.observations.get(path, [])
-            if obs in lst:
-                lst.remove(obs)
-            if not lst:
-                dev.observations.pop(path, None)
-
-        serverobservation.accept(cancel)
+        self._server_side[obs] = (serverobservation, request)
+        serverobservation.accept(lambda: self._forget(obs))
         obs.started(values)

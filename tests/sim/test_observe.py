@@ -102,3 +102,16 @@ async def test_observe_of_missing_path_answers_not_found(peer: Peer, make_device
     resp = await asyncio.wait_for(req.response, 5)
     assert resp.code == Code.NOT_FOUND
     assert not dev.observations
+
+
+async def test_get_with_observe_1_ends_the_observation_of_that_path(peer: Peer, make_device):
+    dev = await make_device("o-8")
+    req, got, task = await _observe(peer, "o-8", "/33100/0/4")
+    assert dev.observations
+    resp = await peer.request("o-8", Code.GET, "/33100/0/4", observe=1)
+    assert resp.code == Code.CONTENT
+    await eventually(lambda: not dev.observations)
+    await peer.request("o-8", Code.POST, "/33100/0/8")
+    await asyncio.sleep(0.2)
+    assert all(p != b"1" for _, p in got)  # no notification after the cancel
+    task.cancel()
