@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +92,18 @@ async def start_stack(db_url: str, settings: dict[str, object] | None = None,
 async def stop_stack(stack: Stack) -> None:
     await stack.http.aclose()
     await stack.runner.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager

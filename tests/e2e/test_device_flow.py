@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,21 +14,9 @@ import pytest_asyncio
 
 from tests.support.lwm2m_client import LwM2MTestClient
 
-from .conftest import Stack, registered
+from .conftest import Stack, eventually, registered
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -205,6 +192,9 @@ async def test_lifetime_expiry_marks_the_device_offline_and_reads_get_409(stack:
         await eventually(offline, timeout=6)
         r = await stack.http.get("/api/v1/devices/short-lived/data/3/0", headers=stack.auth("read"))
         assert r.status_code == 409 and r.json()["error"] == "device_offline"
+        r = await stack.http.put("/api/v1/devices/short-lived/data/1/0/1", json={"values": {"/1/0/1": 5}},
+                                 headers=stack.auth("write"))
+        assert r.status_code == 409 and "offline" in r.json()["detail"]
         kinds = [e["kind"] for e in (await stack.http.get("/api/v1/events?endpoint=short-lived",
                                                            headers=stack.auth("read"))).json()]
         assert "expired" in kinds

@@ -1,18 +1,18 @@
-"""Bad input and failing devices through the REST API, each pinned to its HTTP code; nothing
+"""Bad input and failing devices through the REST API, each pinned to its HTTP code (409 for an
+offline device is in test_device_flow.py, on both databases); nothing
 is sent to the device for a request the server refuses, and other devices keep being served."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+
 import pytest
 import pytest_asyncio
 
 from tests.support.lwm2m_client import LwM2MTestClient
 
 from .conftest import Stack, registered, start_stack, stop_stack
-from .test_device_flow import eventually
-
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -62,18 +62,6 @@ async def test_404_for_an_unknown_endpoint_and_request_id(fast: Stack) -> None:
         assert r.json()["detail"]
     r = await fast.http.post("/api/v1/devices/ghost/execute/3/0/4", headers=fast.auth("write"))
     assert r.status_code == 404 and r.json()["error"] == "device_not_found"
-
-
-async def test_409_after_deregistration_or_expiry(fast: Stack) -> None:
-    async with registered(fast, "brief", lifetime=1):
-        async def offline() -> bool:
-            d = (await fast.http.get("/api/v1/devices/brief", headers=fast.auth("read"))).json()
-            return d["online"] is False
-
-        await eventually(offline, timeout=6)
-        r = await fast.http.put("/api/v1/devices/brief/data/1/0/1", json={"values": {"/1/0/1": 5}},
-                                headers=fast.auth("write"))
-        assert r.status_code == 409 and "offline" in r.json()["detail"]
 
 
 async def test_504_when_the_device_never_answers_and_others_are_still_served(fast: Stack,
