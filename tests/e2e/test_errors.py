@@ -1,6 +1,6 @@
-"""Bad input and failing devices through the REST API, each pinned to its HTTP code (409 for an
-offline device is in test_device_flow.py, on both databases); nothing
-is sent to the device for a request the server refuses, and other devices keep being served."""
+"""Bad input and failing devices through the REST API, each pinned to its HTTP code; nothing is
+sent to the device for a request the server refuses, and other devices keep being served.
+(409 for an offline device is pinned in test_device_flow.py, on both databases.)"""
 
 from __future__ import annotations
 
