@@ -174,3 +174,10 @@ async def test_bad_paths_and_unsupported_methods_are_refused_with_a_message(peer
     assert resp.code == Code.METHOD_NOT_ALLOWED and resp.payload
     resp = await peer.request("bad-1", Code.PUT, "/1/0/1")
     assert resp.code == Code.BAD_REQUEST
+
+
+async def test_update_answered_not_found_makes_the_device_register_again(peer: Peer, make_device):
+    await make_device("nf-1", lifetime=2)
+    reg = peer.devices["nf-1"]
+    del peer.by_location[reg.location]  # the server lost its registrations
+    await peer.wait_for(lambda: peer.devices["nf-1"].registered == 2, timeout=5)
