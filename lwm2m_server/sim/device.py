@@ -9,6 +9,7 @@ translates CoAP to the operations below). Operations take and return the typed n
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
@@ -85,7 +86,8 @@ class SimDevice:
         self.faults = config.faults
         self.storage = DeviceStorage(config.state_dir)
         st = self.storage.state()
-        self.serial = str(st.get("serial") or f"SIM-{abs(hash(config.endpoint)) % 10**8:08d}")
+        self.serial = str(st.get("serial")
+                          or "SIM-" + hashlib.sha256(config.endpoint.encode()).hexdigest()[:10].upper())
         self.firmware_version = str(st.get("firmware_version") or config.firmware_version)
         self.binding = str(st.get("binding") or config.binding)
         if "serial" not in st:
@@ -95,7 +97,6 @@ class SimDevice:
         if config.initial_model is not None and self.model.runner is None:
             info = config.initial_model_info
             if not info.sha256:
-                import hashlib
                 info = SlotInfo(info.name, info.version, hashlib.sha256(config.initial_model).hexdigest())
             self.model.provision(config.initial_model, info)
         self.context: aiocoap.Context | None = None
@@ -135,7 +136,6 @@ class SimDevice:
             ModelObject(self),
         ]
         self.objects = {o.object_id: o for o in objs}
-        self.objects[3].data[0][16] = self.binding
 
     # --- hooks the objects call ----------------------------------------------
     def changed(self, path: Path) -> None:
@@ -159,6 +159,7 @@ class SimDevice:
 
     def note(self, message: str) -> None:
         self.notes.append(message)
+        del self.notes[:-100]
         log.info("%s: %s", self.endpoint, message)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
