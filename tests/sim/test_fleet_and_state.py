@@ -23,7 +23,7 @@ from .peer import Peer, eventually
 
 
 async def test_queue_mode_sleeps_wakes_updates_and_serves_queued_requests(peer: Peer, make_device):
-    dev = await make_device("q-1", binding="UQ", update_interval=1.0, awake_seconds=0.4)
+    dev = await make_device("q-1", binding="UQ", update_interval=2.0, awake_seconds=0.4)
     assert peer.devices["q-1"].query["b"] == "U" and "Q" in peer.devices["q-1"].query
     await eventually(lambda: not dev.awake, timeout=3)
     with pytest.raises(asyncio.TimeoutError):

@@ -78,7 +78,8 @@ async def test_numeric_attributes_filter_notifications(peer: Peer, make_device, 
     for v in writes:
         await _put(peer, "o-num", "/33100/0/9", v)
         await asyncio.sleep(0.05)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: len(got) >= len(notified))
+    await asyncio.sleep(0.3)  # and nothing more arrives
     assert [p for _, p in got] == notified
     task.cancel()
 

@@ -205,5 +205,5 @@ async def test_model_swap_has_no_gap_in_inference(peer: Peer, make_device, packa
     times = dev.inference_times[start:]
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert len(times) > 25
-    assert max(gaps) < 0.25, f"largest gap {max(gaps):.3f} s"
+    assert max(gaps) < 0.5, f"largest gap {max(gaps):.3f} s"
     assert dev.model.runner.sha256 == hashlib.sha256(retrained_model_wasm).hexdigest()
