@@ -3,6 +3,14 @@
 Pure protocol logic: the CoAP adapter hands in the query strings, the payload and the peer's
 address; this module validates them, keeps the registrations in memory (indexed by endpoint and
 by registration id), persists them through the store and publishes events. Never imports aiocoap.
+
+Durability: a Register, a De-register and every Update that changes something a device relies
+on (lifetime, binding, SMS number, queue mode, objects, source address), or brings an offline
+device back, is committed before the call returns (so before the 2.01/2.02/2.04). An Update that
+only refreshes ``last_seen`` is written behind, in the store's next group commit (milliseconds
+later). Losing such a refresh in a crash is safe: the stored row keeps the older ``last_seen``
+with the same lifetime, so after a restart the registration can only expire early (the device
+registers again), never live longer than its lifetime allows.
 """
 
 from __future__ import annotations
@@ -183,6 +191,9 @@ def _parse_payload_cached(payload: bytes) -> RegistrationPayload:
 
 PeerListener = Callable[[Registration, str], None]
 
+_METRIC_LABEL = {"registered": "register", "updated": "update", "deregistered": "deregister",
+                 "expired": "expire"}
+
 
 class _EndpointLock:
     """An asyncio.Lock per endpoint that lives only while someone holds or awaits it, so 100,000
@@ -293,8 +304,7 @@ class RegistrationManager:
             self._peers.pop(reg.endpoint, None)
 
     def _notify(self, reg: Registration, kind: str) -> None:
-        REGISTRATIONS.inc({"registered": "register", "updated": "update",
-                           "deregistered": "deregister", "expired": "expire"}[kind])
+        REGISTRATIONS.inc(_METRIC_LABEL[kind])
         self._events.publish(new_event(kind, reg.endpoint, registration_id=reg.registration_id,
                                        address=f"{reg.address[0]}:{reg.address[1]}",
                                        lifetime=reg.lifetime, binding=reg.binding))
@@ -334,6 +344,23 @@ class RegistrationManager:
         old = self.by_id(registration_id)
         if old is None:
             raise RegistrationError(f"unknown registration id {registration_id!r}", "4.04")
+        if (links is None and old.online and old.endpoint not in self._locks
+                and address == old.address and params.lifetime in (None, old.lifetime)
+                and params.binding in (None, old.binding) and params.sms in (None, old.sms)
+                and params.queue_mode in (None, old.queue_mode)):
+            # A pure refresh (nothing but last_seen changes) and nobody else is changing this
+            # endpoint: no await between the check and the index update, so no lock is needed, and
+            # the refresh is written behind (see refresh_registration_nowait in the store).
+            reg = Registration(old.endpoint, old.registration_id, old.lwm2m_version, old.binding,
+                               old.lifetime, old.sms, old.queue_mode, old.address, old.objects,
+                               old.object_versions, old.root_path, old.preferred_format,
+                               old.registered_at, _utc(self._clock()), True)
+            self._store.refresh_registration_nowait(reg)
+            self._by_ep[reg.endpoint] = reg
+            if peer is not None:
+                self._peers[reg.endpoint] = peer
+            self._notify(reg, "updated")
+            return reg
         async with self._lock(old.endpoint):
             old = self.by_id(registration_id)
             if old is None:

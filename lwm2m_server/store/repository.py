@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -55,6 +55,7 @@ class Store(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def save_registration(self, reg: Registration) -> None: ...
+    def refresh_registration_nowait(self, reg: Registration) -> None: ...
     async def delete_registration(self, endpoint: str, registration_id: str) -> None: ...
     async def load_registrations(self) -> list[Registration]: ...
     def save_values_nowait(self, endpoint: str, values: Mapping[Path, Value], when: datetime) -> None: ...
@@ -130,6 +131,11 @@ class _Op:
     rows: list[dict[str, Any]]
     keys: tuple[str, ...] = ()
     future: asyncio.Future[None] | None = None
+
+
+def _key_params(row: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """``row`` with its key columns renamed ``k_<key>``: the WHERE parameters of an update."""
+    return {f"k_{k}" if k in keys else k: v for k, v in row.items()}
 
 
 class SqlStore:
@@ -245,6 +251,15 @@ class SqlStore:
                 set_={c.name: ins.excluded[c.name] for c in table.columns if c.name not in keys})
         return stmt
 
+    def _update(self, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+        """UPDATE table SET <columns but keys> WHERE <keys> = :k_<key> (see :func:`_key_params`)."""
+        stmt = self._statements.get((table.name, ("update",) + keys + ("set",) + columns))
+        if stmt is None:
+            # No .values(): the SET columns are the parameters named like columns.
+            stmt = table.update().where(*[table.c[k] == bindparam(f"k_{k}") for k in keys])
+            self._statements[(table.name, ("update",) + keys + ("set",) + columns)] = stmt
+        return stmt
+
     def _apply(self, conn: Connection, batch: list[_Op]) -> None:
         # Tables are independent of each other (no foreign keys between them): grouping a batch by
         # table, keeping the order within each table, lets interleaved writes (a registration, its
@@ -269,11 +284,26 @@ class SqlStore:
                 i = j
                 continue
             if op.kind == "update":
-                for r in op.rows:
-                    where = [op.table.c[k] == r[k] for k in op.keys]
-                    conn.execute(op.table.update().where(*where).values(
-                        {k: v for k, v in r.items() if k not in op.keys}))
-            elif op.kind == "delete":
+                # Consecutive updates of the same columns become one executemany (in order).
+                columns = tuple(op.rows[0]) if op.rows else ()
+                rows_in_order: list[dict[str, Any]] = []
+                j = i
+                while (j < len(batch) and batch[j].kind == "update" and batch[j].table is op.table
+                       and batch[j].keys == op.keys
+                       and all(tuple(r) == columns for r in batch[j].rows)):
+                    rows_in_order += batch[j].rows
+                    j += 1
+                if j == i:  # rows of differing columns: one statement each
+                    for r in op.rows:
+                        conn.execute(self._update(op.table, op.keys, tuple(r)), _key_params(r, op.keys))
+                    i += 1
+                    continue
+                if rows_in_order:
+                    conn.execute(self._update(op.table, op.keys, columns),
+                                 [_key_params(r, op.keys) for r in rows_in_order])
+                i = j
+                continue
+            if op.kind == "delete":
                 for r in op.rows:
                     conn.execute(delete(op.table).where(*[op.table.c[k] == v for k, v in r.items()]))
             i += 1
@@ -281,6 +311,17 @@ class SqlStore:
     # --- registrations ---------------------------------------------------------
     async def save_registration(self, reg: Registration) -> None:
         await self._write(_Op("upsert", REG, [registration_row(reg)], ("endpoint",)))
+
+    def refresh_registration_nowait(self, reg: Registration) -> None:
+        """Write ``reg.last_seen`` behind: committed with the next batch, nobody waits for it.
+
+        Only for Updates that change nothing but ``last_seen`` (see the durability note in
+        :mod:`lwm2m_server.protocol.registration`); the row must exist and keep its registration
+        id, otherwise nothing is written.
+        """
+        self._submit(_Op("update", REG, [{"endpoint": reg.endpoint, "registration_id": reg.registration_id,
+                                          "last_seen": reg.last_seen}], ("endpoint", "registration_id")),
+                     False)
 
     async def delete_registration(self, endpoint: str, registration_id: str) -> None:
         fut = self._submit(_Op("delete", VAL, [{"endpoint": endpoint}]), False)
@@ -367,6 +408,11 @@ class MemoryStore:
 
     async def save_registration(self, reg: Registration) -> None:
         self.registrations[reg.endpoint] = reg
+
+    def refresh_registration_nowait(self, reg: Registration) -> None:
+        old = self.registrations.get(reg.endpoint)
+        if old is not None and old.registration_id == reg.registration_id:
+            self.registrations[reg.endpoint] = reg
 
     async def delete_registration(self, endpoint: str, registration_id: str) -> None:
         reg = self.registrations.get(endpoint)
