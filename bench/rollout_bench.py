@@ -183,7 +183,7 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--fw-devices", type=int, default=10)
-    ap.add_argument("--max-concurrent", type=int, default=100)
+    ap.add_argument("--max-concurrent", type=int, default=40)
     ap.add_argument("--jitter", type=float, default=5.0)
     args = ap.parse_args()
 

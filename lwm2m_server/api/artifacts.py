@@ -2,18 +2,20 @@
 
 Uploads are checked for their kind before anything is kept (``ingest_artifact``): an MCUboot
 image must verify, a model must pass the Wasm checks, a SOTA package must verify against the
-configured public key (``LWM2M_SOTA_PUBLIC_KEY``, a PEM file). Too large: 413 (refused from
-Content-Length before the body is read, and again while streaming into the store); tampered:
-422; nothing of a refused upload is kept.
+configured public key (``LWM2M_SOTA_PUBLIC_KEY``, a PEM file). Too large: 413 (from
+Content-Length before the body is read, or as soon as a chunked body passes the limit, and
+again while streaming into the store); tampered: 422; nothing of a refused upload is kept.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from ota.errors import OtaError
 from ota.keys import load_public_key
@@ -41,13 +43,38 @@ def _error(status: int, message: str, kind: str) -> ApiError:
     return err
 
 
-def _check_length(request: Request) -> None:
-    """Refuse an oversized upload from its Content-Length, before reading the body."""
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_form(request: Request) -> Any:
+    """The multipart form, reading at most the size limit (plus room for the form fields).
+
+    A declared Content-Length over it is refused before any byte is read; a chunked body is cut
+    off as soon as it passes the limit. Starlette spools the file part to a temporary file.
+    """
+    limit = max_upload_size(request) + _MULTIPART_OVERHEAD
     declared = request.headers.get("content-length")
-    limit = max_upload_size(request)
-    if declared is not None and declared.isdigit() and int(declared) > limit + _MULTIPART_OVERHEAD:
-        raise _error(413, f"upload of {declared} bytes exceeds the limit of {limit} bytes",
-                     "too_large")
+    too_large = _error(413, f"upload exceeds the limit of {max_upload_size(request)} bytes",
+                       "too_large")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    receive = request._receive  # noqa: SLF001 - count the body as it arrives
+    seen = 0
+
+    async def limited() -> Any:
+        nonlocal seen
+        message = await receive()
+        if message.get("type") == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _TooLarge
+        return message
+    request._receive = limited  # noqa: SLF001
+    try:
+        return await request.form(max_files=1, max_fields=10)
+    except _TooLarge:
+        raise too_large from None
 
 
 def _store(request: Request, settings: Any) -> ArtifactStore:
@@ -73,20 +100,37 @@ def _summary(row: Any) -> dict[str, Any]:
             "sha256": row.sha256, "size": row.size}
 
 
+_UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {
+    "schema": {"type": "object", "required": ["file", "kind", "name", "version"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "the artifact bytes"},
+        "kind": {"type": "string", "enum": ["firmware", "model", "sota"]},
+        "name": {"type": "string"}, "version": {"type": "string"}}}}}}}
+
+
 @router.post("", status_code=201, summary="Upload an artifact (multipart: file, kind, name, version)",
-             dependencies=[Depends(_check_length), Depends(require_scope("deploy"))])
-def post_artifact(request: Request, engine: EngineDep, settings: SettingsDep,
-                  file: Annotated[UploadFile, File(description="the artifact bytes")],
-                  kind: Annotated[str, Form(description="firmware, model or sota")],
-                  name: Annotated[str, Form()], version: Annotated[str, Form()]) -> Any:
-    key = _sota_key() if kind == "sota" else None
+             dependencies=[Depends(require_scope("deploy"))], openapi_extra=_UPLOAD_SCHEMA)
+async def post_artifact(request: Request, engine: EngineDep, settings: SettingsDep) -> Any:
+    form = await _read_form(request)
     try:
-        result = ingest_artifact(engine, _store(request, settings), file.file, kind=kind,
-                                 name=name, version=version, sota_public_key=key,
-                                 max_size=max_upload_size(request))
-    except ArtifactError as e:
-        kinds = {400: "invalid_request", 409: "conflict", 413: "too_large", 422: "rejected"}
-        raise _error(e.status, str(e), kinds.get(e.status, "rejected")) from None
+        upload = form.get("file")
+        fields = {k: form.get(k) for k in ("kind", "name", "version")}
+        missing = [k for k, v in fields.items() if not isinstance(v, str) or not v]
+        if not isinstance(upload, StarletteUploadFile) or missing:
+            raise _error(400, "multipart fields file, kind, name and version are required"
+                         + (f" (missing: {', '.join(missing)})" if missing else ""),
+                         "invalid_request")
+        kind = str(fields["kind"])
+        key = _sota_key() if kind == "sota" else None
+        try:
+            result = await run_in_threadpool(
+                ingest_artifact, engine, _store(request, settings), upload.file, kind=kind,
+                name=str(fields["name"]), version=str(fields["version"]), sota_public_key=key,
+                max_size=max_upload_size(request))
+        except ArtifactError as e:
+            kinds = {400: "invalid_request", 409: "conflict", 413: "too_large", 422: "rejected"}
+            raise _error(e.status, str(e), kinds.get(e.status, "rejected")) from None
+    finally:
+        await form.close()
     body = _summary(result.artifact)
     return JSONResponse(status_code=201 if result.created else 200, content=body)
 

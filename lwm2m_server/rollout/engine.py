@@ -120,6 +120,7 @@ class RolloutEngine:
         self.tick = tick
         self.backoff_base = backoff_base
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._runs: dict[int, _Run] = {}
         self._artifacts: dict[int, ArtifactInfo] = {}
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -142,6 +143,7 @@ class RolloutEngine:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks.clear()
+        self._runs.clear()
 
     def wake(self) -> None:
         """Run a reconcile pass now (after a REST change) instead of at the next tick."""
@@ -238,16 +240,17 @@ class RolloutEngine:
                 if dep.state == "cancelled":  # only targets still updating matter there
                     q = q.where(col(Target.state).in_([s.value for s in ACTIVE_STATES]))
                 targets = session.exec(q.order_by(col(Target.position))).all()
-                if dep.state == "cancelled" and not targets:
-                    continue
+                if dep.state == "cancelled":
+                    # Targets cancelled meanwhile (REST/CLI) stop their tasks here.
+                    keep = {int(t.id) for t in targets}
+                    for tid, run in list(self._runs.items()):
+                        if run.deployment_id == dep.id and tid not in keep:
+                            self._tasks[tid].cancel()
+                    if not targets:
+                        continue
                 self._reconcile(session, dep, list(targets))  # type: ignore[arg-type]
 
     def _reconcile(self, session: Session, dep: Deployment, targets: list[Any]) -> None:
-        # Tasks of targets cancelled meanwhile (cancel from REST/CLI) stop here.
-        for t in targets:
-            task = self._tasks.get(int(t.id))  # type: ignore[arg-type]
-            if task is not None and t.state == TargetState.CANCELLED.value:
-                task.cancel()
         states = [t.state for t in targets]
         if all(is_terminal(s) for s in states):
             if dep.state in ("running", "paused") and not any(
@@ -319,6 +322,7 @@ class RolloutEngine:
                                                     art.kind),
                                    name=f"rollout-{dep.id}-{t.endpoint}")
         self._tasks[run.target_id] = task
+        self._runs[run.target_id] = run
 
     async def _run_target(self, run: _Run, timeout: float, retries: int, kind: str) -> None:
         try:
@@ -350,6 +354,7 @@ class RolloutEngine:
                 self._fail(run, f"internal error: {type(e).__name__}: {e}", None, False, retries)
         finally:
             self._tasks.pop(run.target_id, None)
+            self._runs.pop(run.target_id, None)
             self._wake.set()
 
     def _fail(self, run: _Run, reason: str, result: int | None, transient: bool,

@@ -66,6 +66,23 @@ async def test_oversized_or_bad_uploads_are_refused_and_nothing_is_kept(env: Env
     r = await env.http.post("/api/v1/artifacts", data=data,
                             files={"file": ("big.bin", b"\0" * 10_000)})
     assert r.status_code == 413 and "limit" in r.json()["detail"]
+    # Chunked (no Content-Length): cut off as soon as the body passes the limit.
+    boundary = "b0undary"
+
+    async def chunked():  # type: ignore[no-untyped-def]
+        head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'
+                       f"{v}\r\n" for k, v in data.items())
+        yield (head + f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+               'filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n').encode()
+        for _ in range(100):
+            yield b"\0" * 1024
+        yield f"\r\n--{boundary}--\r\n".encode()
+    r = await env.http.post("/api/v1/artifacts", content=chunked(), headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    r = await env.http.post("/api/v1/artifacts", data={"kind": "firmware"},
+                            files={"file": ("x.bin", b"abc")})
+    assert r.status_code == 400 and "missing: name, version" in r.json()["detail"]
     r = await env.http.post("/api/v1/artifacts", data={**data, "kind": "rootkit"},
                             files={"file": ("x.bin", b"abc")})
     assert r.status_code == 400 and "kind" in r.json()["detail"]

@@ -62,7 +62,7 @@ def create(db, **kw):  # type: ignore[no-untyped-def]
     return service.create_deployment(db, DeploymentSpec(**kw), lookup=lookup)
 
 
-async def wait_state(db, dep_id: int, states: set[str], timeout: float = 10.0) -> dict:  # type: ignore[no-untyped-def]
+async def wait_state(db, dep_id: int, states: set[str], timeout: float = 30.0) -> dict:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while True:
         view = service.deployment_view(db, dep_id)
@@ -71,6 +71,14 @@ async def wait_state(db, dep_id: int, states: set[str], timeout: float = 10.0) -
         if time.monotonic() > deadline:
             raise AssertionError(f"deployment stuck: {view}")
         await asyncio.sleep(0.02)
+
+
+async def until(check, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait until ``check()`` is true (generous: the machine may be busy)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
 
 
 async def deploy_and_wait(db, fleet, **kw):  # type: ignore[no-untyped-def]
@@ -149,10 +157,7 @@ async def test_connection_lost_is_retried_with_backoff_then_succeeds(db, fleet):
     dep = create(db, artifact_id=1, endpoints=["flaky"], retries=2)
     await eng.start()
     try:
-        for _ in range(200):
-            if service.deployment_view(db, dep.id)["targets"][0]["attempt"] >= 1:
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: service.deployment_view(db, dep.id)["targets"][0]["attempt"] >= 1)
         d.download_result = None  # the link is back
         view = await wait_state(db, dep.id, {"completed"})
     finally:
@@ -239,18 +244,14 @@ async def test_cancel_stops_pending_targets_and_lets_updating_ones_finish(db, fl
     dep = create(db, artifact_id=1, endpoints=[f"d{i}" for i in range(4)], max_concurrent=1)
     await eng.start()
     try:
-        for _ in range(200):
-            if service.deployment_view(db, dep.id)["targets"][0]["state"] == "updating":
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: service.deployment_view(db, dep.id)["targets"][0]["state"]
+                    == "updating")
         service.cancel_deployment(db, dep.id)
         with pytest.raises(DeploymentConflict):
             service.resume_deployment(db, dep.id)
-        for _ in range(300):
-            view = service.deployment_view(db, dep.id)
-            if view["targets"][0]["state"] == "succeeded":
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: service.deployment_view(db, dep.id)["targets"][0]["state"]
+                    == "succeeded")
+        view = service.deployment_view(db, dep.id)
     finally:
         await eng.stop()
     states = [t["state"] for t in view["targets"]]
@@ -266,12 +267,12 @@ async def test_restart_resumes_targets_in_flight_without_updating_any_device_twi
     eng = make_engine_for(db, fleet)
     dep = create(db, artifact_id=1, endpoints=eps, max_concurrent=3)
     await eng.start()
-    for _ in range(300):  # stop the "process" while some targets are mid-way
+
+    def mid_way() -> bool:
         states = [t["state"] for t in service.deployment_view(db, dep.id)["targets"]]
-        if any(s in ("transferring", "transferred", "updating") for s in states) and \
-                any(s == "succeeded" for s in states):
-            break
-        await asyncio.sleep(0.005)
+        return any(s in ("transferring", "transferred", "updating") for s in states) and \
+            any(s == "succeeded" for s in states)
+    await until(mid_way)  # stop the "process" while some targets are mid-way
     await eng.stop()
     await asyncio.sleep(0.3)  # devices finish whatever they were told meanwhile
     eng2 = make_engine_for(db, fleet)
