@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -34,6 +35,8 @@ __all__ = ["RolloutEngine"]
 
 log = logging.getLogger(__name__)
 
+# pg advisory lock id of the rollout reconciler ("ROLL" in ASCII).
+_LOCK_KEY = 0x524F4C4C
 ProgressSource = Callable[[str, "tuple[str, int] | None"], "float | None"]
 
 
@@ -121,6 +124,7 @@ class RolloutEngine:
         self.backoff_base = backoff_base
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._runs: dict[int, _Run] = {}
+        self._lock_conn: Any = None
         self._artifacts: dict[int, ArtifactInfo] = {}
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -144,6 +148,12 @@ class RolloutEngine:
                 await t
         self._tasks.clear()
         self._runs.clear()
+        if self._lock_conn is not None:
+            with contextlib.suppress(Exception):
+                # Drop the connection instead of pooling it: the session, and its lock, end.
+                self._lock_conn.invalidate()
+                self._lock_conn.close()
+            self._lock_conn = None
 
     def wake(self) -> None:
         """Run a reconcile pass now (after a REST change) instead of at the next tick."""
@@ -153,9 +163,37 @@ class RolloutEngine:
     def running_targets(self) -> int:
         return len(self._tasks)
 
+    def _lead(self) -> bool:
+        """True when this process may drive deployments.
+
+        On PostgreSQL several server processes may share the database: a session advisory lock
+        elects one reconciler (the others stand by and take over when its connection ends,
+        also after a kill -9). SQLite has one server process by design.
+        """
+        if self.db.dialect.name != "postgresql":
+            return True
+        if self._lock_conn is not None:
+            return True
+        conn = self.db.connect()
+        try:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_KEY}).scalar()
+            conn.commit()
+        except Exception:
+            conn.close()
+            raise
+        if got:
+            self._lock_conn = conn
+            log.info("this process runs the rollout reconciler")
+            return True
+        conn.close()
+        return False
+
     async def _run_loop(self) -> None:
         while True:
             try:
+                if not self._lead():
+                    await asyncio.sleep(max(self.tick, 1.0))
+                    continue
                 await self.reconcile_once()
             except asyncio.CancelledError:
                 raise

@@ -45,3 +45,23 @@ async def test_kill9_mid_deployment_then_restart_on_postgresql(
         tmp_path: Path, example_model_wasm: bytes) -> None:
     with temporary_database("ota_kill9_") as url:
         await run_kill9_scenario(tmp_path, url, example_model_wasm)
+
+
+async def test_only_one_process_reconciles_a_shared_postgresql_database() -> None:
+    from lwm2m_server.rollout.engine import RolloutEngine
+    from lwm2m_server.store.db import init_db, make_engine
+
+    with temporary_database("ota_lead_") as url:
+        db = make_engine(url)
+        init_db(db)
+        port: Any = None
+        a = RolloutEngine(db, port, read_artifact=bytes.fromhex)
+        b = RolloutEngine(db, port, read_artifact=bytes.fromhex)
+        try:
+            assert a._lead() and not b._lead()
+            await a.stop()  # the leader goes away: the standby takes over
+            assert b._lead()
+        finally:
+            await a.stop()
+            await b.stop()
+            db.dispose()
