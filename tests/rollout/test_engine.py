@@ -351,3 +351,27 @@ async def test_a_foreign_downloaded_package_is_reset_before_ours_is_sent(db, fle
     assert view["targets"][0]["state"] == "succeeded"
     assert [w[0] for w in d.writes] == ["/5/0/1", "/5/0/1"] and d.writes[0][1] == ""
     assert d.fw_updates == 1
+
+
+async def test_sota_restart_mid_install_activates_once_and_installs_once(db, fleet):  # type: ignore[no-untyped-def]
+    eps = [f"m{i}" for i in range(6)]
+    for e in eps:
+        fleet.add(e, delay=0.05)
+    eng = make_engine_for(db, fleet)
+    dep = create(db, artifact_id=2, endpoints=eps, max_concurrent=3)
+    await eng.start()
+
+    def mid_way() -> bool:
+        states = [t["state"] for t in service.deployment_view(db, dep.id)["targets"]]
+        return "updating" in states or "transferred" in states
+    await until(mid_way)
+    await eng.stop()
+    eng2 = make_engine_for(db, fleet)
+    await eng2.start()
+    try:
+        view = await wait_state(db, dep.id, {"completed"})
+    finally:
+        await eng2.stop()
+    assert [t["state"] for t in view["targets"]] == ["succeeded"] * 6
+    assert [d.sw_installs for d in fleet.devices.values()] == [1] * 6
+    assert all(d.slot_versions[d.active_slot] == "2.0.0" for d in fleet.devices.values())
