@@ -260,27 +260,34 @@ async def test_cancel_stops_pending_targets_and_lets_updating_ones_finish(db, fl
     assert [d.fw_updates for d in fleet.devices.values()] == [1, 0, 0, 0]
 
 
-async def test_restart_resumes_targets_in_flight_without_updating_any_device_twice(db, fleet):  # type: ignore[no-untyped-def]
-    eps = [f"d{i}" for i in range(6)]
+async def stop_mid_way_and_restart(db, fleet, artifact_id: int, prefix: str,  # type: ignore[no-untyped-def]
+                                   mid_way: set[str]) -> dict:
+    """Six devices; stop the engine once a target is in one of ``mid_way`` and another is done,
+    start a new engine on the same database, return the finished deployment."""
+    eps = [f"{prefix}{i}" for i in range(6)]
     for e in eps:
         fleet.add(e, delay=0.05)
     eng = make_engine_for(db, fleet)
-    dep = create(db, artifact_id=1, endpoints=eps, max_concurrent=3)
+    dep = create(db, artifact_id=artifact_id, endpoints=eps, max_concurrent=3)
     await eng.start()
 
-    def mid_way() -> bool:
+    def reached() -> bool:
         states = [t["state"] for t in service.deployment_view(db, dep.id)["targets"]]
-        return any(s in ("transferring", "transferred", "updating") for s in states) and \
-            any(s == "succeeded" for s in states)
-    await until(mid_way)  # stop the "process" while some targets are mid-way
+        return any(s in mid_way for s in states) and "succeeded" in states
+    await until(reached)  # stop the "process" while some targets are mid-way
     await eng.stop()
     await asyncio.sleep(0.3)  # devices finish whatever they were told meanwhile
     eng2 = make_engine_for(db, fleet)
     await eng2.start()
     try:
-        view = await wait_state(db, dep.id, {"completed"})
+        return await wait_state(db, dep.id, {"completed"})
     finally:
         await eng2.stop()
+
+
+async def test_restart_resumes_targets_in_flight_without_updating_any_device_twice(db, fleet):  # type: ignore[no-untyped-def]
+    view = await stop_mid_way_and_restart(db, fleet, 1, "d",
+                                          {"transferring", "transferred", "updating"})
     assert [t["state"] for t in view["targets"]] == ["succeeded"] * 6
     assert [d.fw_updates for d in fleet.devices.values()] == [1] * 6
     assert all(t["applied"] <= 1 for t in view["targets"])
@@ -354,24 +361,7 @@ async def test_a_foreign_downloaded_package_is_reset_before_ours_is_sent(db, fle
 
 
 async def test_sota_restart_mid_install_activates_once_and_installs_once(db, fleet):  # type: ignore[no-untyped-def]
-    eps = [f"m{i}" for i in range(6)]
-    for e in eps:
-        fleet.add(e, delay=0.05)
-    eng = make_engine_for(db, fleet)
-    dep = create(db, artifact_id=2, endpoints=eps, max_concurrent=3)
-    await eng.start()
-
-    def mid_way() -> bool:
-        states = [t["state"] for t in service.deployment_view(db, dep.id)["targets"]]
-        return "updating" in states or "transferred" in states
-    await until(mid_way)
-    await eng.stop()
-    eng2 = make_engine_for(db, fleet)
-    await eng2.start()
-    try:
-        view = await wait_state(db, dep.id, {"completed"})
-    finally:
-        await eng2.stop()
+    view = await stop_mid_way_and_restart(db, fleet, 2, "m", {"transferred", "updating"})
     assert [t["state"] for t in view["targets"]] == ["succeeded"] * 6
     assert [d.sw_installs for d in fleet.devices.values()] == [1] * 6
     assert all(d.slot_versions[d.active_slot] == "2.0.0" for d in fleet.devices.values())
