@@ -22,7 +22,7 @@ from .state import TargetState, is_transient_result, result_reason
 
 __all__ = [
     "ArtifactInfo", "TargetFailed", "TargetRun", "choose_method", "run_firmware", "run_sota",
-    "driver_for", "versions_equal", "sota_payload_sha256",
+    "driver_for", "versions_equal", "sota_payload_sha256", "cancel_transfer",
 ]
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 FW_PACKAGE, FW_URI, FW_UPDATE = Path.of(5, 0, 0), Path.of(5, 0, 1), Path.of(5, 0, 2)
 FW_STATE, FW_RESULT = Path.of(5, 0, 3), Path.of(5, 0, 5)
 FW_PROTOCOLS, FW_DELIVERY = Path.of(5, 0, 8), Path.of(5, 0, 9)
-FW_PKG_VERSION = Path.of(5, 0, 7)
+FW_PKG_VERSION, FW_CANCEL = Path.of(5, 0, 7), Path.of(5, 0, 10)
 FW_OBJECT = Path.of(5, 0)
 DEVICE_FW_VERSION = Path.of(3, 0, 3)
 # Object 9 (Software Management), instance 0
@@ -369,6 +369,21 @@ async def run_sota(run: TargetRun) -> str:
                                http_url=False)
         idle_after_send = 0
         await _send_package(run, SW_URI, SW_PACKAGE, method)
+
+
+async def cancel_transfer(run: TargetRun) -> None:
+    """Best effort after a cancel: stop the device's firmware download and drop the package
+    (Execute Cancel /5/0/10, else an empty Package URI). Object 9 keeps what it received until
+    the next package replaces it; nothing is installed without Install."""
+    if run.artifact.kind != "firmware":
+        return
+    try:
+        await run.port.execute(run.endpoint, FW_CANCEL)
+    except (DeviceError, DeviceTimeout, DeviceOffline, DeviceNotFound):
+        try:
+            await run.port.write(run.endpoint, FW_URI, "")
+        except (DeviceError, DeviceTimeout, DeviceOffline, DeviceNotFound) as e:
+            log.info("%s: could not stop the cancelled download: %s", run.endpoint, e)
 
 
 Driver = Callable[[TargetRun], Awaitable[str]]

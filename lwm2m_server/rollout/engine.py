@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from ..events import EventBus, new_event
 from ..protocol.errors import DeviceError, DeviceNotFound, DeviceOffline, DeviceTimeout
-from .drivers import ArtifactInfo, TargetFailed, driver_for, sota_payload_sha256
+from .drivers import ArtifactInfo, TargetFailed, cancel_transfer, driver_for, sota_payload_sha256
 from .port import DevicePort
 from .service import ArtifactLookup, artifact_info
 from .state import (ACTIVE_STATES, InvalidTransition, TargetState, backoff_delay,
@@ -124,6 +124,7 @@ class RolloutEngine:
         self.backoff_base = backoff_base
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._runs: dict[int, _Run] = {}
+        self._cleanup: set[asyncio.Task[None]] = set()
         self._lock_conn: Any = None
         self._artifacts: dict[int, ArtifactInfo] = {}
         self._wake = asyncio.Event()
@@ -137,7 +138,7 @@ class RolloutEngine:
 
     async def stop(self) -> None:
         """Stop the reconciler and every target task (their state stays persisted)."""
-        tasks = list(self._tasks.values())
+        tasks = list(self._tasks.values()) + list(self._cleanup)
         if self._loop_task is not None:
             tasks.append(self._loop_task)
             self._loop_task = None
@@ -154,6 +155,11 @@ class RolloutEngine:
                 self._lock_conn.invalidate()
                 self._lock_conn.close()
             self._lock_conn = None
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._cleanup.add(task)
+        task.add_done_callback(self._cleanup.discard)
 
     def wake(self) -> None:
         """Run a reconcile pass now (after a REST change) instead of at the next tick."""
@@ -284,6 +290,8 @@ class RolloutEngine:
                     for tid, run in list(self._runs.items()):
                         if run.deployment_id == dep.id and tid not in keep:
                             self._tasks[tid].cancel()
+                            if run.state in (TargetState.TRANSFERRING, TargetState.TRANSFERRED):
+                                self._spawn(cancel_transfer(run))
                     if not targets:
                         continue
                 self._reconcile(session, dep, list(targets))  # type: ignore[arg-type]

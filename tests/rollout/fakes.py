@@ -37,6 +37,7 @@ class FakeDevice:
     fw_pkg_version: str = ""
     stall: bool = False  # downloads never finish
     fw_updates: int = 0
+    cancelled: int = 0
     sw_installs: int = 0
     writes: list[tuple[str, object]] = field(default_factory=list)
     _pending: object = None
@@ -135,7 +136,7 @@ class FakeFleet:
 
     async def execute(self, endpoint: str, path: Path, args: str | None = None) -> None:
         d = self._dev(endpoint)
-        version, payload_sha = self.packages[d._pending]  # type: ignore[index]
+        version, payload_sha = self.packages.get(d._pending, ("", None))  # type: ignore[arg-type]
         if path == Path.of(5, 0, 2):
             if d.fw_state != 2:
                 raise DeviceError("not downloaded", "4.05")
@@ -153,6 +154,11 @@ class FakeFleet:
                 d.sw_state, d.sw_result = 0, d.install_result
             else:
                 d.sw_state, d.sw_result = 4, 2
+        elif path == Path.of(5, 0, 10):
+            if d.fw_state not in (1, 2):
+                raise DeviceError("nothing to cancel", "4.05")
+            d.fw_state, d.fw_result, d.fw_pkg_version, d._pending = 0, 10, "", None
+            d.cancelled += 1
         elif path == Path.of(9, 0, 10):
             if d.sw_state != 4:
                 raise DeviceError("not installed", "4.05")

@@ -365,3 +365,18 @@ async def test_sota_restart_mid_install_activates_once_and_installs_once(db, fle
     assert [t["state"] for t in view["targets"]] == ["succeeded"] * 6
     assert [d.sw_installs for d in fleet.devices.values()] == [1] * 6
     assert all(d.slot_versions[d.active_slot] == "2.0.0" for d in fleet.devices.values())
+
+
+async def test_cancel_during_a_download_stops_it_on_the_device(db, fleet):  # type: ignore[no-untyped-def]
+    d = fleet.add("dl", stall=True)
+    eng = make_engine_for(db, fleet)
+    dep = create(db, artifact_id=1, endpoints=["dl"])
+    await eng.start()
+    try:
+        await until(lambda: d.fw_state == 1)
+        service.cancel_deployment(db, dep.id)
+        await until(lambda: d.cancelled == 1)
+    finally:
+        await eng.stop()
+    assert d.fw_state == 0 and d.fw_result == 10 and d.fw_updates == 0
+    assert service.deployment_view(db, dep.id)["targets"][0]["state"] == "cancelled"
