@@ -223,9 +223,8 @@ async def main() -> None:
                                   tmp / "model.wasm", args.jitter))
         reg_s = await wait_registered(runner, "sim-", args.devices, 120 + args.jitter)
         print(f"{args.devices} devices registered in {reg_s:.1f} s")
-        endpoints = [f"sim-{i}" for i in range(args.devices)]
-        regs = {r.endpoint: r for r in runner.server.registrations.list()}
-        endpoints = sorted(e for e in regs if e.startswith("sim-"))
+        endpoints = sorted(r.endpoint for r in runner.server.registrations.list()
+                           if r.endpoint.startswith("sim-"))
         counter.reset()
         cpu0 = time.process_time()
         wall, view = await run_deployment(runner, sota_id, endpoints,

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..rollout import service as rollout
 from ..rollout.errors import RolloutError
@@ -51,6 +51,8 @@ def _wake(request: Request) -> None:
 
 
 class DeploymentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error, not a default
+
     artifact_id: int
     endpoints: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
         None, max_length=100_000)
@@ -77,7 +79,9 @@ def post_deployment(body: DeploymentCreate, engine: EngineDep, request: Request)
 
 
 @router.get("/deployments", dependencies=_read, summary="Deployments, newest first")
-def get_deployments(engine: EngineDep, state: str | None = None, limit: int = 100,
+def get_deployments(engine: EngineDep,
+                    state: Literal["running", "paused", "cancelled", "completed"] | None = None,
+                    limit: int = 100,
                     offset: int = 0) -> list[dict[str, Any]]:
     return rollout.list_deployments(engine, state=state, limit=max(1, min(limit, 1000)),
                                     offset=max(0, offset))
@@ -119,6 +123,8 @@ def cancel(deployment_id: int, engine: EngineDep, request: Request) -> dict[str,
 
 
 class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     url: str = Field(min_length=8, max_length=2000)
     secret: str | None = Field(None, min_length=16, max_length=200)
     kinds: list[str] = Field(default_factory=lambda: list(WEBHOOK_KINDS))

@@ -37,6 +37,10 @@ async def test_auth_scopes_and_clear_errors(env: Env) -> None:
     r = await env.http.post("/api/v1/deployments", json={"artifact_id": art,
                                                          "endpoints": ["a"], "max_concurrent": 0})
     assert r.status_code in (400, 422)
+    r = await env.http.post("/api/v1/deployments", json={"artifact_id": art, "endpoints": ["a"],
+                                                         "max_concurent": 5})
+    assert r.status_code == 422 and "max_concurent" in r.text
+    assert (await env.http.get("/api/v1/deployments?state=bogus")).status_code == 422
     assert (await env.http.get("/api/v1/deployments")).json() == []
 
 
