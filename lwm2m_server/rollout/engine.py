@@ -253,7 +253,7 @@ class RolloutEngine:
             t = session.get(Target, target_id, with_for_update=True)
             if t is None:
                 raise InvalidTransition(f"target {target_id} vanished")
-            previous = t.state
+            previous, previous_step = t.state, t.step
             new = check_transition(previous, state)
             t.state = new.value
             inc = int(fields.pop("applied_inc", 0) or 0)
@@ -267,7 +267,8 @@ class RolloutEngine:
             session.add(t)
             session.commit()
             session.refresh(t)
-        if previous != t.state or "progress" in fields or "result" in fields:
+        if (previous != t.state or t.step != previous_step or "progress" in fields
+                or "result" in fields):
             self._publish_target(t, previous)
         return t
 
