@@ -40,6 +40,35 @@ def _frozen(mapping: Mapping) -> Mapping:
     return MappingProxyType(dict(mapping))
 
 
+_setattr = object.__setattr__  # frozen dataclasses: fill slots without __init__'s checks
+
+
+def _trusted_single(id_: int, value: Value, rtype: ResourceType) -> SingleResource:
+    """A SingleResource whose value is already the canonical value of ``rtype`` (checked)."""
+    r = object.__new__(SingleResource)
+    _setattr(r, "id", id_)
+    _setattr(r, "value", value)
+    _setattr(r, "type", rtype)
+    return r
+
+
+def _trusted_multiple(id_: int, instances: dict[int, Value], rtype: ResourceType) -> MultipleResource:
+    """A MultipleResource whose values are already canonical values of ``rtype`` (checked)."""
+    r = object.__new__(MultipleResource)
+    _setattr(r, "id", id_)
+    _setattr(r, "instances", MappingProxyType(instances))
+    _setattr(r, "type", rtype)
+    return r
+
+
+def _trusted_instance(id_: int, resources: dict[int, Resource]) -> ObjectInstance:
+    """An ObjectInstance whose resources are keyed by their own ids."""
+    r = object.__new__(ObjectInstance)
+    _setattr(r, "id", id_)
+    _setattr(r, "resources", MappingProxyType(resources))
+    return r
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceInstance:
     """One instance of a multiple resource, addressed as ``/o/i/r/ri``."""
@@ -162,12 +191,16 @@ def flatten(node: Node, path: Path) -> dict[Path, Value]:
 
 
 def build(values: Mapping[Path, Value], path: Path, registry: ObjectRegistry | None = None,
-          types: Mapping[Path, ResourceType] | None = None) -> Node:
+          types: Mapping[Path, ResourceType] | None = None, *, checked: bool = False) -> Node:
     """The node at ``path`` holding ``values`` (leaf paths under ``path``).
 
     Types come from ``types`` when given for a leaf, else from the registry, else from the
     Python value. A resource is multiple when the registry says so or a value sits at a
     resource-instance path. Runs in time linear in the number of values.
+
+    ``checked=True`` says every value is already the canonical value of its type in ``types``
+    (decoders type and check each value once): resources are then built without checking the
+    values again. Values without a type in ``types`` are checked as always.
     """
     from .registry import guess_type  # local: registry imports this module
 
@@ -176,16 +209,23 @@ def build(values: Mapping[Path, Value], path: Path, registry: ObjectRegistry | N
     resources_of: dict[int, set[int]] = {}
     depth = len(path.ids)
     for p in values:
-        if p.ids[:depth] != path.ids:
+        ids = p.ids
+        if ids[:depth] != path.ids:
             raise NodeError(f"{p} is not under {path}")
-        if len(p.ids) < 3:
+        if len(ids) < 3:
             raise NodeError(f"{p} is not a resource or resource instance path")
-        groups.setdefault((p.ids[1], p.ids[2]), []).append(p)
-        resources_of.setdefault(p.ids[1], set()).add(p.ids[2])
+        key = (ids[1], ids[2])
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [p]
+            resources_of.setdefault(ids[1], set()).add(ids[2])
+        else:
+            group.append(p)
 
     def rtype(p: Path, v: Value) -> ResourceType:
-        if types and p in types:
-            return types[p]
+        t = types.get(p) if types else None
+        if t is not None:
+            return t
         if registry is not None:
             t = registry.resource_type(p)
             if t is not None:
@@ -193,26 +233,38 @@ def build(values: Mapping[Path, Value], path: Path, registry: ObjectRegistry | N
         return guess_type(v)
 
     def make_resource(o: int, i: int, r: int) -> Resource:
-        rp = Path((o, i, r))
         leaves = groups.get((i, r), [])
         d = registry.resource(o, r) if registry is not None else None
         is_multiple = d.multiple if d is not None else any(len(p.ids) == 4 for p in leaves)
         if is_multiple:
             inst: dict[int, Value] = {}
             t = d.type if d is not None else None
+            trusted = checked and types is not None
             for p in leaves:
                 if len(p.ids) != 4:
                     raise NodeError(f"{p} is a multiple resource: address its instances")
-                t = rtype(p, values[p])
-                inst[p.ids[3]] = values[p]
+                v = values[p]
+                lt = rtype(p, v)
+                if trusted and (types.get(p) is not lt or (t is not None and lt is not t)):  # type: ignore[union-attr]
+                    trusted = False  # mixed or untyped leaves: let the constructor check them all
+                t = lt
+                inst[p.ids[3]] = v
+            if trusted and t is not None:
+                return _trusted_multiple(r, inst, t)
             return MultipleResource(r, inst, t or ResourceType.OPAQUE)
-        if len(leaves) != 1 or leaves[0] != rp:
+        if len(leaves) != 1 or len(leaves[0].ids) != 3:
+            rp = Path._trusted((o, i, r))  # ids of a valid path
             raise NodeError(f"{rp} is a single resource but got {[str(p) for p in leaves]}")
-        return SingleResource(r, values[rp], rtype(rp, values[rp]))
+        p = leaves[0]  # grouped by (i, r) under a path at or above (o, i, r): it is /o/i/r
+        v = values[p]
+        known = types.get(p) if checked and types is not None else None
+        if known is not None:
+            return _trusted_single(r, v, known)
+        return SingleResource(r, v, rtype(p, v))
 
     def make_instance(o: int, i: int) -> ObjectInstance:
         rids = sorted(resources_of.get(i, ()))
-        return ObjectInstance(i, {r: make_resource(o, i, r) for r in rids})
+        return _trusted_instance(i, {r: make_resource(o, i, r) for r in rids})
 
     lvl = path.level
     if lvl == 1:

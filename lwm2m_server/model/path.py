@@ -40,9 +40,24 @@ class Path:
             # 65535 is reserved as "no instance" (LwM2M 1.1 §7.1).
             raise PathError("object instance id 65535 is reserved")
 
+    def __hash__(self) -> int:
+        # The value dataclass(frozen=True) would compute, without its generated wrapper's cost
+        # (paths are dict keys everywhere in the codecs).
+        return hash((self.ids,))
+
     @classmethod
     def of(cls, *ids: int) -> Path:
         return cls(tuple(ids))
+
+    @classmethod
+    def _trusted(cls, ids: tuple[int, ...]) -> Path:
+        """A path from ids the caller has already validated (a tuple of at most 4 ints in
+        0..65535, no instance id 65535): skips the checks of ``__init__``. Private to the model
+        and codecs, which call it only where the ids come from an existing valid path or have just
+        been checked."""
+        p = object.__new__(cls)
+        _setattr(p, "ids", ids)
+        return p
 
     @classmethod
     def parse(cls, text: str | Path) -> Path:
@@ -71,26 +86,23 @@ class Path:
     # --- accessors -------------------------------------------------------
     @property
     def level(self) -> PathLevel:
-        return PathLevel(len(self.ids))
-
-    def _at(self, index: int) -> int | None:
-        return self.ids[index] if len(self.ids) > index else None
+        return _LEVELS[len(self.ids)]
 
     @property
     def object_id(self) -> int | None:
-        return self._at(0)
+        return self.ids[0] if self.ids else None
 
     @property
     def instance_id(self) -> int | None:
-        return self._at(1)
+        return self.ids[1] if len(self.ids) > 1 else None
 
     @property
     def resource_id(self) -> int | None:
-        return self._at(2)
+        return self.ids[2] if len(self.ids) > 2 else None
 
     @property
     def resource_instance_id(self) -> int | None:
-        return self._at(3)
+        return self.ids[3] if len(self.ids) > 3 else None
 
     @property
     def is_root(self) -> bool:
@@ -114,19 +126,23 @@ class Path:
 
     # --- navigation ------------------------------------------------------
     def child(self, id_: int) -> Path:
-        return Path(self.ids + (id_,))
+        ids = self.ids + (id_,)
+        # This path is valid: only the new id needs a look (the full checks name what is wrong).
+        if type(id_) is int and 0 <= id_ <= _MAX_ID and len(ids) <= 4 and (len(ids) != 2 or id_ != _MAX_ID):
+            return Path._trusted(ids)
+        return Path(ids)
 
     def parent(self) -> Path:
         if not self.ids:
             raise PathError("the root path has no parent")
-        return Path(self.ids[:-1])
+        return Path._trusted(self.ids[:-1])
 
     def starts_with(self, other: Path) -> bool:
         """True when ``other`` is this path or one of its ancestors."""
         return self.ids[: len(other.ids)] == other.ids
 
     def __str__(self) -> str:
-        return "/" + "/".join(str(i) for i in self.ids)
+        return "/" + "/".join(map(str, self.ids))
 
     def __repr__(self) -> str:
         return f"Path({str(self)!r})"
@@ -134,3 +150,7 @@ class Path:
     def segments(self) -> list[str]:
         """The URI path segments, as a CoAP request to the device carries them."""
         return [str(i) for i in self.ids]
+
+
+_LEVELS = tuple(PathLevel)
+_setattr = object.__setattr__  # frozen dataclass: the one way to fill a slot outside __init__

@@ -90,8 +90,13 @@ class ObjectRegistry:
         return self.resource(path.object_id, path.resource_id)
 
     def resource_type(self, path: Path) -> ResourceType | None:
-        d = self.resource_for(path)
-        return d.type if d else None
+        # Inlined resource_for: codecs ask this once per decoded value.
+        ids = path.ids
+        if len(ids) < 3:
+            return None
+        o = self._objects.get(ids[0])
+        d = o.resources.get(ids[2]) if o is not None else None
+        return d.type if d is not None else None
 
 
 _default: ObjectRegistry | None = None

@@ -73,37 +73,72 @@ _INT64 = (-(2**63), 2**63 - 1)
 _UINT64 = (0, 2**64 - 1)
 
 
+def _string(value: object) -> Value:
+    if isinstance(value, str):
+        return value
+    return _BAD
+
+
+def _integer(value: object) -> Value:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise ValueTypeError(f"{value} does not fit a 64-bit signed integer")
+        return value
+    return _BAD
+
+
+def _unsigned(value: object) -> Value:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not _UINT64[0] <= value <= _UINT64[1]:
+            raise ValueTypeError(f"{value} does not fit a 64-bit unsigned integer")
+        return value
+    return _BAD
+
+
+def _float(value: object) -> Value:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        f = float(value)
+        if math.isnan(f) or math.isinf(f):
+            raise ValueTypeError(f"{value} is not a finite float")
+        return f
+    return _BAD
+
+
+def _boolean(value: object) -> Value:
+    return value if isinstance(value, bool) else _BAD
+
+
+def _opaque(value: object) -> Value:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return _BAD
+
+
+def _objlnk(value: object) -> Value:
+    return value if isinstance(value, ObjLnk) else _BAD
+
+
+def _none(value: object) -> Value:
+    if value is None or value == b"" or value == "":
+        return None
+    return _BAD
+
+
+_BAD: Value = object()  # type: ignore[assignment]  # "not a value of this type"
+# One checker per type, looked up once per value (a chain of enum comparisons cost more).
+_CHECKERS = {
+    ResourceType.STRING: _string, ResourceType.CORELNK: _string,
+    ResourceType.INTEGER: _integer, ResourceType.TIME: _integer,
+    ResourceType.UNSIGNED_INTEGER: _unsigned, ResourceType.FLOAT: _float,
+    ResourceType.BOOLEAN: _boolean, ResourceType.OPAQUE: _opaque,
+    ResourceType.OBJLNK: _objlnk, ResourceType.NONE: _none,
+}
+
+
 def check_value(value: object, rtype: ResourceType) -> Value:
     """Return ``value`` as the canonical Python value of ``rtype``, or raise ValueTypeError."""
-    if rtype in (ResourceType.STRING, ResourceType.CORELNK):
-        if isinstance(value, str):
-            return value
-    elif rtype in (ResourceType.INTEGER, ResourceType.TIME):
-        if isinstance(value, int) and not isinstance(value, bool):
-            if not _INT64[0] <= value <= _INT64[1]:
-                raise ValueTypeError(f"{value} does not fit a 64-bit signed integer")
-            return value
-    elif rtype is ResourceType.UNSIGNED_INTEGER:
-        if isinstance(value, int) and not isinstance(value, bool):
-            if not _UINT64[0] <= value <= _UINT64[1]:
-                raise ValueTypeError(f"{value} does not fit a 64-bit unsigned integer")
-            return value
-    elif rtype is ResourceType.FLOAT:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            f = float(value)
-            if math.isnan(f) or math.isinf(f):
-                raise ValueTypeError(f"{value} is not a finite float")
-            return f
-    elif rtype is ResourceType.BOOLEAN:
-        if isinstance(value, bool):
-            return value
-    elif rtype is ResourceType.OPAQUE:
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            return bytes(value)
-    elif rtype is ResourceType.OBJLNK:
-        if isinstance(value, ObjLnk):
-            return value
-    elif rtype is ResourceType.NONE:
-        if value is None or value == b"" or value == "":
-            return None
-    raise ValueTypeError(f"{value!r} is not a valid {rtype.value} value")
+    checker = _CHECKERS.get(rtype)
+    out = checker(value) if checker is not None else _BAD
+    if out is _BAD:
+        raise ValueTypeError(f"{value!r} is not a valid {rtype.value} value")
+    return out
