@@ -61,6 +61,8 @@ __all__ = [
     "Entry",
     "SenMLCodec",
     "make_record",
+    "check_fields",
+    "fields_of",
     "record_maps",
     "resolve",
     "typed_value",
@@ -86,6 +88,7 @@ VALUE_FIELDS = ("v", "vs", "vb", "vd", "vlo")
 _INT64_MAX = 2**63 - 1
 _NUMBER_FIELDS = ("bt", "t", "v", "bv")
 _TEXT_FIELDS = ("bn", "n", "vs", "vlo")
+_FIELD_GROUP = {**{f: 1 for f in _NUMBER_FIELDS}, **{f: 2 for f in _TEXT_FIELDS}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +109,17 @@ class Record:
     @property
     def kind(self) -> str | None:
         """Which value field the record carries (``"v"``, ``"vs"``, ...), None for none."""
-        for f in VALUE_FIELDS:
-            if getattr(self, f) is not None:
-                return f
+        # Spelled out (not a loop over VALUE_FIELDS with getattr): asked once per decoded value.
+        if self.v is not None:
+            return "v"
+        if self.vs is not None:
+            return "vs"
+        if self.vb is not None:
+            return "vb"
+        if self.vd is not None:
+            return "vd"
+        if self.vlo is not None:
+            return "vlo"
         return None
 
 
@@ -131,6 +142,8 @@ def _where(index: int | str, field: str | None = None) -> str:
 
 def finite_number(value: object, index: int | str, field: str) -> int | float:
     """A finite JSON/CBOR number as int (exact) or float; CBOR decimal fractions included."""
+    if type(value) is int:
+        return value
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise CodecError(f"{field} must be a finite number", _where(index, field))
@@ -145,10 +158,11 @@ def finite_number(value: object, index: int | str, field: str) -> int | float:
 def _text(value: object, index: int, field: str) -> str:
     if not isinstance(value, str):
         raise CodecError(f"{field} must be a text string, got {type(value).__name__}", _where(index, field))
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise CodecError(f"{field} is not valid UTF-8 text", _where(index, field)) from None
+    if not value.isascii():  # only non-ASCII text can hold a lone surrogate
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CodecError(f"{field} is not valid UTF-8 text", _where(index, field)) from None
     return value
 
 
@@ -169,11 +183,18 @@ def record_maps(doc: object, pack: str, record: str, counted: str = "records") -
 
 def make_record(fields: Mapping[str, object], index: int) -> Record:
     """A validated Record from one record's fields (names as in SenML JSON, ``vd`` as bytes)."""
+    return Record(**check_fields(fields, index))
+
+
+def check_fields(fields: Mapping[str, object], index: int) -> dict[str, Any]:
+    """The fields of one record, validated as :func:`make_record` does, as a dict of the Record
+    fields present (the decoders' fast path: no Record object per value)."""
     out: dict[str, Any] = {}
     for name, value in fields.items():
-        if name in _NUMBER_FIELDS:
+        group = _FIELD_GROUP.get(name)
+        if group == 1:
             out[name] = finite_number(value, index, name)
-        elif name in _TEXT_FIELDS:
+        elif group == 2:
             out[name] = _text(value, index, name)
         elif name == "vb":
             if not isinstance(value, bool):
@@ -191,31 +212,57 @@ def make_record(fields: Mapping[str, object], index: int) -> Record:
             # RFC 8428 §4.4: a field ending in "_" must be understood or the pack refused.
             raise CodecError(f"unknown must-understand field {name!r}", _where(index, name))
         # Other unknown fields (and units, sums) are ignored as RFC 8428 asks.
-    kinds = [f for f in VALUE_FIELDS if f in out]
-    if len(kinds) > 1:
-        raise CodecError(f"a record carries one value, got {', '.join(kinds)}", _where(index))
-    return Record(**out)
+    if len(out) > 1:
+        kinds = [f for f in VALUE_FIELDS if f in out]
+        if len(kinds) > 1:
+            raise CodecError(f"a record carries one value, got {', '.join(kinds)}", _where(index))
+    return out
+
+
+# A record as resolution needs it: (bn, bt, bv, n, t, value kind, raw value).
+_Fields = tuple[Any, Any, Any, Any, Any, "str | None", Any]
+# A resolved record: (index, full name, value kind, raw value, absolute time) - Entry's fields.
+_Resolved = tuple[int, str, "str | None", Any, "int | float | None"]
 
 
 def resolve(records: Iterable[Record]) -> list[Entry]:
     """Apply base name, base time and base value (RFC 8428 §4.5) to every record, in order."""
+    return [Entry(*e) for e in _resolve(_record_fields(r) for r in records)]
+
+
+def _record_fields(r: Record) -> _Fields:
+    kind = r.kind
+    return r.bn, r.bt, r.bv, r.n, r.t, kind, getattr(r, kind) if kind else None
+
+
+def fields_of(fields: Mapping[str, Any]) -> _Fields:
+    """What :func:`_resolve` needs from a dict that :func:`check_fields` returned."""
+    get = fields.get
+    kind = ("v" if "v" in fields else "vs" if "vs" in fields else "vb" if "vb" in fields
+            else "vd" if "vd" in fields else "vlo" if "vlo" in fields else None)
+    return get("bn"), get("bt"), get("bv"), get("n"), get("t"), kind, get(kind) if kind else None
+
+
+def _resolve(records: Iterable[_Fields]) -> list[_Resolved]:
+    """Base name, base time and base value applied to every record, in order (all records are
+    resolved before any is typed, so a bad time is reported before a bad name further on)."""
     bn = ""
     bt: int | float | None = None
     bv: int | float | None = None
-    out: list[Entry] = []
+    out: list[_Resolved] = []
     now: float | None = None
-    for i, r in enumerate(records):
-        if r.bn is not None:
-            bn = r.bn
-        if r.bt is not None:
-            bt = r.bt
-        if r.bv is not None:
-            bv = r.bv
-        name = bn + (r.n or "")
-        if bt is None and r.t is None:
+    for i, (r_bn, r_bt, r_bv, r_n, r_t, kind, raw) in enumerate(records):
+        if r_bn is not None:
+            bn = r_bn
+        if r_bt is not None:
+            bt = r_bt
+        if r_bv is not None:
+            bv = r_bv
+        name = bn + r_n if r_n else bn
+        if bt is None and r_t is None:
             when: int | float | None = None
         else:
-            when = (bt or 0) + (r.t or 0)
+            when = (bt or 0) + (r_t or 0)
             # RFC 8428 §4.5.3 takes times below 2**28 as relative to "now", but LwM2M clients
             # and Leshan send absolute times like 25462634 (the spec's own example): only a
             # negative result is relative here.
@@ -225,12 +272,10 @@ def resolve(records: Iterable[Record]) -> list[Entry]:
                 when = now + when
             if not MIN_TIME <= when <= MAX_TIME:
                 raise CodecError(f"time {when} is out of range (years 1..9999)",
-                                 _where(i, "t" if r.t is not None else "bt"))
-        kind = r.kind
-        raw: Any = getattr(r, kind) if kind else None
+                                 _where(i, "t" if r_t is not None else "bt"))
         if kind == "v" and bv is not None:
             raw = raw + bv
-        out.append(Entry(i, name, kind, raw, when))
+        out.append((i, name, kind, raw, when))
     return out
 
 
@@ -356,7 +401,11 @@ def leaves(node: Node, path: Path) -> list[tuple[Path, Value, ResourceType]]:
 
 def values_to_node(values: Mapping[Path, Value], types: Mapping[Path, ResourceType], path: Path,
                    registry: ObjectRegistry) -> Node:
-    """The node at ``path`` holding decoded leaf values; every leaf must lie under ``path``."""
+    """The node at ``path`` holding decoded leaf values; every leaf must lie under ``path``.
+
+    ``values`` and ``types`` are what :func:`typed_value` returned for each leaf (values already
+    checked against their types, so the node tree is built without checking them again).
+    """
     for p in values:
         if not p.starts_with(path):
             raise CodecError(f"{p} is not under the requested path {path}", str(p))
@@ -370,7 +419,7 @@ def values_to_node(values: Mapping[Path, Value], types: Mapping[Path, ResourceTy
     if not values and path.is_object:
         return LwM2mObject(path.object_id, {})  # type: ignore[arg-type]
     try:
-        return build(values, path, registry, types)
+        return build(values, path, registry, types, checked=True)
     except (NodeError, ValueTypeError, PathError) as e:
         raise CodecError(str(e), str(path)) from None
 
@@ -409,29 +458,50 @@ class SenMLCodec:
         """Records of a payload read for ``path`` (None: a payload of several paths)."""
         return self.load(data)
 
+    def load_fields(self, data: bytes) -> list[dict[str, Any]] | None:
+        """The records of ``data`` as :func:`check_fields` dicts, where the wire format can give
+        them without Record objects (faster); None: use :meth:`load_at`."""
+        return None
+
+    def _resolved(self, data: bytes, path: Path | None) -> list[_Resolved]:
+        if not data:
+            return []
+        if type(self).load_at is SenMLCodec.load_at:
+            maps = self.load_fields(data)
+            if maps is not None:
+                return _resolve(map(fields_of, maps))
+        return _resolve(map(_record_fields, self.load_at(data, path)))
+
     def adapt(self, entry: Entry, rtype: ResourceType | None) -> Entry:
         """Hook for formats whose value fields depend on the resource type (LwM2M JSON)."""
         return entry
 
     def _typed(self, data: bytes, registry: ObjectRegistry, path: Path | None = None
-               ) -> list[tuple[Entry, Path, Value, ResourceType]]:
+               ) -> list[tuple[int, int | float | None, Path, Value, ResourceType]]:
+        """(record index, time, path, value, type) of every record."""
         out = []
-        for e in resolve(self.load_at(data, path) if data else []):
-            p = name_to_path(e.name, e.index)
-            rtype = registry.resource_type(p)
-            e = self.adapt(e, rtype)
-            v, t = typed_value(e.kind, e.raw, rtype, _where(e.index, e.kind))
-            out.append((e, p, v, t))
+        adapts = type(self).adapt is not SenMLCodec.adapt
+        resource_type = registry.resource_type
+        for e in self._resolved(data, path):
+            index, name, kind, raw, when = e
+            p = name_to_path(name, index)
+            rtype = resource_type(p)
+            if adapts:
+                adapted = self.adapt(Entry(*e), rtype)
+                kind, raw = adapted.kind, adapted.raw
+            v, t = typed_value(kind, raw, rtype, _where(index, kind))
+            out.append((index, when, p, v, t))
         return out
 
     def _collect(self, data: bytes, registry: ObjectRegistry, path: Path | None = None
                  ) -> tuple[dict[Path, Value], dict[Path, ResourceType]]:
         values: dict[Path, Value] = {}
         types: dict[Path, ResourceType] = {}
-        for e, p, v, t in self._typed(data, registry, path):
-            if p in values:
-                raise CodecError(f"duplicate path {p}", _where(e.index, "n"))
+        for index, _when, p, v, t in self._typed(data, registry, path):
+            n = len(values)
             values[p] = v
+            if len(values) == n:  # one hash per path instead of a lookup and a store
+                raise CodecError(f"duplicate path {p}", _where(index, "n"))
             types[p] = t
         return values, types
 
@@ -444,8 +514,8 @@ class SenMLCodec:
 
     def decode_timestamped(self, data: bytes, registry: ObjectRegistry) -> TimestampedValues:
         typed = self._typed(data, registry)
-        return group_by_time(((e.time, p, v) for e, p, v, _t in typed),
-                             lambda n: _where(typed[n][0].index, "n"))
+        return group_by_time(((when, p, v) for _i, when, p, v, _t in typed),
+                             lambda n: _where(typed[n][0], "n"))
 
     def decode_paths(self, data: bytes) -> list[Path]:
         out: list[Path] = []

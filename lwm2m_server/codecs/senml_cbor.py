@@ -14,7 +14,7 @@ from typing import Any
 import cbor2
 
 from .base import CodecError, ContentFormat
-from .senml import Record, SenMLCodec, make_record, record_maps
+from .senml import Record, SenMLCodec, check_fields, record_maps
 
 __all__ = ["SenMLCborCodec", "CODEC", "LABELS", "load_cbor"]
 
@@ -51,6 +51,9 @@ class SenMLCborCodec(SenMLCodec):
     content_format = ContentFormat.SENML_CBOR
 
     def load(self, data: bytes) -> list[Record]:
+        return [Record(**f) for f in self.load_fields(data)]
+
+    def load_fields(self, data: bytes) -> list[dict[str, Any]]:
         records = []
         for i, rec in enumerate(record_maps(load_cbor(data), "a SenML CBOR pack", "a record is a map")):
             fields: dict[str, Any] = {}
@@ -69,7 +72,7 @@ class SenMLCborCodec(SenMLCodec):
                 if name in fields:
                     raise CodecError(f"field {name!r} given twice", f"record {i} field '{name}'")
                 fields[name] = value
-            records.append(make_record(fields, i))
+            records.append(check_fields(fields, i))
         return records
 
     def dump(self, records: list[Record]) -> bytes:

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from .base import CodecError, ContentFormat
-from .senml import Record, SenMLCodec, make_record, record_maps
+from .senml import Record, SenMLCodec, check_fields, record_maps
 
 __all__ = ["SenMLJsonCodec", "CODEC", "load_json", "b64url_decode", "b64url_encode"]
 
@@ -79,6 +79,9 @@ class SenMLJsonCodec(SenMLCodec):
     content_format = ContentFormat.SENML_JSON
 
     def load(self, data: bytes) -> list[Record]:
+        return [Record(**f) for f in self.load_fields(data)]
+
+    def load_fields(self, data: bytes) -> list[dict[str, Any]]:
         records = []
         for i, rec in enumerate(record_maps(load_json(data), "a SenML JSON pack", "a record is an object")):
             if "vd" in rec:
@@ -86,7 +89,7 @@ class SenMLJsonCodec(SenMLCodec):
                 if not isinstance(rec["vd"], str):
                     raise CodecError("vd must be a base64url string", f"record {i} field 'vd'")
                 rec["vd"] = b64url_decode(rec["vd"], f"record {i} field 'vd'")
-            records.append(make_record(rec, i))
+            records.append(check_fields(rec, i))
         return records
 
     def dump(self, records: list[Record]) -> bytes:
