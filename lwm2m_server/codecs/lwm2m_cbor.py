@@ -47,6 +47,8 @@ _NULL = object()  # marks a path-list leaf
 
 
 def _key_ids(key: object, prefix: tuple[int, ...]) -> tuple[int, ...]:
+    if type(key) is int and 0 <= key <= 65535:  # the common case: one valid id
+        return (key,)
     where = Path(prefix).__str__() if prefix else "/"
     ids = key if isinstance(key, tuple) else (key,)
     if not ids:
@@ -75,14 +77,16 @@ def _walk(data: bytes) -> list[tuple[Path, Any]]:
             ids = prefix + _key_ids(key, prefix)
             if len(ids) > 4:
                 raise CodecError("path deeper than 4 levels", "/" + "/".join(map(str, ids)))
-            try:
-                path = Path(ids)
-            except PathError as e:
-                raise CodecError(str(e), "/" + "/".join(map(str, ids))) from None
+            if len(ids) >= 2 and ids[1] == 65535:  # the one rule _key_ids does not check
+                try:
+                    Path(ids)
+                except PathError as e:
+                    raise CodecError(str(e), "/" + "/".join(map(str, ids))) from None
             if isinstance(value, dict):
                 walk(ids, value)
             else:
-                out.append((path, _NULL if value is None else value))
+                # ints in 0..65535, at most 4 of them, no instance 65535: checked above
+                out.append((Path._trusted(ids), _NULL if value is None else value))
                 if len(out) > MAX_RECORDS:
                     raise CodecError(f"too many values (at most {MAX_RECORDS})")
 
@@ -118,17 +122,20 @@ class LwM2mCborCodec:
                  ) -> tuple[dict[Path, Value], dict[Path, ResourceType]]:
         values: dict[Path, Value] = {}
         types: dict[Path, ResourceType] = {}
+        deep = False
         for path, raw in _walk(data):
             where = str(path)
-            if path.level < 3:
+            if len(path.ids) < 3:
                 raise CodecError(f"a value at {path}, which is not a resource", where)
             if path in values:
                 raise CodecError(f"duplicate path {path}", where)
             kind, raw, rtype = _kind(raw, registry.resource_type(path), where)
             values[path], types[path] = typed_value(kind, raw, rtype, where)
-        for p in values:  # a resource instance listed before its resource's own value
-            if p.level == 4 and p.parent() in values:
-                raise CodecError(f"{p.parent()} has both a value and instances", str(p))
+            deep = deep or len(path.ids) == 4
+        if deep:
+            for p in values:  # a resource instance listed before its resource's own value
+                if len(p.ids) == 4 and p.parent() in values:
+                    raise CodecError(f"{p.parent()} has both a value and instances", str(p))
         return values, types
 
     def decode(self, data: bytes, path: Path, registry: ObjectRegistry) -> Node:

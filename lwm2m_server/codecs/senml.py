@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time as _time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -389,14 +389,30 @@ def leaves(node: Node, path: Path) -> list[tuple[Path, Value, ResourceType]]:
     if node.id is not None and node.id != path.ids[-1]:
         raise CodecError(f"node id {node.id} does not match the path {path}", str(path))
     try:
-        flat = flatten(node, path)
+        out = list(_typed_leaves(node, path))
     except (PathError, TypeError) as e:  # e.g. an instance without id inside an object
         raise CodecError(f"cannot encode this node at {path}: {e}", str(path)) from None
-    out = []
-    for p, v in sorted(flat.items()):
-        leaf = node_at(node, path, p)
-        out.append((p, v, leaf.type))  # type: ignore[union-attr]
+    out.sort(key=_ids_of_leaf)
     return out
+
+
+def _ids_of_leaf(leaf: tuple[Path, Value, ResourceType]) -> tuple[int, ...]:
+    return leaf[0].ids
+
+
+def _typed_leaves(node: Node, path: Path) -> Iterator[tuple[Path, Value, ResourceType]]:
+    """What :func:`flatten` walks, in the same order, with each leaf's type."""
+    if isinstance(node, LwM2mObject):
+        for inst in node.instances.values():
+            yield from _typed_leaves(inst, path.child(inst.id))  # type: ignore[arg-type]
+    elif isinstance(node, ObjectInstance):
+        for res in node.resources.values():
+            yield from _typed_leaves(res, path.child(res.id))
+    elif isinstance(node, MultipleResource):
+        for ri, v in node.instances.items():
+            yield path.child(ri), v, node.type
+    else:
+        yield path, node.value, node.type
 
 
 def values_to_node(values: Mapping[Path, Value], types: Mapping[Path, ResourceType], path: Path,
@@ -452,6 +468,11 @@ class SenMLCodec:
 
     def dump(self, records: list[Record]) -> bytes:
         raise NotImplementedError
+
+    def dump_fields(self, records: list[dict[str, Any]]) -> bytes:
+        """Bytes for records given as field dicts in Record field order (the encoders' fast
+        path); by default through :meth:`dump`."""
+        return self.dump([Record(**r) for r in records])
 
     # decoding ----------------------------------------------------------------------------
     def load_at(self, data: bytes, path: Path | None) -> list[Record]:
@@ -527,17 +548,17 @@ class SenMLCodec:
 
     # encoding ----------------------------------------------------------------------------
     def encode(self, node: Node, path: Path, registry: ObjectRegistry) -> bytes:
-        return self.dump(_records([(None, p, v, t) for p, v, t in leaves(node, path)], path))
+        return self.dump_fields(_records([(None, p, v, t) for p, v, t in leaves(node, path)], path))
 
     def encode_values(self, values: Mapping[Path, Value], registry: ObjectRegistry,
                       base: Path | None = None) -> bytes:
-        return self.dump(_records(
+        return self.dump_fields(_records(
             [(None, p, v, leaf_type(p, v, registry)) for p, v in values.items()], base))
 
     def encode_timestamped(self, entries: TimestampedValues, registry: ObjectRegistry,
                            base: Path | None = None) -> bytes:
         """A pack of timestamped values (notifications, Send), the inverse of decode_timestamped."""
-        return self.dump(_records(
+        return self.dump_fields(_records(
             [(when, p, v, leaf_type(p, v, registry)) for when, values in entries
              for p, v in values.items()], base))
 
@@ -553,15 +574,25 @@ def leaf_type(p: Path, v: Value, registry: ObjectRegistry) -> ResourceType:
 
 
 def _records(items: list[tuple[int | float | None, Path, Value, ResourceType]],
-             base: Path | None) -> list[Record]:
-    """Records for leaves: names relative to ``base`` (see the module docstring for the layout)."""
-    out: list[Record] = []
+             base: Path | None) -> list[dict[str, Any]]:
+    """Records for leaves, as field dicts in Record field order: names relative to ``base`` (see
+    the module docstring for the layout)."""
+    out: list[dict[str, Any]] = []
     bt: int | float | None = None
     # Values all at the base path itself (one resource, or its time series): no names at all.
     exact = base is not None and bool(items) and all(p == base for _w, p, _v, _t in items)
+    depth = len(base.ids) if base is not None else 0
     for i, (when, p, v, t) in enumerate(items):
-        kind, raw = raw_value(v, t, str(p))
-        fields: dict[str, Any] = {kind: raw}
+        kind = _KIND_OF_TYPE.get(t)
+        try:
+            raw = check_value(v, t) if kind is not None else None
+        except ValueTypeError:
+            kind = None
+        if kind is None:
+            raw_value(v, t, str(p))  # raises the error that says what is wrong
+        if kind == "vlo":
+            raw = str(raw)
+        fields: dict[str, Any] = {}
         if base is None:
             fields["n"] = str(p)
         else:
@@ -570,12 +601,14 @@ def _records(items: list[tuple[int | float | None, Path, Value, ResourceType]],
             if i == 0:
                 fields["bn"] = str(base) if exact or base.is_root else f"{base}/"
             if not exact:
-                fields["n"] = "/".join(p.segments()[len(base.ids):])
-        if when is not None:
-            if bt is None:
-                bt = when
-                fields["bt"] = when
-            elif when != bt:
-                fields["t"] = when - bt
-        out.append(Record(**fields))
+                fields["n"] = "/".join(map(str, p.ids[depth:]))
+        if when is not None and bt is None:
+            bt = when
+            fields["bt"] = when
+            if "n" in fields:  # keep Record's field order: bn, bt, n, value, t
+                fields["n"] = fields.pop("n")
+        fields[kind] = raw  # type: ignore[index]
+        if when is not None and when != bt:
+            fields["t"] = when - bt  # type: ignore[operator]
+        out.append(fields)
     return out

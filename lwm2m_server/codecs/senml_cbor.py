@@ -76,9 +76,11 @@ class SenMLCborCodec(SenMLCodec):
         return records
 
     def dump(self, records: list[Record]) -> bytes:
-        out = []
-        for r in records:
-            out.append({LABELS[f]: getattr(r, f) for f in Record.__slots__ if getattr(r, f) is not None})
+        return self.dump_fields([{f: getattr(r, f) for f in Record.__slots__ if getattr(r, f) is not None}
+                                 for r in records])
+
+    def dump_fields(self, records: list[dict[str, Any]]) -> bytes:
+        out = [{LABELS[f]: v for f, v in r.items()} for r in records]
         try:
             return cbor2.dumps(out)
         except Exception as e:  # pragma: no cover - records are validated before

@@ -93,14 +93,12 @@ class SenMLJsonCodec(SenMLCodec):
         return records
 
     def dump(self, records: list[Record]) -> bytes:
-        out = []
-        for r in records:
-            d: dict[str, Any] = {}
-            for f in Record.__slots__:
-                v = getattr(r, f)
-                if v is not None:
-                    d[f] = b64url_encode(v) if f == "vd" else v
-            out.append(d)
+        return self.dump_fields([{f: getattr(r, f) for f in Record.__slots__ if getattr(r, f) is not None}
+                                 for r in records])
+
+    def dump_fields(self, records: list[dict[str, Any]]) -> bytes:
+        out = [r if "vd" not in r else {f: b64url_encode(v) if f == "vd" else v for f, v in r.items()}
+               for r in records]
         try:
             return json.dumps(out, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
         except (ValueError, UnicodeEncodeError) as e:
