@@ -88,6 +88,7 @@ VALUE_FIELDS = ("v", "vs", "vb", "vd", "vlo")
 _INT64_MAX = 2**63 - 1
 _NUMBER_FIELDS = ("bt", "t", "v", "bv")
 _TEXT_FIELDS = ("bn", "n", "vs", "vlo")
+_VALUE_FIELD_SET = frozenset(VALUE_FIELDS)
 _FIELD_GROUP = {**{f: 1 for f in _NUMBER_FIELDS}, **{f: 2 for f in _TEXT_FIELDS}}
 
 
@@ -212,7 +213,7 @@ def check_fields(fields: Mapping[str, object], index: int) -> dict[str, Any]:
             # RFC 8428 §4.4: a field ending in "_" must be understood or the pack refused.
             raise CodecError(f"unknown must-understand field {name!r}", _where(index, name))
         # Other unknown fields (and units, sums) are ignored as RFC 8428 asks.
-    if len(out) > 1:
+    if len(out) > 1 and len(_VALUE_FIELD_SET.intersection(out)) > 1:
         kinds = [f for f in VALUE_FIELDS if f in out]
         if len(kinds) > 1:
             raise CodecError(f"a record carries one value, got {', '.join(kinds)}", _where(index))

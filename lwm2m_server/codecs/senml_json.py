@@ -45,11 +45,13 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise CodecError(f"duplicate field {k!r} in a JSON object")
-        out[k] = v
+    out = dict(pairs)
+    if len(out) != len(pairs):  # rare: find the first key given twice
+        seen: set[str] = set()
+        for k, _v in pairs:
+            if k in seen:
+                raise CodecError(f"duplicate field {k!r} in a JSON object")
+            seen.add(k)
     return out
 
 
