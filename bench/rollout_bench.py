@@ -295,20 +295,26 @@ async def main() -> None:
             p.wait(30)
         fleets.clear()
 
-        # Same bytes, same client, our /fw against a bare aiocoap resource (baseline).
+        # Same bytes, same client, our /fw against a bare aiocoap resource (baseline),
+        # alternated three times; the best of each counts (other load on the machine only
+        # ever makes a figure worse).
         sha = view["sha256"]
-        ours_cpu, ours_s = await cpu_per_mib(f"coap://127.0.0.1:{runner.coap_port}/fw/{sha}",
-                                             len(image), 4, 2)
         site = aiocoap.resource.Site()
         site.add_resource(["fw"], WholeFile(image))
         port = free_udp_port()
         bare = await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", port))
+        ours_runs, base_runs = [], []
         try:
-            base_cpu, base_s = await cpu_per_mib(f"coap://127.0.0.1:{port}/fw", len(image), 4, 2)
+            for _ in range(3):
+                ours_runs.append(await cpu_per_mib(
+                    f"coap://127.0.0.1:{runner.coap_port}/fw/{sha}", len(image), 4, 2))
+                base_runs.append(await cpu_per_mib(f"coap://127.0.0.1:{port}/fw", len(image), 4, 2))
         finally:
             await bare.shutdown()
+        ours_cpu, ours_s = min(c for c, _ in ours_runs), min(t for _, t in ours_runs)
+        base_cpu, base_s = min(c for c, _ in base_runs), min(t for _, t in base_runs)
         print("\n== /fw against a bare aiocoap resource (4 concurrent downloads x 2, one client "
-              "process) ==")
+              "process, best of 3 alternated runs) ==")
         print(f"/fw:   {ours_cpu:.3f} server CPU s/MiB, {len(image) / KIB / ours_s:.0f} KiB/s "
               f"per download")
         print(f"bare:  {base_cpu:.3f} server CPU s/MiB, {len(image) / KIB / base_s:.0f} KiB/s "

@@ -178,6 +178,10 @@ async def _read_quiet(run: TargetRun, path: Path) -> dict[Path, Value] | None:
         return await run.port.read(run.endpoint, path)
     except (DeviceOffline, DeviceTimeout, DeviceNotFound):
         return None
+    except DeviceError as e:
+        if e.coap_code is None:  # unreachable (ICMP), not an answer
+            return None
+        raise
 
 
 async def _observe_quiet(run: TargetRun, *paths: Path) -> None:
