@@ -2,13 +2,13 @@
 
 These work on the server's database (``--db``, like ``token`` and ``artifact``); a running
 server picks every change up on its next reconcile pass (a fraction of a second), and a server
-started later resumes what is there. Errors print one ``error: ...`` line and exit 1.
+started later resumes what is there. Errors print one ``error: ...`` line and exit 1
+(``cli_errors``, as the other OTA commands).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from collections.abc import Callable
@@ -16,8 +16,8 @@ from typing import Any
 
 from ..config import Settings
 from ..rollout import service
-from ..rollout.errors import RolloutError
 from ..store.db import init_db, make_engine
+from ._ota_cli import cli_errors
 
 __all__ = ["register"]
 
@@ -26,17 +26,6 @@ def _engine(args: argparse.Namespace) -> Any:
     engine = make_engine(Settings.from_args(db_url=args.db).db_url)
     init_db(engine)
     return engine
-
-
-def _errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    @functools.wraps(func)
-    def wrapper(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (RolloutError, ValueError) as e:
-            print(f"error: {getattr(e, 'message', e)}", file=sys.stderr)
-            return 1
-    return wrapper
 
 
 def _print_view(view: dict[str, Any], as_json: bool) -> None:
@@ -61,7 +50,7 @@ def _csv_ints(text: str) -> list[int]:
         raise ValueError(f"--stages takes comma-separated percentages like 1,10,100, got {text!r}") from None
 
 
-@_errors
+@cli_errors
 def _create(args: argparse.Namespace) -> int:
     endpoints = [e for e in (args.endpoints or "").split(",") if e] or None
     spec = service.DeploymentSpec(
@@ -84,7 +73,7 @@ def _create(args: argparse.Namespace) -> int:
     return 0
 
 
-@_errors
+@cli_errors
 def _status(args: argparse.Namespace) -> int:
     engine = _engine(args)
     try:
@@ -95,7 +84,7 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-@_errors
+@cli_errors
 def _list(args: argparse.Namespace) -> int:
     engine = _engine(args)
     try:
@@ -111,10 +100,11 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _action(name: str) -> Callable[[argparse.Namespace], int]:
-    ops: dict[str, Callable[..., Any]] = {"pause": service.pause_deployment, "resume": service.resume_deployment,
-           "cancel": service.cancel_deployment}
+    ops: dict[str, Callable[..., Any]] = {
+        "pause": service.pause_deployment, "resume": service.resume_deployment,
+        "cancel": service.cancel_deployment}
 
-    @_errors
+    @cli_errors
     def run(args: argparse.Namespace) -> int:
         engine = _engine(args)
         try:
@@ -126,7 +116,7 @@ def _action(name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-@_errors
+@cli_errors
 def _tag(args: argparse.Namespace) -> int:
     engine = _engine(args)
     try:

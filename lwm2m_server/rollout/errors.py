@@ -6,8 +6,9 @@ __all__ = ["RolloutError", "DeploymentNotFound", "WebhookNotFound", "InvalidDepl
            "ArtifactUnavailable"]
 
 
-class RolloutError(Exception):
-    """Base of the rollout errors; ``message`` says what is wrong and what to do."""
+class RolloutError(ValueError):
+    """Base of the rollout errors; ``message`` says what is wrong and what to do (a ValueError,
+    so command-line tools report it like any other bad input)."""
 
     http_status = 400
 
