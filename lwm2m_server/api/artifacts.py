@@ -25,7 +25,7 @@ from ..store.artifacts import ArtifactError, get_artifact, ingest_artifact, list
 from .deps import EngineDep, SettingsDep, require_scope
 from .errors import ApiError
 
-__all__ = ["router", "SOTA_KEY_ENV", "max_upload_size"]
+__all__ = ["router", "SOTA_KEY_ENV", "max_upload_size", "status_error"]
 
 SOTA_KEY_ENV = "LWM2M_SOTA_PUBLIC_KEY"
 _MULTIPART_OVERHEAD = 16 * 1024  # form fields and part headers around the file
@@ -37,7 +37,8 @@ def max_upload_size(request: Request) -> int:
     return int(getattr(request.app.state, "max_artifact_size", DEFAULT_MAX_SIZE))
 
 
-def _error(status: int, message: str, kind: str) -> ApiError:
+def status_error(status: int, message: str, kind: str) -> ApiError:
+    """An ApiError with this HTTP status and kind (for the OTA layers' own error families)."""
     err = ApiError(message)
     err.status, err.kind = status, kind
     return err
@@ -55,7 +56,7 @@ async def _read_form(request: Request) -> Any:
     """
     limit = max_upload_size(request) + _MULTIPART_OVERHEAD
     declared = request.headers.get("content-length")
-    too_large = _error(413, f"upload exceeds the limit of {max_upload_size(request)} bytes",
+    too_large = status_error(413, f"upload exceeds the limit of {max_upload_size(request)} bytes",
                        "too_large")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -92,7 +93,8 @@ def _sota_key() -> Any:
         with open(path, "rb") as f:
             return load_public_key(f.read())
     except (OSError, OtaError) as e:
-        raise _error(500, f"{SOTA_KEY_ENV} cannot be loaded: {e}", "server_misconfigured") from None
+        raise status_error(500, f"{SOTA_KEY_ENV} cannot be loaded: {e}",
+                           "server_misconfigured") from None
 
 
 def _summary(row: Any) -> dict[str, Any]:
@@ -116,7 +118,7 @@ async def post_artifact(request: Request, engine: EngineDep, settings: SettingsD
         fields = {k: form.get(k) for k in ("kind", "name", "version")}
         missing = [k for k, v in fields.items() if not isinstance(v, str) or not v]
         if not isinstance(upload, StarletteUploadFile) or missing:
-            raise _error(400, "multipart fields file, kind, name and version are required"
+            raise status_error(400, "multipart fields file, kind, name and version are required"
                          + (f" (missing: {', '.join(missing)})" if missing else ""),
                          "invalid_request")
         kind = str(fields["kind"])
@@ -128,7 +130,7 @@ async def post_artifact(request: Request, engine: EngineDep, settings: SettingsD
                 max_size=max_upload_size(request))
         except ArtifactError as e:
             kinds = {400: "invalid_request", 409: "conflict", 413: "too_large", 422: "rejected"}
-            raise _error(e.status, str(e), kinds.get(e.status, "rejected")) from None
+            raise status_error(e.status, str(e), kinds.get(e.status, "rejected")) from None
     finally:
         await form.close()
     body = _summary(result.artifact)
@@ -148,5 +150,5 @@ def get_artifacts(engine: EngineDep, kind: str | None = None, limit: int = 100,
 def get_one(artifact_id: int, engine: EngineDep) -> dict[str, Any]:
     row = get_artifact(engine, artifact_id)
     if row is None:
-        raise _error(404, f"artifact {artifact_id} does not exist", "not_found")
+        raise status_error(404, f"artifact {artifact_id} does not exist", "not_found")
     return row.summary()

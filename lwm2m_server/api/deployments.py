@@ -18,7 +18,7 @@ from ..rollout import service as rollout
 from ..rollout.errors import RolloutError
 from ..rollout.webhooks import WEBHOOK_KINDS, create_webhook, delete_webhook, list_webhooks
 from .deps import EngineDep, require_scope
-from .errors import ApiError
+from .artifacts import status_error
 
 __all__ = ["router"]
 
@@ -32,11 +32,9 @@ def _rollout_error() -> Iterator[None]:
     try:
         yield
     except RolloutError as e:
-        err = ApiError(e.message)
-        err.status = e.http_status
-        err.kind = {404: "not_found", 409: "conflict", 422: "invalid_deployment"}.get(
+        kind = {404: "not_found", 409: "conflict", 422: "invalid_deployment"}.get(
             e.http_status, "invalid_request")
-        raise err from None
+        raise status_error(e.http_status, e.message, kind) from None
 
 
 def _events(request: Request) -> Any:
