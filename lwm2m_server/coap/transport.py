@@ -125,21 +125,38 @@ class AiocoapTransport:
 
         task = asyncio.ensure_future(pump())
         handle = _Observation(pr, task)
-        # Active cancel too (GET with Observe=1) for clients that match observations by path.
-        cancel_req = OutgoingRequest("GET" if request.method == "GET" else request.method, request.path,
-                                     request.query, request.payload, request.content_format,
-                                     request.accept, observe=1)
+        # Active cancel (RFC 7641 §3.6, LwM2M 1.1 §6.4.3): the same request with Observe=1 and
+        # the observation's token, so the device drops the observation at once. Notifications
+        # that still arrive after the local cancel are answered with a Reset, as before.
+        cancel_req = OutgoingRequest(request.method, request.path, request.query, request.payload,
+                                     request.content_format, request.accept, observe=1)
+        token = first.token
+        remote = msg.remote  # resolved when the observation was sent
         orig_cancel = handle.cancel
 
         def cancel() -> None:
             if handle.cancelled:
                 return
             orig_cancel()
-            asyncio.ensure_future(self._quiet(peer, address, cancel_req))
+            asyncio.ensure_future(self._deregister(remote, address, cancel_req, token))
 
         handle.cancel = cancel  # type: ignore[method-assign]
         return to_incoming(first), handle
 
-    async def _quiet(self, peer: object | None, address: tuple[str, int], req: OutgoingRequest) -> None:
-        with contextlib.suppress(Exception):
-            await self.request(peer, address, req, 5.0)
+    async def _deregister(self, remote: object | None, address: tuple[str, int], req: OutgoingRequest,
+                          token: bytes) -> None:
+        """Send ``req`` (Observe=1) carrying ``token``; best effort, the answer is not awaited.
+
+        aiocoap's token manager gives every request a fresh token, so this request goes straight
+        to the message manager (message id, CON retransmissions) with the observation's token.
+        """
+        msg = _message(remote, address, req)
+        try:
+            interface = await self.context.find_remote_and_interface(msg)
+            messages = getattr(interface, "token_interface", None)
+            if messages is None or not hasattr(messages, "send_message"):
+                raise TransportError("no message layer to send an observation cancel through")
+            msg.token = token
+            messages.send_message(msg, lambda *_: None)
+        except Exception as e:  # the local cancel stands; a late notification gets a Reset
+            log.debug("active observation cancel to %s failed: %s", hostport(*address), e)

@@ -251,6 +251,12 @@ class SqlStore:
                 set_={c.name: ins.excluded[c.name] for c in table.columns if c.name not in keys})
         return stmt
 
+    def _insert(self, table: Table) -> Any:
+        stmt = self._statements.get((table.name, ("insert",)))
+        if stmt is None:  # built once: a new statement per batch costs a cache-key walk each time
+            stmt = self._statements[(table.name, ("insert",))] = insert(table)
+        return stmt
+
     def _update(self, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
         """UPDATE table SET <columns but keys> WHERE <keys> = :k_<key> (see :func:`_key_params`)."""
         stmt = self._statements.get((table.name, ("update",) + keys + ("set",) + columns))
@@ -278,7 +284,7 @@ class SqlStore:
                         rows.pop(key, None)
                         rows[key] = r
                     j += 1
-                stmt = self._upsert(op.table, op.keys) if op.kind == "upsert" else insert(op.table)
+                stmt = self._upsert(op.table, op.keys) if op.kind == "upsert" else self._insert(op.table)
                 if rows:
                     conn.execute(stmt, list(rows.values()))
                 i = j

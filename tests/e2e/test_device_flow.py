@@ -253,6 +253,12 @@ async def test_observe_composite_notifications_reach_latest(stack: Stack, device
                               json={"paths": ["/3/0/9", "/1/0/1"]}, headers=stack.auth("write"))
     assert r.status_code == 200, r.text
 
+    async def cancel_reached_the_device() -> bool:  # active cancel: FETCH with Observe=1
+        return any(q["method"] == "FETCH" and q["observe"] == 1 for q in device.received)
+
+    await eventually(cancel_reached_the_device)
+    assert device.root.observers == []
+
 
 async def test_send_from_the_device_is_stored_and_visible(stack: Stack, device: LwM2MTestClient) -> None:
     resp = await device.send({"/3/0/9": 55, "/33100/0/6": 2})

@@ -158,6 +158,14 @@ async def test_composite_operations_are_refused_for_1_0_devices(server, clients)
 
 async def test_observe_notify_and_cancel(server, clients):
     c = await registered(server, clients)
+    tokens: list[tuple[str, int | None, bytes]] = []  # (path, observe, token) of each request
+    render = c.root.render
+
+    async def spy(request):  # the test client does not record tokens: note them here
+        tokens.append(("/" + "/".join(request.opt.uri_path), request.opt.observe, request.token))
+        return await render(request)
+
+    c.root.render = spy
     sub = server.events.subscribe()
     first = await server.devices.send("dev", ObserveRequest("/3/0/9"))
     assert first.values == {P("/3/0/9"): 80}
@@ -165,10 +173,19 @@ async def test_observe_notify_and_cancel(server, clients):
     e = await next_event(sub, "notification")
     assert e.endpoint == "dev" and e.data["values"] == {"/3/0/9": 75}
     assert server.devices.latest("dev")[P("/3/0/9")][0] == 75
+    obs_token = next(t[2] for t in tokens if t[:2] == ("/3/0/9", 0))
     await server.devices.send("dev", CancelObserveRequest("/3/0/9"))
-    await asyncio.sleep(0.2)
-    assert c.root.observers == []
     assert server.devices.observations("dev") == []
+    # Active cancel (RFC 7641 3.6): the device gets a GET with Observe=1 and the observation's
+    # token, and drops the observation at once.
+    for _ in range(100):
+        if c.root.observers == []:
+            break
+        await asyncio.sleep(0.01)
+    assert c.root.observers == []
+    assert ("/3/0/9", 1, obs_token) in tokens
+    cancels = [r for r in c.received if r["observe"] == 1]
+    assert [(r["method"], r["path"]) for r in cancels] == [("GET", "/3/0/9")]
     await sub.aclose()
 
 
