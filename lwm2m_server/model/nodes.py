@@ -27,6 +27,7 @@ __all__ = [
     "Node",
     "NodeError",
     "flatten",
+    "walk_leaves",
     "build",
     "node_at",
 ]
@@ -168,18 +169,20 @@ class LwM2mObject:
 Node = Union[LwM2mObject, ObjectInstance, SingleResource, MultipleResource, ResourceInstance]
 
 
-def _walk(node: Node, path: Path) -> Iterator[tuple[Path, Value]]:
+def walk_leaves(node: Node, path: Path) -> Iterator[tuple[Path, Value, ResourceType]]:
+    """``(path, value, type)`` of every leaf of ``node`` (at ``path``), in the tree's order;
+    PathError (or TypeError) where a node's id cannot extend the path."""
     if isinstance(node, LwM2mObject):
         for inst in node.instances.values():
-            yield from _walk(inst, path.child(inst.id))  # type: ignore[arg-type]
+            yield from walk_leaves(inst, path.child(inst.id))  # type: ignore[arg-type]
     elif isinstance(node, ObjectInstance):
         for res in node.resources.values():
-            yield from _walk(res, path.child(res.id))
+            yield from walk_leaves(res, path.child(res.id))
     elif isinstance(node, MultipleResource):
         for ri, v in node.instances.items():
-            yield path.child(ri), v
+            yield path.child(ri), v, node.type
     else:
-        yield path, node.value
+        yield path, node.value, node.type
 
 
 def flatten(node: Node, path: Path) -> dict[Path, Value]:
@@ -187,7 +190,7 @@ def flatten(node: Node, path: Path) -> dict[Path, Value]:
 
     Empty instances and empty multiple resources contribute nothing.
     """
-    return dict(_walk(node, path))
+    return {p: v for p, v, _t in walk_leaves(node, path)}
 
 
 def build(values: Mapping[Path, Value], path: Path, registry: ObjectRegistry | None = None,

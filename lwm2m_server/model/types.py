@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Union
@@ -79,20 +80,18 @@ def _string(value: object) -> Value:
     return _BAD
 
 
-def _integer(value: object) -> Value:
-    if isinstance(value, int) and not isinstance(value, bool):
-        if not _INT64[0] <= value <= _INT64[1]:
-            raise ValueTypeError(f"{value} does not fit a 64-bit signed integer")
-        return value
-    return _BAD
+def _int_checker(low: int, high: int, what: str) -> Callable[[object], Value]:
+    def check(value: object) -> Value:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not low <= value <= high:
+                raise ValueTypeError(f"{value} does not fit a 64-bit {what} integer")
+            return value
+        return _BAD
+    return check
 
 
-def _unsigned(value: object) -> Value:
-    if isinstance(value, int) and not isinstance(value, bool):
-        if not _UINT64[0] <= value <= _UINT64[1]:
-            raise ValueTypeError(f"{value} does not fit a 64-bit unsigned integer")
-        return value
-    return _BAD
+_integer = _int_checker(*_INT64, "signed")
+_unsigned = _int_checker(*_UINT64, "unsigned")
 
 
 def _float(value: object) -> Value:
