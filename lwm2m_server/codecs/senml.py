@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time as _time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -47,9 +47,8 @@ from ..model import (
     ValueTypeError,
     build,
     check_value,
-    flatten,
     guess_type,
-    node_at,
+    walk_leaves,
 )
 from .base import CodecError, ContentFormat, TimestampedValues
 
@@ -390,7 +389,7 @@ def leaves(node: Node, path: Path) -> list[tuple[Path, Value, ResourceType]]:
     if node.id is not None and node.id != path.ids[-1]:
         raise CodecError(f"node id {node.id} does not match the path {path}", str(path))
     try:
-        out = list(_typed_leaves(node, path))
+        out = list(walk_leaves(node, path))
     except (PathError, TypeError) as e:  # e.g. an instance without id inside an object
         raise CodecError(f"cannot encode this node at {path}: {e}", str(path)) from None
     out.sort(key=_ids_of_leaf)
@@ -399,21 +398,6 @@ def leaves(node: Node, path: Path) -> list[tuple[Path, Value, ResourceType]]:
 
 def _ids_of_leaf(leaf: tuple[Path, Value, ResourceType]) -> tuple[int, ...]:
     return leaf[0].ids
-
-
-def _typed_leaves(node: Node, path: Path) -> Iterator[tuple[Path, Value, ResourceType]]:
-    """What :func:`flatten` walks, in the same order, with each leaf's type."""
-    if isinstance(node, LwM2mObject):
-        for inst in node.instances.values():
-            yield from _typed_leaves(inst, path.child(inst.id))  # type: ignore[arg-type]
-    elif isinstance(node, ObjectInstance):
-        for res in node.resources.values():
-            yield from _typed_leaves(res, path.child(res.id))
-    elif isinstance(node, MultipleResource):
-        for ri, v in node.instances.items():
-            yield path.child(ri), v, node.type
-    else:
-        yield path, node.value, node.type
 
 
 def values_to_node(values: Mapping[Path, Value], types: Mapping[Path, ResourceType], path: Path,
