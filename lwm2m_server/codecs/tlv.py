@@ -229,22 +229,21 @@ def encode_tlv_value(value: Value, rtype: ResourceType) -> bytes:
 def decode_tlv_value(raw: bytes, rtype: ResourceType, offset: int = 0) -> Value:
     """The value of ``rtype`` in TLV value bytes ``raw`` (found at ``offset``, for errors)."""
     n = len(raw)
-    where = _where(offset)
     if rtype in (ResourceType.INTEGER, ResourceType.TIME, ResourceType.UNSIGNED_INTEGER):
         if n not in _INT_SIZES:
-            raise CodecError(f"a TLV {rtype.value} is 1, 2, 4 or 8 bytes, got {n}", where)
+            raise CodecError(f"a TLV {rtype.value} is 1, 2, 4 or 8 bytes, got {n}", _where(offset))
         return int.from_bytes(raw, "big", signed=rtype is not ResourceType.UNSIGNED_INTEGER)
     if rtype is ResourceType.FLOAT:
         if n not in (4, 8):
-            raise CodecError(f"a TLV float is 4 or 8 bytes, got {n}", where)
+            raise CodecError(f"a TLV float is 4 or 8 bytes, got {n}", _where(offset))
         return struct.unpack(">f" if n == 4 else ">d", raw)[0]
     if rtype is ResourceType.BOOLEAN:
         if n != 1 or raw[0] > 1:
-            raise CodecError(f"a TLV boolean is one byte 0 or 1, got {raw[:8].hex()!r}", where)
+            raise CodecError(f"a TLV boolean is one byte 0 or 1, got {raw[:8].hex()!r}", _where(offset))
         return raw[0] == 1
     if rtype is ResourceType.OBJLNK:
         if n != 4:
-            raise CodecError(f"a TLV object link is 4 bytes, got {n}", where)
+            raise CodecError(f"a TLV object link is 4 bytes, got {n}", _where(offset))
         return ObjLnk(*struct.unpack(">HH", raw))
     if rtype in (ResourceType.STRING, ResourceType.CORELNK):
         try:
@@ -253,7 +252,7 @@ def decode_tlv_value(raw: bytes, rtype: ResourceType, offset: int = 0) -> Value:
             raise CodecError(f"string is not valid UTF-8: {e.reason}", _where(offset + e.start)) from None
     if rtype is ResourceType.NONE:
         if n:
-            raise CodecError(f"a resource of type none has no value, got {n} bytes", where)
+            raise CodecError(f"a resource of type none has no value, got {n} bytes", _where(offset))
         return None
     return bytes(raw)
 
