@@ -203,7 +203,7 @@ def encode_tlv_value(value: Value, rtype: ResourceType) -> bytes:
                 return value.to_bytes(size, "big", signed=signed)  # type: ignore[union-attr]
             except OverflowError:
                 continue
-        raise CodecError(f"{value} does not fit a 64-bit {rtype.value}")
+        raise CodecError(f"{value!r} does not fit a 64-bit {rtype.value}")
     if rtype is ResourceType.FLOAT:
         try:
             single = struct.pack(">f", value)

@@ -307,7 +307,8 @@ async def events_stream(request: Request, session: SignedIn, server: ServerDep,
 def deployments_page(request: Request, session: SignedIn, engine: EngineDep,
                      state: Annotated[str | None, Query(max_length=20)] = None) -> HTMLResponse:
     with page_errors():
-        deployments = api_deployments.get_deployments(engine, state=state or None)
+        wanted = state if state in ("running", "paused", "cancelled", "completed") else None
+        deployments = api_deployments.get_deployments(engine, state=wanted)  # type: ignore[arg-type]
     for d in deployments:
         d["progress"] = deployment_progress(d)
     return render(request, "deployments.html", session, deployments=deployments,

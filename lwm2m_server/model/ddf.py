@@ -47,7 +47,7 @@ class Operations(Flag):
         if self is Operations.NONE:
             return ""
         return "".join(c for c, f in (("R", Operations.READ), ("W", Operations.WRITE),
-                                      ("E", Operations.EXECUTE)) if f in self)
+                                      ("E", Operations.EXECUTE)) if self & f)
 
 
 @dataclass(frozen=True, slots=True)
