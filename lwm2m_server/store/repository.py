@@ -1,5 +1,5 @@
 """Persistence of the server core behind one interface: registrations, latest values, events,
-queued requests.
+queued requests, observations.
 
 :class:`SqlStore` (SQLModel tables on SQLite or PostgreSQL) writes through a group-commit writer:
 writes issued while a transaction runs are collected and committed together in the next one, in
@@ -28,10 +28,11 @@ from sqlalchemy.engine import Connection, Engine
 from ..events import Event
 from ..model import Path, Value
 from ..protocol.jsonable import tagged, untagged
+from ..protocol.observation import StoredObservation, parse_paths_key, paths_key
 from ..protocol.queue import QueuedRequest
 from ..protocol.registration import Registration
 from ..protocol.requests import DeviceRequest, request_from_json, request_to_json
-from .tables import EventRow, LatestValueRow, QueuedRequestRow, RegistrationRow
+from .tables import EventRow, LatestValueRow, ObservationRow, QueuedRequestRow, RegistrationRow
 
 __all__ = ["Store", "SqlStore", "MemoryStore", "StoreError"]
 
@@ -43,6 +44,7 @@ REG = RegistrationRow.__table__  # type: ignore[attr-defined]
 VAL = LatestValueRow.__table__  # type: ignore[attr-defined]
 EVT = EventRow.__table__  # type: ignore[attr-defined]
 QRQ = QueuedRequestRow.__table__  # type: ignore[attr-defined]
+OBS = ObservationRow.__table__  # type: ignore[attr-defined]
 
 
 class StoreError(Exception):
@@ -64,6 +66,9 @@ class Store(Protocol):
     async def save_queued(self, q: QueuedRequest, request: DeviceRequest | None) -> None: ...
     async def load_unfinished_queued(self) -> list[tuple[QueuedRequest, DeviceRequest]]: ...
     async def get_queued(self, request_id: str) -> QueuedRequest | None: ...
+    async def save_observation(self, obs: StoredObservation) -> None: ...
+    async def delete_observation(self, endpoint: str, paths: tuple[Path, ...]) -> None: ...
+    async def load_observations(self) -> list[StoredObservation]: ...
     async def events(self, endpoint: str | None = None, kind: str | None = None,
                      limit: int = 100) -> list[Event]: ...
     async def flush(self) -> None: ...
@@ -122,6 +127,18 @@ def queued_from_row(row: Mapping[str, Any]) -> QueuedRequest:
         expires_at=_aware(row["expires_at"]),
         result=json.loads(row["result"]) if row["result"] else None, error=row["error"],
         coap_code=row["coap_code"])
+
+
+def observation_row(obs: StoredObservation) -> dict[str, Any]:
+    return {"endpoint": obs.endpoint, "paths": paths_key(obs.paths), "composite": obs.composite,
+            "origin": obs.origin, "attributes": json.dumps(obs.attributes), "created_at": obs.created_at}
+
+
+def observation_from_row(row: Mapping[str, Any]) -> StoredObservation:
+    return StoredObservation(endpoint=row["endpoint"], paths=parse_paths_key(row["paths"]),
+                             composite=bool(row["composite"]), origin=row["origin"],
+                             created_at=_aware(row["created_at"]),
+                             attributes=json.loads(row["attributes"]))
 
 
 @dataclass(slots=True)
@@ -330,7 +347,9 @@ class SqlStore:
                      False)
 
     async def delete_registration(self, endpoint: str, registration_id: str) -> None:
+        """The registration goes with its latest values and observations."""
         fut = self._submit(_Op("delete", VAL, [{"endpoint": endpoint}]), False)
+        self._submit(_Op("delete", OBS, [{"endpoint": endpoint}]), False)
         await self._write(_Op("delete", REG, [{"endpoint": endpoint, "registration_id": registration_id}]))
         _ = fut
 
@@ -392,6 +411,17 @@ class SqlStore:
         rows = await asyncio.to_thread(self._select, select(QRQ).where(QRQ.c.id == request_id))
         return queued_from_row(rows[0]) if rows else None
 
+    # --- observations ------------------------------------------------------------------
+    async def save_observation(self, obs: StoredObservation) -> None:
+        await self._write(_Op("upsert", OBS, [observation_row(obs)], ("endpoint", "paths")))
+
+    async def delete_observation(self, endpoint: str, paths: tuple[Path, ...]) -> None:
+        await self._write(_Op("delete", OBS, [{"endpoint": endpoint, "paths": paths_key(paths)}]))
+
+    async def load_observations(self) -> list[StoredObservation]:
+        rows = await asyncio.to_thread(self._select, select(OBS).order_by(OBS.c.created_at))
+        return [observation_from_row(r) for r in rows]
+
 
 class MemoryStore:
     """Everything in dictionaries; nothing survives the process."""
@@ -401,6 +431,7 @@ class MemoryStore:
         self.latest: Latest = {}
         self.event_log: list[Event] = []
         self.queued: dict[str, tuple[QueuedRequest, DeviceRequest | None]] = {}
+        self.observations: dict[tuple[str, tuple[Path, ...]], StoredObservation] = {}
         self.keep_events = 10_000
 
     async def start(self) -> None:
@@ -425,6 +456,8 @@ class MemoryStore:
         if reg is not None and reg.registration_id == registration_id:
             del self.registrations[endpoint]
         self.latest.pop(endpoint, None)
+        for key in [k for k in self.observations if k[0] == endpoint]:
+            del self.observations[key]
 
     async def load_registrations(self) -> list[Registration]:
         return list(self.registrations.values())
@@ -452,6 +485,15 @@ class MemoryStore:
     async def get_queued(self, request_id: str) -> QueuedRequest | None:
         entry = self.queued.get(request_id)
         return entry[0] if entry else None
+
+    async def save_observation(self, obs: StoredObservation) -> None:
+        self.observations[(obs.endpoint, obs.paths)] = obs
+
+    async def delete_observation(self, endpoint: str, paths: tuple[Path, ...]) -> None:
+        self.observations.pop((endpoint, paths), None)
+
+    async def load_observations(self) -> list[StoredObservation]:
+        return sorted(self.observations.values(), key=lambda o: o.created_at)
 
     async def events(self, endpoint: str | None = None, kind: str | None = None,
                      limit: int = 100) -> list[Event]:

@@ -1,4 +1,5 @@
-"""SQLModel tables of the server core: registrations, latest values, events, queued requests.
+"""SQLModel tables of the server core: registrations, latest values, events, queued requests,
+observations.
 
 Timestamps are timezone-aware UTC; JSON columns hold text (portable between SQLite and
 PostgreSQL). The tables are written by :mod:`lwm2m_server.store.repository`.
@@ -11,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Column, DateTime, Text
 from sqlmodel import Field, SQLModel
 
-__all__ = ["RegistrationRow", "LatestValueRow", "EventRow", "QueuedRequestRow"]
+__all__ = ["RegistrationRow", "LatestValueRow", "EventRow", "QueuedRequestRow", "ObservationRow"]
 
 
 def _ts(nullable: bool = False, index: bool = False) -> Column:  # type: ignore[type-arg]
@@ -80,3 +81,16 @@ class QueuedRequestRow(SQLModel, table=True):
     result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     coap_code: str | None = Field(default=None, max_length=8)
+
+
+class ObservationRow(SQLModel, table=True):
+    """An active observation, kept so it is re-established after a restart or a new Register."""
+
+    __tablename__ = "observation"
+
+    endpoint: str = Field(primary_key=True, max_length=255)
+    paths: str = Field(sa_column=Column(Text, primary_key=True))  # "/3/0/9" or "/3/0/9,/5/0/3"
+    composite: bool = False
+    origin: str = Field(max_length=16)
+    attributes: str = Field(sa_column=Column(Text, nullable=False))  # JSON {"pmin": 10}
+    created_at: datetime = Field(sa_column=_ts())
