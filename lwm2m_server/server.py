@@ -54,7 +54,8 @@ class LwM2MServer:
         self.devices = DeviceManager(self.registrations, self.store, self.events, self.registry,
                                      request_timeout=settings.request_timeout,
                                      queue_timeout=settings.queue_timeout,
-                                     awake_window=awake_window)
+                                     awake_window=awake_window,
+                                     read_on_register=settings.read_on_register)
         self._expiry_interval = expiry_interval
         self._endpoint: Any = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -83,6 +84,7 @@ class LwM2MServer:
             await self.store.stop()
             raise
         self.devices.transport = self._endpoint.transport
+        self.devices.resume()  # re-observe what was observed before the restart
         self._tasks.append(asyncio.create_task(self.registrations.run_expiry(self._expiry_interval)))
         self._tasks.append(asyncio.create_task(self.devices.run_housekeeping(self._expiry_interval)))
         log.info("CoAP listening on %s port %s", self.settings.coap_host, self.coap_port)
