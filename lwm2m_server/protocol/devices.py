@@ -3,11 +3,18 @@ observations, queue mode, latest values and the Send operation (LwM2M 1.1 §6.3-
 
 ``DeviceManager.send(endpoint, request)`` is the one entry point the REST API and the rollout
 engine use. Never imports aiocoap: requests go out through a :class:`~.transport.Transport`.
+
+Observations are persisted (:class:`~.observation.StoredObservation`) and re-established: at
+start-up for devices still registered (not in queue mode), on a device's next Update when one is
+not active, and after every new Register (the client dropped them, LwM2M 1.1 §6.2.1). They go
+on Cancel and on De-register. After a Register the server also reads /3/0 (and /33100/0) once in
+the background (``read_on_register``), so firmware version and model show up in latest values.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import secrets
 import time
@@ -26,6 +33,7 @@ from ..model.types import ResourceType
 from .errors import (DeviceError, DeviceNotFound, DeviceOffline, DeviceTimeout, InvalidRequest,
                      LwM2MError, Queued, RequestNotFound)
 from .jsonable import plain_values
+from .observation import OBSERVATION_ORIGINS, StoredObservation
 from .queue import QueuedRequest
 from .registration import Registration, RegistrationManager
 from .requests import (ATTRIBUTE_NAMES, CancelObserveCompositeRequest, CancelObserveRequest,
@@ -44,6 +52,10 @@ log = logging.getLogger(__name__)
 _MULTI_FORMATS = (ContentFormat.SENML_CBOR, ContentFormat.SENML_JSON, ContentFormat.LWM2M_CBOR)
 _FALLBACK_CODES = ("4.06", "4.15")
 _MAX_FINISHED = 100_000
+# Who is sending (see DeviceManager.send's ``origin``): recorded with the observations it starts.
+_ORIGIN: contextvars.ContextVar[str] = contextvars.ContextVar("lwm2m_request_origin", default="api")
+# Read after each Register when read_on_register is on: device info, and the model object if any.
+_SUMMARY_PATHS = (Path.of(3, 0), Path.of(33100, 0))
 
 
 def _now() -> datetime:
@@ -119,7 +131,7 @@ class DeviceManager:
     def __init__(self, registrations: RegistrationManager, store: Any, events: EventBus,
                  registry: ObjectRegistry, *, request_timeout: float = 10.0,
                  queue_timeout: float = 86400.0, awake_window: float = 93.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 read_on_register: bool = True, clock: Callable[[], float] = time.time) -> None:
         self.registrations = registrations
         self.transport: Transport | None = None
         self._store = store
@@ -139,6 +151,12 @@ class DeviceManager:
         self._pending: dict[str, list[str]] = {}
         self._waiters: dict[str, asyncio.Future[DeviceResponse]] = {}
         self._delivering: dict[str, asyncio.Task[None]] = {}
+        self.read_on_register = read_on_register
+        # Persisted observations per endpoint (mirror of the store), Write-Attributes set per path,
+        # and the per-endpoint background task that re-observes and reads the device summary.
+        self._persisted: dict[str, dict[tuple[Path, ...], StoredObservation]] = {}
+        self._attributes: dict[tuple[str, Path], dict[str, Any]] = {}
+        self._background: dict[str, asyncio.Task[None]] = {}
         registrations.listeners.append(self._on_registration)
 
     # --- public API -------------------------------------------------------------
@@ -165,14 +183,22 @@ class DeviceManager:
         """The paths (one tuple per observation) the server observes on ``endpoint``."""
         return [k[1] for k in self._observations if k[0] == endpoint]
 
-    async def send(self, endpoint: str, request: DeviceRequest,
-                   timeout: float | None = None) -> DeviceResponse:
+    def stored_observations(self, endpoint: str) -> list[StoredObservation]:
+        """The persisted observations of ``endpoint``, active or waiting to be re-established."""
+        return list(self._persisted.get(endpoint, {}).values())
+
+    async def send(self, endpoint: str, request: DeviceRequest, timeout: float | None = None, *,
+                   origin: str = "api") -> DeviceResponse:
         """Send ``request`` to the device registered as ``endpoint`` and return its response.
 
         Raises DeviceNotFound, DeviceOffline, DeviceTimeout, DeviceError, InvalidRequest; for a
         sleeping queue-mode device the request is persisted and Queued(request_id) is raised at
         once (timeout None or 0) or after waiting up to ``timeout`` seconds for the result.
+        ``origin`` ("api", "rollout", "internal") is recorded with an observation it starts.
         """
+        if origin not in OBSERVATION_ORIGINS:
+            raise InvalidRequest(f"origin must be one of {', '.join(OBSERVATION_ORIGINS)}, got {origin!r}")
+        _ORIGIN.set(origin)  # every send sets it: within this call it is this call's origin
         reg = self.registrations.get(endpoint)
         if reg is None:
             raise DeviceNotFound(f"no device registered as {endpoint!r}")
@@ -475,13 +501,18 @@ class DeviceManager:
                 "PUT", self._segments(reg, request.path), query=query), timeout)
             if resp.code != "2.04":
                 raise self._fail(reg, resp, what)
+            await self._remember_attributes(ep, request.path, request.attributes)
             return EmptyResponse(resp.code)
         if isinstance(request, (CancelObserveRequest, CancelObserveCompositeRequest)):
             key = (request.path,) if isinstance(request, CancelObserveRequest) else tuple(request.paths)
             obs = self._observations.pop((ep, key), None)
-            if obs is None:
+            stored = self._persisted.get(ep, {}).get(key)
+            if obs is None and stored is None:
                 raise InvalidRequest(f"no observation of {', '.join(str(p) for p in key)} on {ep!r}")
-            obs.handle.cancel()
+            if obs is not None:
+                obs.handle.cancel()
+            if stored is not None:
+                await self._forget(ep, key)
             return EmptyResponse("2.05")
         if isinstance(request, (ReadCompositeRequest, ObserveCompositeRequest)):
             paths = list(request.paths)
@@ -595,13 +626,60 @@ class DeviceManager:
                 raise
             obs = _Observation(ep, paths, handle, fmt)
             holder["o"] = obs
+            prev = self._observations.get(key)
+            if prev is not None:  # observed again meanwhile (e.g. re-established and by a caller)
+                prev.handle.cancel()
             self._observations[key] = obs
+            try:
+                await self._persist(ep, paths, composite)
+            except Exception:  # not kept if it cannot be persisted: nothing half-written
+                if self._observations.get(key) is obs:
+                    del self._observations[key]
+                handle.cancel()
+                raise
             if fmt not in (ContentFormat.TEXT, ContentFormat.OPAQUE):
                 self._formats[ep] = fmt
             self._store_latest(ep, values)
             return ReadResponse(values)
         assert resp is not None
         raise self._fail(reg, resp, f"{what} in every format it may support")
+
+    async def _persist(self, ep: str, paths: tuple[Path, ...], composite: bool) -> None:
+        """Store the observation of ``paths`` unless it is stored already (re-established)."""
+        known = self._persisted.get(ep, {}).get(paths)
+        if known is not None and known.composite == composite:
+            return
+        attrs = {} if composite else self._attributes.get((ep, paths[0]), {})
+        stored = StoredObservation(ep, paths, composite, _ORIGIN.get(), _now(), dict(attrs))
+        await self._store.save_observation(stored)
+        self._persisted.setdefault(ep, {})[paths] = stored
+
+    async def _forget(self, ep: str, paths: tuple[Path, ...]) -> None:
+        """Remove the stored observation of ``paths`` (Cancel, or the device refuses it now)."""
+        await self._store.delete_observation(ep, paths)
+        mine = self._persisted.get(ep)
+        if mine is not None:
+            mine.pop(paths, None)
+            if not mine:
+                del self._persisted[ep]
+
+    async def _remember_attributes(self, ep: str, path: Path, attributes: Mapping[str, Any]) -> None:
+        """Keep the Write-Attributes set on ``path``; a stored observation of it keeps them too."""
+        attrs = dict(self._attributes.get((ep, path), {}))
+        for k, v in attributes.items():
+            if v is None:
+                attrs.pop(k, None)
+            else:
+                attrs[k] = v
+        if attrs:
+            self._attributes[(ep, path)] = attrs
+        else:
+            self._attributes.pop((ep, path), None)
+        stored = self._persisted.get(ep, {}).get((path,))
+        if stored is not None and not stored.composite and stored.attributes != attrs:
+            stored = replace(stored, attributes=attrs)
+            await self._store.save_observation(stored)
+            self._persisted[ep][(path,)] = stored
 
     def _notification(self, reg: Registration, paths: tuple[Path, ...], composite: bool,
                       n: IncomingResponse, fmt: int, obs: _Observation | None) -> None:
@@ -787,6 +865,10 @@ class DeviceManager:
             if reg.queue_mode:
                 self._awake_until[ep] = self._clock() + self.awake_window
             self._start_delivery(ep)  # also when it left queue mode with requests still queued
+            if kind == "registered" and (self.read_on_register or ep in self._persisted):
+                self._start_background(reg, read_summary=self.read_on_register, restart=True)
+            elif kind == "updated" and self._inactive_observations(ep):
+                self._start_background(reg, read_summary=False, restart=False)
             return
         # expired or deregistered: fail what waits for it.
         reason = ("its lifetime passed without an update" if kind == "expired" else "it de-registered")
@@ -795,17 +877,126 @@ class DeviceManager:
             gone.set_result(reason)
         for key in [k for k in self._observations if k[0] == ep]:
             self._observations.pop(key).handle.cancel()
+        task = self._background.pop(ep, None)
+        if task is not None:
+            task.cancel()
         self._awake_until.pop(ep, None)
         self._formats.pop(ep, None)
-        if kind == "deregistered":
+        if kind == "deregistered":  # the store dropped its values and observations with the row
             self._latest.pop(ep, None)
+            self._persisted.pop(ep, None)
+            for key in [k for k in self._attributes if k[0] == ep]:
+                del self._attributes[key]
         if self._pending.get(ep):
             asyncio.ensure_future(self._fail_queued(ep, f"device {ep!r} went offline: {reason}"))
 
+    # --- re-established observations, device summary --------------------------------
+    def _inactive_observations(self, ep: str) -> bool:
+        mine = self._persisted.get(ep)
+        return bool(mine) and any((ep, key) not in self._observations for key in mine)  # type: ignore[union-attr]
+
+    def _start_background(self, reg: Registration, *, read_summary: bool, restart: bool) -> None:
+        """Re-observe (and read the summary) for ``reg`` in a task of its own, after the
+        2.01/2.04 has left. ``restart`` replaces a task still running (a new registration)."""
+        ep = reg.endpoint
+        task = self._background.get(ep)
+        if task is not None and not task.done():
+            if not restart:
+                return
+            task.cancel()
+
+        async def run() -> None:
+            await asyncio.sleep(0.01)  # let the 2.01/2.04 leave first
+            try:
+                if read_summary:
+                    await self._read_summary(reg.endpoint, reg.registration_id)
+                await self._reestablish(ep)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("re-observing / reading %s after its registration failed", ep)
+            finally:
+                if self._background.get(ep) is current:
+                    del self._background[ep]
+
+        current = self._background[ep] = asyncio.ensure_future(run())
+
+    def _reachable(self, ep: str, registration_id: str | None = None) -> Registration | None:
+        """The registration of ``ep`` if a request may go out now (online; awake if queue mode)."""
+        reg = self.registrations.get(ep)
+        if reg is None or not reg.online or (reg.queue_mode and not self._awake(ep)):
+            return None
+        if registration_id is not None and reg.registration_id != registration_id:
+            return None
+        return reg
+
+    async def _read_summary(self, ep: str, registration_id: str) -> None:
+        """Read /3/0 (and /33100/0 when the device has it) into latest values; failures become
+        ``read_on_register_failed`` events. Only while the device is reachable: never queued."""
+        for path in _SUMMARY_PATHS:
+            reg = self._reachable(ep, registration_id)
+            if reg is None:
+                return
+            if path.object_id not in reg.object_ids:
+                continue
+            try:
+                await self._execute(reg, ReadRequest(path), self.request_timeout)
+            except LwM2MError as e:
+                self._events.publish(new_event("read_on_register_failed", ep, path=str(path), error=str(e),
+                                               coap_code=getattr(e, "coap_code", None)))
+                if isinstance(e, (DeviceTimeout, DeviceOffline)):
+                    return
+
+    async def _reestablish(self, ep: str) -> None:
+        """Observe again every stored observation of ``ep`` that is not active (with its
+        Write-Attributes first). One the device refuses (4.xx) is dropped; one it does not answer
+        stays stored for its next Register or Update."""
+        for key, stored in list(self._persisted.get(ep, {}).items()):
+            reg = self._reachable(ep)
+            if reg is None:
+                return
+            if (ep, key) in self._observations or self._persisted.get(ep, {}).get(key) is not stored:
+                continue
+            paths = [str(p) for p in key]
+            try:
+                if stored.attributes:
+                    await self._execute(reg, WriteAttributesRequest(key[0], stored.attributes),
+                                        self.request_timeout)
+                request: DeviceRequest = (ObserveCompositeRequest(key) if stored.composite
+                                          else ObserveRequest(key[0]))
+                await self._execute(reg, request, self.request_timeout)
+            except (DeviceTimeout, DeviceOffline) as e:
+                self._events.publish(new_event("observation_restore_failed", ep, paths=paths, error=str(e)))
+                return
+            except LwM2MError as e:
+                code = getattr(e, "coap_code", None) or ""
+                if code.startswith("4."):
+                    await self._forget(ep, key)
+                    self._events.publish(new_event("observation_ended", ep, paths=paths,
+                                                   reason=f"re-observing failed: {e}"))
+                else:
+                    self._events.publish(new_event("observation_restore_failed", ep, paths=paths,
+                                                   error=str(e)))
+                continue
+            self._events.publish(new_event("observation_restored", ep, paths=paths, origin=stored.origin))
+
+    def resume(self) -> None:
+        """Once the transport is up after a restart: re-observe at once on every device still
+        registered and not in queue mode (queue-mode devices: at their next Update)."""
+        for ep in list(self._persisted):
+            reg = self.registrations.get(ep)
+            if reg is not None and reg.online and not reg.queue_mode:
+                self._start_background(reg, read_summary=False, restart=False)
+
     # --- lifecycle -----------------------------------------------------------------
     async def restore(self) -> None:
-        """Load latest values and unfinished queued requests from the store."""
+        """Load latest values, unfinished queued requests and observations from the store."""
         self._latest = await self._store.load_latest()
+        self._persisted = {}
+        for stored in await self._store.load_observations():
+            self._persisted.setdefault(stored.endpoint, {})[stored.paths] = stored
+            if stored.attributes and not stored.composite:
+                self._attributes[(stored.endpoint, stored.paths[0])] = dict(stored.attributes)
         for q, request in await self._store.load_unfinished_queued():
             q = replace(q, state="pending")
             self._keep(q)
@@ -835,7 +1026,7 @@ class DeviceManager:
         for obs in list(self._observations.values()):
             obs.handle.cancel()
         self._observations.clear()
-        for t in self._delivering.values():
+        for t in [*self._delivering.values(), *self._background.values()]:
             t.cancel()
         for fut in self._waiters.values():
             if not fut.done():
