@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -303,13 +303,9 @@ class RolloutEngine:
             if dep.state in ("running", "paused") and not any(
                     int(t.id) in self._tasks for t in targets):  # type: ignore[arg-type]
                 failed = states.count(TargetState.FAILED.value)
-                dep.state = "completed"
-                dep.reason = (f"{states.count(TargetState.SUCCEEDED.value)} succeeded, "
-                              f"{failed} failed, {states.count(TargetState.CANCELLED.value)} cancelled")
-                dep.updated_at = utcnow()
-                session.add(dep)
-                session.commit()
-                self._publish_deployment(dep)
+                self._update_deployment(session, dep, state="completed", reason=(
+                    f"{states.count(TargetState.SUCCEEDED.value)} succeeded, {failed} failed, "
+                    f"{states.count(TargetState.CANCELLED.value)} cancelled"))
             return
         active = [t for t in targets if t.state in {s.value for s in ACTIVE_STATES}]
         try:
@@ -334,11 +330,8 @@ class RolloutEngine:
                                       f"{dep.failure_threshold:.0%})")
             return
         if stage < len(sizes) - 1 and all(is_terminal(s) for s in states[:released]):
-            dep.current_stage = stage + 1
-            dep.updated_at = utcnow()
-            session.add(dep)
-            session.commit()
-            self._publish_deployment(dep)
+            if not self._update_deployment(session, dep, current_stage=stage + 1):
+                return
             released = sizes[dep.current_stage]
         busy = len(active) + sum(1 for t in targets if t.state == TargetState.PENDING.value
                                  and int(t.id) in self._tasks)  # type: ignore[arg-type]
@@ -355,13 +348,23 @@ class RolloutEngine:
             busy += 1
 
     def _pause(self, session: Session, dep: Deployment, reason: str) -> None:
-        dep.state = "paused"
-        dep.reason = reason
-        dep.updated_at = utcnow()
-        session.add(dep)
+        if self._update_deployment(session, dep, state="paused", reason=reason):
+            log.warning("deployment %s paused: %s", dep.id, reason)
+
+    def _update_deployment(self, session: Session, dep: Deployment, **values: Any) -> bool:
+        """Write ``values`` unless an operator changed the deployment's state since this pass
+        read it (a pause or cancel from REST or the CLI wins); publish the change."""
+        values["updated_at"] = utcnow()
+        done = session.execute(
+            update(Deployment).where(col(Deployment.id) == dep.id,
+                                     col(Deployment.state) == dep.state).values(**values))
         session.commit()
-        log.warning("deployment %s paused: %s", dep.id, reason)
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        for k, v in values.items():
+            setattr(dep, k, v)
         self._publish_deployment(dep)
+        return True
 
     def _launch(self, dep: Deployment, t: Any, art: ArtifactInfo) -> None:
         run = _Run(self, dep, t, art)
