@@ -656,12 +656,17 @@ class DeviceManager:
 
     async def _forget(self, ep: str, paths: tuple[Path, ...]) -> None:
         """Remove the stored observation of ``paths`` (Cancel, or the device refuses it now)."""
-        await self._store.delete_observation(ep, paths)
-        mine = self._persisted.get(ep)
-        if mine is not None:
-            mine.pop(paths, None)
-            if not mine:
-                del self._persisted[ep]
+        mine = self._persisted.get(ep, {})
+        # Out of the mirror before the await, so a re-observe running meanwhile skips it.
+        stored = mine.pop(paths, None)
+        try:
+            await self._store.delete_observation(ep, paths)
+        except Exception:
+            if stored is not None:
+                self._persisted.setdefault(ep, {})[paths] = stored
+            raise
+        if not mine:
+            self._persisted.pop(ep, None)
 
     async def _remember_attributes(self, ep: str, path: Path, attributes: Mapping[str, Any]) -> None:
         """Keep the Write-Attributes set on ``path``; a stored observation of it keeps them too."""
