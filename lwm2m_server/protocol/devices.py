@@ -367,6 +367,14 @@ class DeviceManager:
         msg = f"device {reg.endpoint!r} answered {resp.code} to {what}"
         return DeviceError(msg + (f": {detail}" if detail else ""), resp.code)
 
+    def _learn_format(self, ep: str, fmt: int, refused: bool) -> None:
+        """Try ``fmt`` first for ``ep`` from now on, if the device refused (4.06/4.15) the formats
+        tried before it. A format that worked at the first try teaches nothing, and it may be one
+        the operation imposed (TLV for a Create without an id, SenML for a composite): remembering
+        it would replace the device's own preference (its root ``ct``) for every later request."""
+        if refused and fmt not in (ContentFormat.TEXT, ContentFormat.OPAQUE):
+            self._formats[ep] = fmt
+
     async def _with_formats(self, reg: Registration, formats: list[int],
                             make: Callable[[int], OutgoingRequest], timeout: float,
                             what: str) -> tuple[IncomingResponse, int]:
@@ -377,8 +385,8 @@ class DeviceManager:
             left = max(deadline - time.monotonic(), 0.05)
             resp = await self._roundtrip(reg, make(fmt), left)
             if resp.code not in _FALLBACK_CODES:
-                if resp.success and fmt not in (ContentFormat.TEXT, ContentFormat.OPAQUE):
-                    self._formats[reg.endpoint] = fmt
+                if resp.success:
+                    self._learn_format(reg.endpoint, fmt, refused=fmt != formats[0])
                 return resp, fmt
         assert resp is not None
         raise self._fail(reg, resp, f"{what} in every format it may support "
@@ -637,8 +645,7 @@ class DeviceManager:
                     del self._observations[key]
                 handle.cancel()
                 raise
-            if fmt not in (ContentFormat.TEXT, ContentFormat.OPAQUE):
-                self._formats[ep] = fmt
+            self._learn_format(ep, fmt, refused=fmt != formats[0])
             self._store_latest(ep, values)
             return ReadResponse(values)
         assert resp is not None
