@@ -469,20 +469,29 @@ class DeviceManager:
                 bad = [p for p in values if not p.starts_with(path)] if len(iids) <= 1 else list(values)
             if bad:
                 raise InvalidRequest(f"create values must lie in one instance of {path}: {[str(p) for p in bad]}")
+            iid = request.instance_id
+            if iid is None and reg.lwm2m_version != "1.0" and reg.preferred_format is not None \
+                    and formats_for(reg, False, remembered, True)[0] in _MULTI_FORMATS:
+                # TLV is optional for 1.1+ clients (Wakaama's 1.1 client has SenML only and answers a
+                # TLV payload with 4.00): for one that prefers SenML or LwM2M CBOR the server picks
+                # the id, and the names carry it.
+                iid = self._free_instance_id(reg, path)
             if request.instance_id is None and values:
                 # The caller's placeholder instance id is not sent (TLV without an instance record).
-                values = {Path.of(p.object_id, 0, *p.ids[2:]): v for p, v in values.items()}  # type: ignore[arg-type]
+                values = {Path.of(p.object_id, iid or 0, *p.ids[2:]): v  # type: ignore[arg-type]
+                          for p, v in values.items()}
             seg = self._segments(reg, path)
             # Without an instance id only TLV can say "resources of a new instance" (§7.4.3).
-            create_formats = (formats_for(reg, False, remembered, True) if request.instance_id is not None
+            create_formats = (formats_for(reg, False, remembered, True) if iid is not None
                               else [int(ContentFormat.TLV)])
             resp, _ = await self._with_formats(
                 reg, create_formats,
                 lambda f: OutgoingRequest("POST", seg, payload=self._encode(
-                    values, path, f, request.instance_id, create=True), content_format=f), timeout, what)
+                    values, path, f, iid, create=True), content_format=f), timeout, what)
             if resp.code != "2.01":
                 raise self._fail(reg, resp, what)
-            created = self._created_path(reg, resp, path, request.instance_id)
+            created = self._created_path(reg, resp, path, iid)
+            self._store_latest(ep, {Path.of(*created.ids, *p.ids[2:]): v for p, v in values.items()})
             return CreateResponse(created)
         if isinstance(request, DeleteRequest):
             what = f"delete {request.path}"
@@ -558,6 +567,17 @@ class DeviceManager:
             self._store_latest(ep, request.values)
             return EmptyResponse(resp.code)
         raise InvalidRequest(f"unsupported request {type(request).__name__}")  # pragma: no cover
+
+    def _free_instance_id(self, reg: Registration, object_path: Path) -> int:
+        """The lowest instance id of ``object_path`` that neither the registration nor a value seen
+        since (a Create without an Update after it) shows on the device."""
+        oid = object_path.object_id
+        used = {p.instance_id for p in reg.objects if p.object_id == oid}
+        used.update(p.instance_id for p in self._latest.get(reg.endpoint, {}) if p.object_id == oid)
+        free = next((i for i in range(65535) if i not in used), None)
+        if free is None:
+            raise InvalidRequest(f"{object_path} has no free instance id left on {reg.endpoint!r}")
+        return free
 
     def _created_path(self, reg: Registration, resp: IncomingResponse, path: Path, iid: int | None) -> Path:
         loc = [s for s in resp.location_path if s]
