@@ -80,7 +80,8 @@ async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Con
     settings = Settings(coap_host="127.0.0.1", coap_port=0, http_host="127.0.0.1", http_port=0,  # type: ignore[call-arg]
                         db_url=f"sqlite:///{folder / 'console.db'}", request_timeout=2.0,
                         log_level="warning", artifacts_dir=folder / "artifacts",
-                        admin_token=SecretStr(ADMIN_TOKEN))
+                        admin_token=SecretStr(ADMIN_TOKEN),
+                        read_on_register=False)  # tests count what a device receives
     # Queue-mode devices count as asleep 1 s after they last spoke.
     runner = Runner(settings, expiry_interval=0.2, awake_window=1.0)
     await runner.start()

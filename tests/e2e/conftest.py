@@ -55,7 +55,9 @@ DEVICE_VALUES = {"/3/0/0": "ACME", "/3/0/1": "tiny-1", "/3/0/9": 80, "/3/0/7/0":
 
 def e2e_settings(db_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = dict(coap_host="127.0.0.1", coap_port=0, http_host="127.0.0.1",
-                                     http_port=0, db_url=db_url, request_timeout=2.0, log_level="warning")
+                                     http_port=0, db_url=db_url, request_timeout=2.0, log_level="warning",
+                                     # tests count what a device receives: no background read
+                                     read_on_register=False)
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
