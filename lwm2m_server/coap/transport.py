@@ -56,7 +56,7 @@ class _Observation:
         self._task = task
         self.cancelled = False
 
-    def cancel(self) -> None:
+    def cancel(self, notify_device: bool = True) -> None:
         if self.cancelled:
             return
         self.cancelled = True
@@ -134,11 +134,12 @@ class AiocoapTransport:
         remote = msg.remote  # resolved when the observation was sent
         orig_cancel = handle.cancel
 
-        def cancel() -> None:
+        def cancel(notify_device: bool = True) -> None:
             if handle.cancelled:
                 return
             orig_cancel()
-            asyncio.ensure_future(self._deregister(remote, address, cancel_req, token))
+            if notify_device:
+                asyncio.ensure_future(self._deregister(remote, address, cancel_req, token))
 
         handle.cancel = cancel  # type: ignore[method-assign]
         return to_incoming(first), handle

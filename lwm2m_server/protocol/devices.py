@@ -891,8 +891,9 @@ class DeviceManager:
         if kind == "registered":
             self._formats.pop(ep, None)
             for key in [k for k in self._observations if k[0] == ep]:
-                # A new registration means the client dropped its observations (§6.2.1).
-                self._observations.pop(key).handle.cancel()
+                # A new registration means the client dropped its observations (§6.2.1): nothing
+                # to tell it (a GET with Observe=1 would reach it as a stray Read).
+                self._observations.pop(key).handle.cancel(notify_device=False)
         if kind in ("registered", "updated"):
             if reg.queue_mode:
                 self._awake_until[ep] = self._clock() + self.awake_window
@@ -908,7 +909,9 @@ class DeviceManager:
         if gone is not None and not gone.done():
             gone.set_result(reason)
         for key in [k for k in self._observations if k[0] == ep]:
-            self._observations.pop(key).handle.cancel()
+            # A device that left or went silent is not sent a cancel (CON retransmissions into
+            # the void); a late notification still gets a Reset.
+            self._observations.pop(key).handle.cancel(notify_device=False)
         task = self._background.pop(ep, None)
         if task is not None:
             task.cancel()

@@ -51,8 +51,9 @@ class IncomingResponse:
 
 
 class ObservationHandle(Protocol):
-    def cancel(self) -> None:
-        """Stop receiving notifications (the next one is answered with a Reset)."""
+    def cancel(self, notify_device: bool = True) -> None:
+        """Stop receiving notifications (the next one is answered with a Reset); with
+        ``notify_device`` the device is also told at once (the request again with Observe=1)."""
 
 
 class Transport(Protocol):

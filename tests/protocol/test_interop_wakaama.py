@@ -1,0 +1,132 @@
+"""Regressions found by running the server against Eclipse Wakaama's example client (lwm2mclient).
+
+Each test replays over real UDP what that client did, with the independent test client; none of
+them needs Wakaama itself. What the client showed:
+
+- Built for LwM2M 1.1 with SenML JSON only (its default: TLV is optional for a 1.1 client), it
+  registers with ``</>;rt="oma.lwm2m";ct=110`` and answers a TLV payload with 4.00 Bad Request
+  (its parser fails), not 4.15. A Create without an instance id went out in TLV and failed.
+- Built with SenML CBOR and TLV (``ct=112``), a Create without an instance id in TLV worked, but the
+  server then remembered TLV as "the format that works" and read and observed in TLV afterwards
+  instead of the device's preferred SenML CBOR.
+- After the client de-registered (or registered again), the server sent it a GET with Observe=1
+  for every observation it had: a request to a device that had left (retransmitted for ~45 s),
+  or, after a new Register, a stray GET the client answered as a plain Read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiocoap import Code, Message
+
+from lwm2m_server.model import Path
+from lwm2m_server.protocol.requests import CreateRequest, ObserveRequest, ReadRequest, WriteRequest
+from tests.support.lwm2m_client import OPAQUE, SENML_CBOR, SENML_JSON, TEXT, TLV, LwM2MTestClient
+
+P = Path.parse
+
+VALUES = {"/1/0/0": 123, "/1/0/1": 60, "/1/0/7": "U", "/3/0/0": "Open Mobile Alliance",
+          "/3/0/9": 100, "/3/0/7/0": 3800, "/3/0/7/1": 5000}
+
+
+class WakaamaLikeClient(LwM2MTestClient):
+    """Answers a payload in a format it was not built with as Wakaama does: 4.00 Bad Request."""
+
+    def _dispatch(self, request: Message, key, cf, accept) -> Message:  # type: ignore[no-untyped-def]
+        if request.payload and cf is not None and cf not in self.formats and request.code in (
+                Code.POST, Code.PUT):
+            return Message(code=Code.BAD_REQUEST)
+        return super()._dispatch(request, key, cf, accept)
+
+
+async def start(client: LwM2MTestClient, server) -> LwM2MTestClient:  # type: ignore[no-untyped-def]
+    await client.start()
+    resp = await client.register(server.coap_port)
+    assert resp.code == Code.CREATED, (resp.code, resp.payload)
+    await asyncio.sleep(0.3)  # what the server does on its own after a Register is over
+    client.received.clear()
+    return client
+
+
+async def test_create_without_instance_id_on_a_senml_json_only_1_1_client_picks_a_free_id(server):
+    c = await start(WakaamaLikeClient("wk-json", VALUES, root_ct=SENML_JSON,
+                                      formats=(SENML_JSON, TEXT, OPAQUE)), server)
+    try:
+        r = await server.devices.send("wk-json", CreateRequest(P("/1"), {P("/1/0/0"): 7, P("/1/0/1"): 90,
+                                                                          P("/1/0/7"): "U"}))
+        assert r.path == P("/1/1")
+        creates = [m for m in c.received if m["method"] == "POST" and m["path"] == "/1"]
+        assert [m["content_format"] for m in creates] == [SENML_JSON]  # never TLV
+        assert c.values[(1, 1, 1)] == 90 and c.values[(1, 1, 0)] == 7
+        assert (1, 0) in c.instances and c.values[(1, 0, 1)] == 60  # the existing one untouched
+    finally:
+        await c.stop()
+
+
+async def test_create_without_instance_id_skips_ids_the_server_has_seen_since_registration(server):
+    c = await start(WakaamaLikeClient("wk-json2", VALUES, root_ct=SENML_JSON,
+                                      formats=(SENML_JSON, TEXT, OPAQUE)), server)
+    try:
+        r1 = await server.devices.send("wk-json2", CreateRequest(P("/1"), {P("/1/0/1"): 90}))
+        # No Update in between: the next free id still comes after the one just created.
+        r2 = await server.devices.send("wk-json2", CreateRequest(P("/1"), {P("/1/0/1"): 91}))
+        assert (r1.path, r2.path) == (P("/1/1"), P("/1/2"))
+        assert c.values[(1, 2, 1)] == 91
+    finally:
+        await c.stop()
+
+
+async def test_a_tlv_create_does_not_make_the_server_read_a_senml_device_in_tlv(server):
+    # A 1.1 device without a root ct: Create without an id goes in TLV (the device picks the id).
+    c = await start(LwM2MTestClient("wk-cbor", VALUES, formats=(SENML_CBOR, SENML_JSON, TLV, TEXT, OPAQUE)),
+                    server)
+    try:
+        r = await server.devices.send("wk-cbor", CreateRequest(P("/1"), {P("/1/0/1"): 90}))
+        assert r.path == P("/1/1")
+        assert [m["content_format"] for m in c.received if m["method"] == "POST"] == [TLV]
+        c.received.clear()
+        await server.devices.send("wk-cbor", ReadRequest(P("/3/0")))
+        await server.devices.send("wk-cbor", ObserveRequest(P("/3/0/9")))
+        gets = [m for m in c.received if m["method"] == "GET"]
+        assert [m["accept"] for m in gets] == [SENML_CBOR, SENML_CBOR]
+    finally:
+        await c.stop()
+
+
+async def test_a_format_the_device_refused_is_still_learned(server):
+    # The other half of the rule: after a 4.15/4.06 the format that worked is used from then on.
+    c = await start(LwM2MTestClient("wk-tlv", VALUES, formats=(TLV, TEXT, OPAQUE)), server)
+    try:
+        await server.devices.send("wk-tlv", WriteRequest(P("/1/0"), {P("/1/0/1"): 30}, replace=False))
+        c.received.clear()
+        await server.devices.send("wk-tlv", ReadRequest(P("/3/0")))
+        accepts = [m["accept"] for m in c.received if m["method"] == "GET"]
+        assert accepts == [TLV]
+        assert c.values[(1, 0, 1)] == 30
+    finally:
+        await c.stop()
+
+
+async def test_deregister_drops_observations_without_sending_the_device_a_cancel(server):
+    c = await start(LwM2MTestClient("wk-obs", VALUES), server)
+    try:
+        await server.devices.send("wk-obs", ObserveRequest(P("/3/0/9")))
+        assert (await c.deregister()).code == Code.DELETED
+        await asyncio.sleep(0.3)
+        assert server.devices.observations("wk-obs") == []
+        assert [m for m in c.received if m["observe"] == 1] == []
+    finally:
+        await c.stop()
+
+
+async def test_a_new_register_drops_observations_without_sending_the_device_a_cancel(server):
+    c = await start(LwM2MTestClient("wk-rereg", VALUES), server)
+    try:
+        await server.devices.send("wk-rereg", ObserveRequest(P("/3/0/9")))
+        c.root.observers.clear()  # the client reboots: its observations are gone
+        assert (await c.register(server.coap_port)).code == Code.CREATED
+        await asyncio.sleep(0.3)
+        assert [m for m in c.received if m["observe"] == 1] == []
+    finally:
+        await c.stop()
