@@ -28,11 +28,17 @@ def observes(c: Any, path: str, observe: int = 0, method: str = "GET") -> int:
                if r["method"] == method and r["path"] == path and r["observe"] == observe)
 
 
+async def observing(srv: Any, clients: Any, endpoint: str, path: str = "/3/0/9", **kw: Any) -> Any:
+    """A test client registered (lifetime 300 s) on ``srv`` and observed at ``path``."""
+    c = await clients(endpoint, lifetime=300, **kw)
+    await c.register(srv.coap_port)
+    await srv.devices.send(endpoint, ObserveRequest(path))
+    return c
+
+
 async def test_observation_is_re_established_after_a_restart_without_a_new_call(db_url, clients):
     async with running(db_url, **QUIET) as srv:
-        c = await clients("obs-restart", lifetime=300)
-        await c.register(srv.coap_port)
-        await srv.devices.send("obs-restart", ObserveRequest("/3/0/9"))
+        c = await observing(srv, clients, "obs-restart")
         [stored] = srv.devices.stored_observations("obs-restart")
         assert stored.paths == (P("/3/0/9"),) and stored.origin == "api" and not stored.composite
     assert count_rows(db_url, "observation") == 1
@@ -55,9 +61,7 @@ async def test_observation_is_re_established_after_a_restart_without_a_new_call(
 
 async def test_cancel_removes_the_stored_observation_and_a_restart_does_not_observe_again(db_url, clients):
     async with running(db_url, **QUIET) as srv:
-        c = await clients("obs-cancel", lifetime=300)
-        await c.register(srv.coap_port)
-        await srv.devices.send("obs-cancel", ObserveRequest("/3/0/9"))
+        c = await observing(srv, clients, "obs-cancel")
         await srv.devices.send("obs-cancel", CancelObserveRequest("/3/0/9"))
         assert srv.devices.stored_observations("obs-cancel") == []
         await wait_until(lambda: observes(c, "/3/0/9", observe=1) == 1)
@@ -72,9 +76,7 @@ async def test_cancel_removes_the_stored_observation_and_a_restart_does_not_obse
 
 async def test_cancel_after_a_restart_removes_an_observation_not_yet_re_established(sqlite_url, clients):
     async with running(sqlite_url, **QUIET) as srv:
-        c = await clients("obs-cancel-late", queue=True, lifetime=300)
-        await c.register(srv.coap_port)
-        await srv.devices.send("obs-cancel-late", ObserveRequest("/3/0/9"))
+        c = await observing(srv, clients, "obs-cancel-late", queue=True)
     async with running(sqlite_url, **QUIET) as srv2:
         # queue mode: not re-observed at start-up, yet the caller may cancel it (device asleep)
         assert srv2.devices.observations("obs-cancel-late") == []
@@ -87,9 +89,7 @@ async def test_cancel_after_a_restart_removes_an_observation_not_yet_re_establis
 
 async def test_a_new_register_re_observes_and_notifications_keep_flowing(db_url, clients):
     async with running(db_url, **QUIET) as srv:
-        c = await clients("obs-rereg", lifetime=300)
-        await c.register(srv.coap_port)
-        await srv.devices.send("obs-rereg", ObserveRequest("/3/0/9"))
+        c = await observing(srv, clients, "obs-rereg")
         first_id = srv.registrations.get("obs-rereg").registration_id
         await c.register(srv.coap_port)  # e.g. after a reboot: the client dropped its observations
         assert srv.registrations.get("obs-rereg").registration_id != first_id
@@ -102,9 +102,7 @@ async def test_a_new_register_re_observes_and_notifications_keep_flowing(db_url,
 
 async def test_de_register_removes_the_stored_observations(db_url, clients):
     async with running(db_url, **QUIET) as srv:
-        c = await clients("obs-dereg", lifetime=300)
-        await c.register(srv.coap_port)
-        await srv.devices.send("obs-dereg", ObserveRequest("/3/0/9"))
+        c = await observing(srv, clients, "obs-dereg")
         assert count_rows(db_url, "observation") == 1
         await c.deregister()
         await srv.store.flush()
@@ -115,9 +113,7 @@ async def test_de_register_removes_the_stored_observations(db_url, clients):
 
 async def test_queue_mode_device_is_re_observed_at_its_next_update_not_at_start_up(sqlite_url, clients):
     async with running(sqlite_url, **QUIET) as srv:
-        c = await clients("obs-queue", queue=True, lifetime=300)
-        await c.register(srv.coap_port)
-        await srv.devices.send("obs-queue", ObserveRequest("/3/0/9"))
+        c = await observing(srv, clients, "obs-queue", queue=True)
     await c.sleep()
     async with running(sqlite_url, **QUIET) as srv2:
         await asyncio.sleep(0.3)
@@ -172,9 +168,7 @@ async def test_the_origin_of_an_observation_is_stored_and_checked(sqlite_url, cl
 
 async def test_a_path_the_device_no_longer_has_is_dropped_when_re_observing(sqlite_url, clients):
     async with running(sqlite_url, **QUIET) as srv:
-        c = await clients("obs-gone", lifetime=300)
-        await c.register(srv.coap_port)
-        await srv.devices.send("obs-gone", ObserveRequest("/3/0/9"))
+        c = await observing(srv, clients, "obs-gone")
     del c.values[(3, 0, 9)]  # new firmware without that resource
     async with running(sqlite_url, **QUIET) as srv2:
         sub = srv2.events.subscribe()
@@ -190,9 +184,7 @@ async def test_a_path_the_device_no_longer_has_is_dropped_when_re_observing(sqli
 async def test_the_in_memory_store_keeps_observations_for_a_new_server_instance(sqlite_url, clients):
     store = MemoryStore()
     async with running(sqlite_url, store=store, **QUIET) as srv:
-        c = await clients("obs-mem", lifetime=300)
-        await c.register(srv.coap_port)
-        await srv.devices.send("obs-mem", ObserveRequest("/3/0/9"))
+        c = await observing(srv, clients, "obs-mem")
         assert list(store.observations) == [("obs-mem", (P("/3/0/9"),))]
     async with running(sqlite_url, store=store, **QUIET) as srv2:
         await wait_until(lambda: observes(c, "/3/0/9") == 2)
