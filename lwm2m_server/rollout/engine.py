@@ -144,9 +144,14 @@ class RolloutEngine:
             self._loop_task = None
         for t in tasks:
             t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        while tasks:  # a task may survive one cancel (it swallowed it): cancel again
+            done, pending = await asyncio.wait(tasks, timeout=1.0)
+            for t in done:
+                if not t.cancelled():
+                    t.exception()  # retrieved: a failure while stopping is not news
+            for t in pending:
+                t.cancel()
+            tasks = list(pending)
         self._tasks.clear()
         self._runs.clear()
         if self._lock_conn is not None:
@@ -206,7 +211,8 @@ class RolloutEngine:
             except Exception:  # keep reconciling; a bad pass must not stop every rollout
                 log.exception("rollout reconcile pass failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.tick)
+                async with asyncio.timeout(self.tick):  # not wait_for: see port.EndpointWaiter
+                    await self._wake.wait()
             # Many targets finishing at once wake us many times: one pass serves them all.
             await asyncio.sleep(min(self.tick, 0.05))
             self._wake.clear()

@@ -86,8 +86,11 @@ class EndpointWaiter:
         ev = asyncio.Event()
         self._waiters[endpoint].add(ev)
         try:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+            # arrives together with the event, and a stopped engine would wait for its tasks.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ev.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await ev.wait()
         finally:
             s = self._waiters.get(endpoint)
             if s is not None:
