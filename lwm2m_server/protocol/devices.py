@@ -157,6 +157,9 @@ class DeviceManager:
         self._persisted: dict[str, dict[tuple[Path, ...], StoredObservation]] = {}
         self._attributes: dict[tuple[str, Path], dict[str, Any]] = {}
         self._background: dict[str, asyncio.Task[None]] = {}
+        # A start-up with many stored observations, or a burst of Registers, re-observes and reads
+        # this many devices at a time, not all at once.
+        self._background_slots = asyncio.Semaphore(64)
         registrations.listeners.append(self._on_registration)
 
     # --- public API -------------------------------------------------------------
@@ -943,9 +946,10 @@ class DeviceManager:
         async def run() -> None:
             await asyncio.sleep(0.01)  # let the 2.01/2.04 leave first
             try:
-                if read_summary:
-                    await self._read_summary(reg.endpoint, reg.registration_id)
-                await self._reestablish(ep)
+                async with self._background_slots:
+                    if read_summary:
+                        await self._read_summary(reg.endpoint, reg.registration_id)
+                    await self._reestablish(ep)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -1059,6 +1063,8 @@ class DeviceManager:
 
     async def close(self) -> None:
         for obs in list(self._observations.values()):
+            # The device is told to stop (no notifications to a closed port); the stored
+            # observation is re-established by the next start.
             obs.handle.cancel()
         self._observations.clear()
         for t in [*self._delivering.values(), *self._background.values()]:
