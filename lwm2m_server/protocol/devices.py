@@ -923,8 +923,8 @@ class DeviceManager:
         if kind == "deregistered":  # the store dropped its values and observations with the row
             self._latest.pop(ep, None)
             self._persisted.pop(ep, None)
-            for key in [k for k in self._attributes if k[0] == ep]:
-                del self._attributes[key]
+            for attr_key in [k for k in self._attributes if k[0] == ep]:
+                del self._attributes[attr_key]
         if self._pending.get(ep):
             asyncio.ensure_future(self._fail_queued(ep, f"device {ep!r} went offline: {reason}"))
 
