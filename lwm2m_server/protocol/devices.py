@@ -659,7 +659,9 @@ class DeviceManager:
             holder["o"] = obs
             prev = self._observations.get(key)
             if prev is not None:  # observed again meanwhile (e.g. re-established and by a caller)
-                prev.handle.cancel()
+                # Locally only: a cancel sent now could cross this new observation on the device;
+                # the old one's next notification gets a Reset.
+                prev.handle.cancel(notify_device=False)
             self._observations[key] = obs
             try:
                 await self._persist(ep, paths, composite)
