@@ -76,16 +76,36 @@ class AiocoapTransport:
     async def request(self, peer: object | None, address: tuple[str, int], request: OutgoingRequest,
                       timeout: float) -> IncomingResponse:
         msg = _message(peer, address, request)
-        pr = self.context.request(msg)
+        # A device whose buffer is smaller than a payload answers 4.13 with a Block1 option giving
+        # the block size it takes (RFC 7959 §2.9.3; Wakaama's client does). aiocoap 0.4 fails on
+        # that answer to a request it sent whole, so a payload that fits one message goes out
+        # unmanaged and, on such a 4.13, again block-wise at the device's size (kept on its address).
+        remote = msg.remote
+        limit = min(1024, 2 ** (getattr(remote, "maximum_block_size_exp", 6) + 4))
+        whole = request.method in ("PUT", "POST", "IPATCH") and 0 < len(request.payload) <= limit
+        deadline = asyncio.get_running_loop().time() + timeout
+        resp = await self._response(self.context.request(msg, handle_blockwise=not whole), timeout)
+        block1 = resp.opt.block1
+        if whole and resp.code == Code.REQUEST_ENTITY_TOO_LARGE and block1 is not None \
+                and 2 ** (block1.size_exponent + 4) < len(request.payload):
+            for r in (remote, resp.remote):
+                if r is not None:
+                    r.maximum_block_size_exp = block1.size_exponent
+            msg = _message(resp.remote, address, request)
+            left = max(deadline - asyncio.get_running_loop().time(), 0.05)
+            resp = await self._response(self.context.request(msg), left)
+        return to_incoming(resp)
+
+    @staticmethod
+    async def _response(pr: object, timeout: float) -> Message:
         try:
-            resp = await asyncio.wait_for(pr.response, timeout)
+            return await asyncio.wait_for(pr.response, timeout)  # type: ignore[attr-defined]
         except asyncio.TimeoutError:
             raise TransportTimeout(f"no answer within {timeout:g} s") from None
         except (coap_error.ConRetransmitsExceeded, coap_error.RequestTimedOut) as e:
             raise TransportTimeout(str(e) or type(e).__name__) from None
         except coap_error.Error as e:
             raise TransportError(str(e) or type(e).__name__) from None
-        return to_incoming(resp)
 
     async def observe(self, peer: object | None, address: tuple[str, int], request: OutgoingRequest,
                       timeout: float, on_notify: Callable[[IncomingResponse], None],

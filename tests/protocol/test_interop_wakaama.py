@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 
-from aiocoap import Code, Message
+from aiocoap import ACK, CON, Code, Message
+from aiocoap.optiontypes import BlockOption
 
 from lwm2m_server.model import Path
 from lwm2m_server.protocol.requests import CreateRequest, ObserveRequest, ReadRequest, WriteRequest
@@ -130,3 +131,81 @@ async def test_a_new_register_drops_observations_without_sending_the_device_a_ca
         assert [m for m in c.received if m["observe"] == 1] == []
     finally:
         await c.stop()
+
+
+
+class SmallBufferDevice(asyncio.DatagramProtocol):
+    """A device on a bare UDP socket (aiocoap only encodes and decodes its messages) that takes at
+    most 16 bytes per message, answering as Wakaama's client started with ``-S 16`` did: a larger
+    payload sent whole gets 4.13 with Block1 (block 0, more, SZX 0), blocks get 2.31 Continue, the
+    last one 2.04. (aiocoap's server side drops a Block1 option from a 4.13, hence the raw socket.)"""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.registered: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self.requests: list[Message] = []
+        self.values: dict[str, bytes] = {}
+        self._parts: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def register(self, port: int) -> None:
+        msg = Message(code=Code.POST, uri_path=("rd",),
+                      uri_query=("lwm2m=1.1", "ep=wk-small", "b=U", "lt=60"), content_format=40,
+                      payload=b'</>;rt="oma.lwm2m";ct=110,</1/0>,</3/0>')
+        msg.mtype, msg.mid, msg.token = CON, 1, b"\x01"
+        assert self.transport is not None
+        self.transport.sendto(msg.encode(), ("127.0.0.1", port))
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        msg = Message.decode(data)
+        if not msg.code.is_request():
+            if not self.registered.done():
+                self.registered.set_result(msg)
+            return
+        self.requests.append(msg)
+        resp = Message(code=Code.CHANGED)
+        resp.mtype, resp.mid, resp.token = ACK, msg.mid, msg.token
+        block = msg.opt.block1
+        if block is None and len(msg.payload) > 16:
+            resp.code = Code.REQUEST_ENTITY_TOO_LARGE
+            resp.opt.block1 = BlockOption.BlockwiseTuple(0, True, 0)
+        elif block is not None:
+            assert block.size_exponent == 0 and len(msg.payload) <= 16
+            self._parts.append(bytes(msg.payload))
+            resp.code = Code.CONTINUE if block.more else Code.CHANGED
+            resp.opt.block1 = BlockOption.BlockwiseTuple(block.block_number, block.more, 0)
+            if not block.more:
+                self.values["/" + "/".join(msg.opt.uri_path)] = b"".join(self._parts)
+                self._parts = []
+        else:
+            self.values["/" + "/".join(msg.opt.uri_path)] = bytes(msg.payload)
+        assert self.transport is not None
+        self.transport.sendto(resp.encode(), addr)
+
+
+async def test_a_write_larger_than_the_device_block_size_goes_again_block_wise_at_its_size(server):
+    loop = asyncio.get_running_loop()
+    transport, dev = await loop.create_datagram_endpoint(SmallBufferDevice, local_addr=("127.0.0.1", 0))
+    try:
+        dev.register(server.coap_port)
+        assert (await asyncio.wait_for(dev.registered, 5)).code == Code.CREATED
+        await asyncio.sleep(0.3)
+        dev.requests.clear()
+        tz = "America/Argentina/Buenos_Aires"
+        r = await server.devices.send("wk-small", WriteRequest(P("/3/0/15"), {P("/3/0/15"): tz}))
+        assert r.code == "2.04" and dev.values["/3/0/15"] == tz.encode()
+        whole = [m for m in dev.requests if m.opt.block1 is None]
+        assert [bytes(m.payload) for m in whole] == [tz.encode()]  # refused once, then in blocks
+        # The device's block size is kept for its address: the next large write goes in blocks at once.
+        dev.requests.clear()
+        await server.devices.send("wk-small", WriteRequest(P("/1/0/7"), {P("/1/0/7"): "U" * 40}))
+        assert dev.values["/1/0/7"] == b"U" * 40
+        assert all(m.opt.block1 is not None for m in dev.requests)
+        # A payload that fits still goes whole.
+        dev.requests.clear()
+        await server.devices.send("wk-small", WriteRequest(P("/3/0/14"), {P("/3/0/14"): "+02:00"}))
+        assert [m.opt.block1 for m in dev.requests] == [None] and dev.values["/3/0/14"] == b"+02:00"
+    finally:
+        transport.close()
