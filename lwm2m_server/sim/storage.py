@@ -6,9 +6,13 @@ Layout of one device's folder:
     slot_a.json, slot_b.json    name, version and SHA-256 of what each slot holds
     active.json                 {"seq": n, "slot": 0|1, "crc": crc32} - the active-slot record
     state.json                  firmware version and other values that survive a restart
+    partial_<obj>.bin, .json    an unfinished package download of object 5 or 9: the bytes
+                                received so far, and the URI and ETag they came from
 
-Every file is replaced atomically (temporary file, fsync, rename, fsync of the folder), so a
-device killed at any moment finds either the old or the new content, never half of one.
+Every file but the partial download is replaced atomically (temporary file, fsync, rename, fsync
+of the folder), so a device killed at any moment finds either the old or the new content, never
+half of one. A partial download grows by appends; its record is written atomically before the
+first byte, and the package's own checks (SHA-256, signature) catch what a power loss tore.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import Any
 
 from .errors import StorageError
 
-__all__ = ["DeviceStorage", "SlotInfo", "write_atomic", "SLOT_NAMES"]
+__all__ = ["DeviceStorage", "SlotInfo", "PartialDownload", "PartialInfo", "write_atomic",
+           "SLOT_NAMES"]
 
 SLOT_NAMES = ("a", "b")
 
@@ -56,6 +61,76 @@ class SlotInfo:
     name: str = ""
     version: str = ""
     sha256: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PartialInfo:
+    """Where the bytes of a partial download came from: ``etag`` in hex, "" when none was sent."""
+
+    uri: str
+    etag: str = ""
+    total: int | None = None
+
+
+class PartialDownload:
+    """The unfinished download of one update object (5 or 9), kept so a retry resumes it.
+
+    ``load(uri)`` gives what is held for that URI (nothing for another one), ``begin`` starts
+    holding a new download (dropping any other), ``append`` adds received bytes, ``drop`` forgets.
+    """
+
+    def __init__(self, folder: FsPath, object_id: int) -> None:
+        self._bin = folder / f"partial_{object_id}.bin"
+        self._meta = folder / f"partial_{object_id}.json"
+
+    def load(self, uri: str) -> tuple[PartialInfo, bytes] | None:
+        """The record and bytes held for ``uri``; None when nothing (or another URI's) is held."""
+        try:
+            d = json.loads(self._meta.read_bytes())
+            data = self._bin.read_bytes()
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            self.drop()  # unreadable: start again rather than resume from doubtful bytes
+            return None
+        if not isinstance(d, dict) or d.get("uri") != uri or not data:
+            return None
+        total = d.get("total")
+        return PartialInfo(uri, str(d.get("etag") or ""),
+                           int(total) if isinstance(total, int) else None), data
+
+    def begin(self, info: PartialInfo) -> None:
+        """Hold a new download from its first byte (whatever was held before is dropped)."""
+        self.drop()
+        write_atomic(self._meta, json.dumps({"uri": info.uri, "etag": info.etag,
+                                             "total": info.total}, sort_keys=True).encode())
+        try:
+            self._bin.write_bytes(b"")
+        except OSError as e:
+            raise StorageError(f"cannot write {self._bin.name}: {e.strerror}") from None
+
+    def append(self, data: bytes) -> None:
+        try:
+            with open(self._bin, "ab") as f:
+                f.write(data)
+        except OSError as e:
+            raise StorageError(f"cannot write {self._bin.name}: {e.strerror}") from None
+
+    def drop(self) -> None:
+        for p in (self._meta, self._bin):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise StorageError(f"cannot remove {p.name}: {e.strerror}") from None
+
+    def held(self) -> int:
+        """Bytes held (0 when nothing is)."""
+        try:
+            return self._bin.stat().st_size if self._meta.exists() else 0
+        except FileNotFoundError:
+            return 0
 
 
 class DeviceStorage:
@@ -118,6 +193,11 @@ class DeviceStorage:
             seq = 1
         self._write_json("active.json", {"seq": seq, "slot": slot, "crc": _record_crc(seq, slot)})
         return seq
+
+    # --- unfinished downloads ------------------------------------------------
+    def partial(self, object_id: int) -> PartialDownload:
+        """The partial download of update object ``object_id`` (5 or 9)."""
+        return PartialDownload(self.folder, object_id)
 
     # --- other state --------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -4,12 +4,22 @@ Blocks are fetched one by one (not by aiocoap's automatic block-wise), so the de
 progress, stop at its storage limit, and simulate faults: a device that dies mid-download, or a
 download that arrives corrupted. Every failure raises TransferError with a ``kind`` the update
 objects map to their result codes.
+
+Downloads resume. The bytes received so far stay in the device's flash (``PartialDownload``)
+with the URI and the package's identity (the ETag the server sent, else a SHA-256 in the URI;
+a download with neither is not kept). When the same URI is pulled again - the server writes
+Package URI again after a connection loss or a power cut - the device asks for the next block
+(CoAP Block2 NUM = bytes held / block size) or the rest (HTTP ``Range: bytes=N-``). Held bytes
+are dropped on success, for another URI, on 4.04/4.00/404 and friends, and when the server
+says they are stale: another ETag or size, 4.12, 4.02 (block past the end), 416; the download
+then starts again from the first byte, once. A connection loss or power cut keeps them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -18,7 +28,8 @@ import aiocoap
 import httpx
 from aiocoap.optiontypes import BlockOption
 
-from .errors import TransferError
+from .errors import StorageError, TransferError
+from .storage import PartialDownload, PartialInfo
 
 __all__ = ["Faults", "fetch_package", "check_uri", "coap_request"]
 
@@ -31,7 +42,7 @@ class Faults:
 
     drop_rate: float = 0.0          # share of incoming requests silently dropped
     latency_ms: float = 0.0         # added before every answer and every request sent
-    die_mid_download: bool = False  # the next download breaks off half-way
+    die_mid_download: bool = False  # the next download breaks off half-way (power loss)
     corrupt_download: bool = False  # the next download arrives with one byte flipped
     block_timeout: float = 5.0      # seconds to wait for one block before giving up
 
@@ -77,87 +88,194 @@ def check_uri(uri: str) -> str:
 
 
 async def fetch_package(uri: str, context: aiocoap.Context, max_size: int, faults: Faults,
-                        progress: Callable[[int], None] = lambda n: None) -> bytes:
-    """Download ``uri``; at most ``max_size`` bytes (TransferError 'size' beyond)."""
+                        progress: Callable[[int], None] = lambda n: None,
+                        partial: PartialDownload | None = None) -> bytes:
+    """Download ``uri``; at most ``max_size`` bytes (TransferError 'size' beyond).
+
+    With ``partial`` the download resumes from the bytes held for ``uri`` and keeps what it
+    receives there until it completes or fails for good (see the module docstring).
+    """
     scheme = check_uri(uri)
-    die_at = None
-    if faults.die_mid_download:
-        faults.die_mid_download = False
-        die_at = 1  # break off after the first block/chunk
-    if scheme == "coap":
-        data = await _fetch_coap(uri, context, max_size, faults, progress, die_at)
-    else:
-        data = await _fetch_http(uri, max_size, faults, progress, die_at)
+    die = faults.die_mid_download
+    faults.die_mid_download = False
+    got = _Received(uri, partial, max_size, progress)
+    fetch = _fetch_coap if scheme == "coap" else _fetch_http
+    try:
+        try:
+            data = await fetch(uri, context, faults, got, die)
+        except _Stale as e:
+            # The held bytes belong to another package: start again from the first byte, once.
+            got.restart()
+            try:
+                data = await fetch(uri, context, faults, got, die)
+            except _Stale as e2:
+                raise TransferError("connection", f"{uri} changed during the download: {e2}") from e
+        got.finish()
+    except TransferError as e:
+        if e.kind not in ("connection", "died"):
+            got.restart()
+        raise
+    except StorageError as e:
+        raise TransferError("size", f"cannot keep the download in flash: {e}") from None
     if faults.corrupt_download:
         faults.corrupt_download = False
         data = faults.corrupt(data)
     return data
 
 
-async def _fetch_coap(uri: str, context: aiocoap.Context, max_size: int, faults: Faults,
-                      progress: Callable[[int], None], die_at: int | None) -> bytes:
-    buf = bytearray()
-    num = 0
+_SHA_IN_URI = re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])")
+
+
+class _Stale(Exception):
+    """The server says the held bytes are not (or no longer) its package's."""
+
+
+class _Received:
+    """The bytes of one download so far, mirrored into the device's partial-download file."""
+
+    def __init__(self, uri: str, partial: PartialDownload | None, max_size: int,
+                 progress: Callable[[int], None]) -> None:
+        self.uri = uri
+        self.partial = partial
+        self.max_size = max_size
+        self.progress = progress
+        held = partial.load(uri) if partial is not None else None
+        if held is None and partial is not None:
+            partial.drop()  # another URI's bytes, or nothing
+        self.info: PartialInfo | None = held[0] if held else None
+        self.buf = bytearray(held[1]) if held else bytearray()
+        self.resumed_at = len(self.buf)
+        self._keep = held is not None
+
+    def check(self, etag: str, total: int | None) -> None:
+        """Check the identity a response carries; the first one starts keeping the bytes."""
+        if total is not None and total > self.max_size:
+            raise TransferError("size", f"package of {total} bytes exceeds {self.max_size}")
+        if self.info is None:
+            self.info = PartialInfo(self.uri, etag, total)
+            self._keep = self.partial is not None and bool(etag or _SHA_IN_URI.search(self.uri))
+            if self._keep:
+                assert self.partial is not None
+                self.partial.begin(self.info)
+            return
+        if self.info.etag and etag and etag != self.info.etag:
+            raise _Stale(f"ETag {etag} is not {self.info.etag}")
+        if self.info.total is not None and total is not None and total != self.info.total:
+            raise _Stale(f"size {total} is not {self.info.total}")
+
+    def add(self, data: bytes) -> None:
+        self.buf += data
+        if len(self.buf) > self.max_size:
+            raise TransferError("size", f"package exceeds {self.max_size} bytes")
+        if self._keep:
+            assert self.partial is not None
+            self.partial.append(data)
+        self.progress(len(self.buf))
+
+    def died_at(self, die: bool, total: int | None) -> int | None:
+        """Where a device told to die mid-download breaks off: half-way (after this block when
+        the size is unknown), at least one block after where it started."""
+        if not die:
+            return None
+        return max(len(self.buf), self.resumed_at + 1, (total or 0) // 2)
+
+    def restart(self) -> None:
+        self.buf.clear()
+        self.info = None
+        self.resumed_at = 0
+        self._keep = False
+        if self.partial is not None:
+            self.partial.drop()
+
+    def finish(self) -> None:
+        if self.partial is not None:
+            self.partial.drop()
+
+
+def _szx_for(held: int) -> int:
+    """The largest block size (up to 1024) that ``held`` bytes are a whole number of blocks of."""
     szx = BLOCK_SZX
+    while szx > 0 and held % (1 << (szx + 4)):
+        szx -= 1
+    return szx
+
+
+async def _fetch_coap(uri: str, context: aiocoap.Context, faults: Faults, got: _Received,
+                      die: bool) -> bytes:
+    szx = _szx_for(len(got.buf))
+    die_at: int | None = None
     while True:
-        if die_at is not None and num >= die_at:
-            raise TransferError("died", f"device died after {len(buf)} bytes")
+        if die_at is not None and len(got.buf) >= die_at:
+            raise TransferError("died", f"device died after {len(got.buf)} bytes")
+        resuming = len(got.buf) > 0
         msg = aiocoap.Message(code=aiocoap.GET, uri=uri)
-        msg.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx)
+        msg.opt.block2 = BlockOption.BlockwiseTuple(len(got.buf) >> (szx + 4), False, szx)
         try:
             resp = await coap_request(context, msg, faults.block_timeout, handle_blockwise=False)
         except (asyncio.TimeoutError, aiocoap.error.Error, OSError) as e:
-            raise TransferError("connection", f"connection lost after {len(buf)} bytes: "
+            raise TransferError("connection", f"connection lost after {len(got.buf)} bytes: "
                                 f"{type(e).__name__}") from None
+        if resuming and resp.code in (aiocoap.PRECONDITION_FAILED, aiocoap.BAD_OPTION):
+            raise _Stale(f"{uri} answered {resp.code} for block {msg.opt.block2.block_number}")
         if resp.code == aiocoap.NOT_FOUND or resp.code == aiocoap.BAD_REQUEST:
             raise TransferError("uri", f"{uri} answered {resp.code}")
         if not resp.code.is_successful():
             raise TransferError("connection", f"{uri} answered {resp.code}")
         block = resp.opt.block2
+        etag = resp.opt.etag.hex() if resp.opt.etag else ""
         if block is None:
-            buf = bytearray(resp.payload)
-            if len(buf) > max_size:
-                raise TransferError("size", f"package of {len(buf)} bytes exceeds {max_size}")
-            progress(len(buf))
-            return bytes(buf)
-        if resp.opt.size2 is not None and resp.opt.size2 > max_size:
-            raise TransferError("size", f"package of {resp.opt.size2} bytes exceeds {max_size}")
+            if resuming:  # the whole package in one answer: nothing to resume
+                got.restart()
+            got.check(etag, len(resp.payload))
+            got.add(resp.payload)
+            return bytes(got.buf)
+        got.check(etag, resp.opt.size2)
         offset = block.block_number * (1 << (block.size_exponent + 4))
-        if offset != len(buf):
+        if offset != len(got.buf):
             raise TransferError("connection", f"block {block.block_number} out of order")
-        buf += resp.payload
-        if len(buf) > max_size:
-            raise TransferError("size", f"package exceeds {max_size} bytes")
-        progress(len(buf))
+        got.add(resp.payload)
         if not block.more:
-            return bytes(buf)
+            return bytes(got.buf)
+        if die_at is None:
+            die_at = got.died_at(die, resp.opt.size2)
         szx = block.size_exponent
-        num = block.block_number + 1
 
 
-async def _fetch_http(uri: str, max_size: int, faults: Faults,
-                      progress: Callable[[int], None], die_at: int | None) -> bytes:
-    buf = bytearray()
+def _http_total(resp: httpx.Response) -> int | None:
+    """The package size from Content-Range (206) or Content-Length (200)."""
+    if resp.status_code == 206:
+        total = resp.headers.get("content-range", "").rpartition("/")[2]
+    else:
+        total = resp.headers.get("content-length", "")
+    return int(total) if total.isdigit() else None
+
+
+async def _fetch_http(uri: str, context: aiocoap.Context, faults: Faults, got: _Received,
+                      die: bool) -> bytes:
+    start = len(got.buf)
+    headers = {"Range": f"bytes={start}-"} if start else {}
     try:
         async with httpx.AsyncClient(timeout=faults.block_timeout, trust_env=False) as client:
-            async with client.stream("GET", uri) as resp:
+            async with client.stream("GET", uri, headers=headers) as resp:
+                if start and resp.status_code == 416:
+                    raise _Stale(f"{uri} answered HTTP 416 for bytes {start}-")
                 if resp.status_code in (400, 404, 410):
                     raise TransferError("uri", f"{uri} answered HTTP {resp.status_code}")
-                if resp.status_code != 200:
+                if resp.status_code not in (200, 206) or (resp.status_code == 206 and not start):
                     raise TransferError("connection", f"{uri} answered HTTP {resp.status_code}")
-                length = resp.headers.get("content-length")
-                if length and length.isdigit() and int(length) > max_size:
-                    raise TransferError("size", f"package of {length} bytes exceeds {max_size}")
-                chunks = 0
+                if start and resp.status_code == 200:  # the server ignored Range: from byte 0
+                    got.restart()
+                elif start and not resp.headers.get("content-range", "").startswith(
+                        f"bytes {start}-"):
+                    raise TransferError("connection", f"{uri} sent another range than bytes {start}-")
+                total = _http_total(resp)
+                got.check(resp.headers.get("etag", ""), total)
+                die_at = got.died_at(die, total)
                 async for chunk in resp.aiter_bytes(1024):
-                    if die_at is not None and chunks >= die_at:
-                        raise TransferError("died", f"device died after {len(buf)} bytes")
-                    chunks += 1
-                    buf += chunk
-                    if len(buf) > max_size:
-                        raise TransferError("size", f"package exceeds {max_size} bytes")
-                    progress(len(buf))
+                    if die_at is not None and len(got.buf) >= die_at:
+                        raise TransferError("died", f"device died after {len(got.buf)} bytes")
+                    got.add(chunk)
     except httpx.HTTPError as e:
-        raise TransferError("connection", f"connection lost after {len(buf)} bytes: "
+        raise TransferError("connection", f"connection lost after {len(got.buf)} bytes: "
                             f"{type(e).__name__}") from None
-    return bytes(buf)
+    return bytes(got.buf)

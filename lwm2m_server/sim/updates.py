@@ -1,7 +1,8 @@
 """What objects 5 (Firmware Update) and 9 (Software Management) share: receiving a package.
 
 A package arrives by push (a Write of the Package resource, assembled from block1 in RAM) or
-by pull (a Write of Package URI, downloaded block by block into flash). Both objects keep
+by pull (a Write of Package URI, downloaded block by block into flash, where an unfinished
+download stays so that the next pull of the same URI resumes it). Both objects keep
 their own state machine; this base class runs the transfer and hands the bytes or the failure
 to ``package_received`` / ``download_failed``.
 """
@@ -80,6 +81,7 @@ class PackageObject(SimObject):
             self.download_started(iid)
             self._tasks[iid] = asyncio.get_running_loop().create_task(self._pull(iid, str(value)))
         else:
+            self.device.storage.partial(self.object_id).drop()  # a pushed package replaces it
             self.download_started(iid)
             data = bytes(value)  # type: ignore[arg-type]
             if len(data) > self.device.config.ram_bytes:
@@ -91,9 +93,11 @@ class PackageObject(SimObject):
             self._tasks[iid] = asyncio.get_running_loop().create_task(self._deliver(iid, data))
 
     def cancel_transfer(self, iid: int) -> None:
+        """Stop the running transfer and forget its partial download (Cancel, empty URI)."""
         t = self._tasks.pop(iid, None)
         if t is not None and not t.done():
             t.cancel()
+        self.device.storage.partial(self.object_id).drop()
 
     async def wait_idle(self) -> None:
         """Wait for running transfers and checks (tests, shutdown)."""
@@ -114,7 +118,8 @@ class PackageObject(SimObject):
         try:
             try:
                 data = await fetch_package(uri, self.device.context, self.max_pull_size(),
-                                           self.device.faults)
+                                           self.device.faults,
+                                           partial=self.device.storage.partial(self.object_id))
             except TransferError as e:
                 log.info("%s: download of %s failed: %s", self.device.endpoint, uri, e)
                 if e.kind == "died":  # fault injection: the device loses power mid-download
