@@ -392,6 +392,7 @@ class SimDevice:
             orig(data, ancdata, flags, address)
 
         mi.datagram_msg_received = receive
+        _cache_resolution(mi)
         return ctx
 
     async def _request(self, msg: aiocoap.Message, timeout: float = 100.0) -> aiocoap.Message:
@@ -582,6 +583,30 @@ async def _exclusive_udp_context(site: Any, loggername: str) -> aiocoap.Context:
     await ctx._append_tokenmanaged_messagemanaged_transport(  # noqa: SLF001 - no public hook
         lambda mman: MessageInterfaceUDP6._create_transport_endpoint(sock, mman, ctx.log, loop))
     return ctx
+
+
+def _cache_resolution(mi: Any) -> None:
+    """Resolve each server address once per socket instead of once per request.
+
+    aiocoap looks up a request's host (getaddrinfo in a worker thread) for every request made
+    from a URI, which for a 64-block download is 64 lookups and thread hand-offs per device.
+    A device talks to one or two hosts, and its socket lives until it reboots or stops, so the
+    first answer per (scheme, host, port) is kept for the socket's life (failures are not kept).
+    """
+    original = mi.determine_remote
+    resolved: dict[tuple[Any, ...], Any] = {}
+
+    async def determine_remote(request: aiocoap.Message) -> Any:
+        key = (request.requested_scheme, request.unresolved_remote, request.opt.uri_host,
+               request.opt.uri_port)
+        hit = resolved.get(key)
+        if hit is None:
+            hit = await original(request)
+            if hit is not None and len(resolved) < 16:
+                resolved[key] = hit
+        return hit
+
+    mi.determine_remote = determine_remote
 
 
 def _attr_params(attrs: Attributes | None) -> dict[str, str]:
