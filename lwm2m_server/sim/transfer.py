@@ -42,7 +42,8 @@ class Faults:
 
     drop_rate: float = 0.0          # share of incoming requests silently dropped
     latency_ms: float = 0.0         # added before every answer and every request sent
-    die_mid_download: bool = False  # the next download breaks off half-way (power loss)
+    die_mid_download: bool = False  # the next download breaks off (power loss) ...
+    die_after: float = 0.0          # ... after this share of the package (0: its first block)
     corrupt_download: bool = False  # the next download arrives with one byte flipped
     block_timeout: float = 5.0      # seconds to wait for one block before giving up
 
@@ -172,12 +173,12 @@ class _Received:
             self.partial.append(data)
         self.progress(len(self.buf))
 
-    def died_at(self, die: bool, total: int | None) -> int | None:
-        """Where a device told to die mid-download breaks off: half-way (after this block when
-        the size is unknown), at least one block after where it started."""
+    def died_at(self, die: bool, after: float, total: int | None) -> int | None:
+        """Where a device told to die mid-download breaks off: after the share ``after`` of
+        ``total``, and at least one block (or chunk) after where it started."""
         if not die:
             return None
-        return max(len(self.buf), self.resumed_at + 1, (total or 0) // 2)
+        return max(len(self.buf), self.resumed_at + 1, int((total or 0) * after))
 
     def restart(self) -> None:
         self.buf.clear()
@@ -237,7 +238,7 @@ async def _fetch_coap(uri: str, context: aiocoap.Context, faults: Faults, got: _
         if not block.more:
             return bytes(got.buf)
         if die_at is None:
-            die_at = got.died_at(die, resp.opt.size2)
+            die_at = got.died_at(die, faults.die_after, resp.opt.size2)
         szx = block.size_exponent
 
 
@@ -270,7 +271,7 @@ async def _fetch_http(uri: str, context: aiocoap.Context, faults: Faults, got: _
                     raise TransferError("connection", f"{uri} sent another range than bytes {start}-")
                 total = _http_total(resp)
                 got.check(resp.headers.get("etag", ""), total)
-                die_at = got.died_at(die, total)
+                die_at = got.died_at(die, faults.die_after, total)
                 async for chunk in resp.aiter_bytes(1024):
                     if die_at is not None and len(got.buf) >= die_at:
                         raise TransferError("died", f"device died after {len(got.buf)} bytes")

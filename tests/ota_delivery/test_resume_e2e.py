@@ -37,7 +37,7 @@ async def test_device_that_dies_mid_download_resumes_at_the_cut_and_the_rollout_
     image = firmware_image("3.0.0", size=20_000)
     sha = hashlib.sha256(image).hexdigest()
     n_blocks = -(-len(image) // BLOCK)
-    dev = await env.device("rs-e2e", faults=Faults(die_mid_download=True))
+    dev = await env.device("rs-e2e", faults=Faults(die_mid_download=True, die_after=0.5))
     art = env.add_artifact(image, "firmware", "3.0.0")
     dep = await env.deploy(artifact_id=art, endpoints=["rs-e2e"], retries=3, timeout=20)
     await eventually(lambda: not dev.alive)
@@ -64,7 +64,7 @@ async def test_sota_package_download_resumes_after_the_device_died_and_the_model
     pkg = env.sota(retrained_model_wasm, "1.2.0")
     n_blocks = -(-len(pkg) // BLOCK)
     assert n_blocks >= 2
-    dev = await env.device("rs-sota", faults=Faults(die_mid_download=True))
+    dev = await env.device("rs-sota", faults=Faults(die_mid_download=True, die_after=0.5))
     art = env.add_artifact(pkg, "sota", "1.2.0")
     dep = await env.deploy(artifact_id=art, endpoints=["rs-sota"], retries=3, timeout=20)
     await eventually(lambda: not dev.alive)

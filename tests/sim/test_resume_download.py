@@ -116,7 +116,7 @@ async def test_after_a_connection_loss_the_next_pull_asks_for_the_next_block_onl
 async def test_a_device_that_died_mid_download_resumes_after_power_comes_back(
         peer: Peer, make_device: Any) -> None:
     img = image("2.0.1", size=9000)
-    dev = await make_device("rs-die", faults=Faults(die_mid_download=True))
+    dev = await make_device("rs-die", faults=Faults(die_mid_download=True, die_after=0.5))
     uri, f = serve(peer, "die", img)
     await write_uri(peer, "rs-die", "/5/0/1", uri)
     await eventually(lambda: not dev.alive)
