@@ -236,6 +236,10 @@ class DeviceManager:
                 self._check_types(request.values)
             return
         path: Path = request.path  # type: ignore[union-attr]
+        if path.level == 4 and reg.lwm2m_version == "1.0":
+            # LwM2M 1.0 paths stop at the resource (Wakaama's 1.0 client answers 4.00).
+            raise InvalidRequest(f"{operation_name(request)} of a resource instance ({path}) needs LwM2M "
+                                 f"1.1; {reg.endpoint!r} registered with 1.0: use {path.parent()}")
         if isinstance(request, ExecuteRequest) and not path.is_resource:
             raise InvalidRequest(f"execute needs a resource path, got {path}")
         if isinstance(request, CreateRequest) and not path.is_object:

@@ -23,6 +23,7 @@ from aiocoap import ACK, CON, Code, Message
 from aiocoap.optiontypes import BlockOption
 
 from lwm2m_server.model import Path
+from lwm2m_server.protocol.errors import InvalidRequest
 from lwm2m_server.protocol.requests import CreateRequest, ObserveRequest, ReadRequest, WriteRequest
 from tests.support.lwm2m_client import OPAQUE, SENML_CBOR, SENML_JSON, TEXT, TLV, LwM2MTestClient
 
@@ -203,3 +204,18 @@ async def test_a_write_larger_than_the_device_block_size_goes_again_block_wise_a
         assert [m.opt.block1 for m in dev.requests] == [None] and dev.values["/3/0/14"] == b"+02:00"
     finally:
         transport.close()
+
+
+async def test_a_resource_instance_path_is_refused_for_a_1_0_device_before_anything_is_sent(server):
+    # LwM2M 1.0 paths stop at the resource; Wakaama's 1.0 client answered 4.00 (a 502 here).
+    c = await start(LwM2MTestClient("wk-10", VALUES, lwm2m="1.0"), server)
+    try:
+        for request in (ReadRequest(P("/3/0/7/1")), ObserveRequest(P("/3/0/7/1")),
+                        WriteRequest(P("/3/0/7/1"), {P("/3/0/7/1"): 4000})):
+            with pytest.raises(InvalidRequest, match=r"resource instance \(/3/0/7/1\) needs LwM2M 1.1.*use /3/0/7"):
+                await server.devices.send("wk-10", request)
+        assert c.received == []
+        r = await server.devices.send("wk-10", ReadRequest(P("/3/0/7")))  # the resource itself works
+        assert r.values == {P("/3/0/7/0"): 3800, P("/3/0/7/1"): 5000}
+    finally:
+        await c.stop()
