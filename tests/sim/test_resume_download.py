@@ -22,7 +22,7 @@ from lwm2m_server.sim.transfer import Faults
 from ota.mcuboot import sign_image
 from ota.sota import build_package
 
-from .peer import Peer, eventually
+from .peer import HttpFileServer, Peer, eventually
 
 FW_IDLE, FW_DOWNLOADED = 0, 2
 SW_INITIAL, SW_DELIVERED = 0, 3
@@ -239,19 +239,15 @@ def test_partial_download_is_kept_per_uri_and_unreadable_records_are_dropped(tmp
     assert p.load("coap://h/fw/x") is None and p.held() == 0
 
 
-class RangeServer:
-    """HTTP/1.1 on 127.0.0.1 with Range and ETag; ``cut_after`` bytes of the first answer only,
+class RangeServer(HttpFileServer):
+    """One file over HTTP/1.1 with Range and ETag; ``cut_after`` bytes of the first answer only,
     then the connection closes (a lost link). Logs the Range header of every request."""
 
     def __init__(self, data: bytes, cut_after: int) -> None:
+        super().__init__()
         self.data = data
         self.cut_after: int | None = cut_after
         self.ranges: list[str | None] = []
-        self.server: asyncio.AbstractServer | None = None
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/fw.bin"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -279,16 +275,12 @@ class RangeServer:
         finally:
             writer.close()
 
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-
 
 async def test_http_pull_resumes_with_a_range_request(peer: Peer, make_device: Any) -> None:
     img = image("2.1.1")
     srv = RangeServer(img, cut_after=3000)
-    uri = await srv.start()
+    await srv.start()
+    uri = f"http://127.0.0.1:{srv.port}/fw.bin"
     try:
         dev = await make_device("rs-http")
         await write_uri(peer, "rs-http", "/5/0/1", uri)
