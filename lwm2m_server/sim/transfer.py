@@ -46,6 +46,9 @@ class Faults:
     die_after: float = 0.0          # ... after this share of the package (0: its first block)
     corrupt_download: bool = False  # the next download arrives with one byte flipped
     block_timeout: float = 5.0      # seconds to wait for one block before giving up
+    # A device that retries a download itself after a connection loss (after reporting it):
+    download_retries: int = 0       # how many times (0: it waits for the server to retry)
+    retry_after: float = 1.0        # seconds after the loss
 
     def corrupt(self, data: bytes) -> bytes:
         if not data:

@@ -115,21 +115,34 @@ class PackageObject(SimObject):
                 del self._tasks[iid]
 
     async def _pull(self, iid: int, uri: str) -> None:
+        retries = self.device.faults.download_retries
         try:
-            try:
-                data = await fetch_package(uri, self.device.context, self.max_pull_size(),
-                                           self.device.faults,
-                                           partial=self.device.storage.partial(self.object_id))
-            except TransferError as e:
-                log.info("%s: download of %s failed: %s", self.device.endpoint, uri, e)
-                if e.kind == "died":  # fault injection: the device loses power mid-download
-                    await self.device.die()
-                    return
-                if e.kind == "connection":
-                    self.device.report_error(ERROR_IP_CONNECTIVITY)
-                self.download_failed(iid, self.TRANSFER_RESULTS[e.kind], e.message)
+            while True:
+                try:
+                    data = await fetch_package(uri, self.device.context, self.max_pull_size(),
+                                               self.device.faults,
+                                               partial=self.device.storage.partial(self.object_id))
+                except TransferError as e:
+                    log.info("%s: download of %s failed: %s", self.device.endpoint, uri, e)
+                    if e.kind == "died":  # fault injection: the device loses power mid-download
+                        await self.device.die()
+                        return
+                    if e.kind == "connection":
+                        self.device.report_error(ERROR_IP_CONNECTIVITY)
+                    self.download_failed(iid, self.TRANSFER_RESULTS[e.kind], e.message)
+                    if e.kind != "connection" or retries <= 0:
+                        return
+                    # The loss is reported (result 4 / 52); then the device tries again on its
+                    # own, from the bytes it kept, unless the server moved on meanwhile.
+                    retries -= 1
+                    await asyncio.sleep(self.device.faults.retry_after)
+                    if (self._tasks.get(iid) is not asyncio.current_task()
+                            or self.data[iid].get(self.URI_RID) != uri or not self.can_start(iid)):
+                        return
+                    self.download_started(iid)
+                    continue
+                await self.package_received(iid, data)
                 return
-            await self.package_received(iid, data)
         finally:
             if self._tasks.get(iid) is asyncio.current_task():
                 del self._tasks[iid]

@@ -293,3 +293,37 @@ async def test_http_pull_resumes_with_a_range_request(peer: Peer, make_device: A
         assert dev.objects[5].data[0][7] == "2.1.1"
     finally:
         await srv.stop()
+
+
+async def test_a_device_that_retries_itself_reports_the_loss_first_then_resumes(
+        peer: Peer, make_device: Any) -> None:
+    img = image("2.1.2")
+    dev = await make_device("rs-self", faults=Faults(block_timeout=0.3, download_retries=1,
+                                                     retry_after=0.2))
+    obj = dev.objects[5]
+    seen: list[tuple[int, int]] = []
+    set_value = obj.set_value
+
+    def logged(iid: int, rid: int, value: Any) -> None:
+        set_value(iid, rid, value)
+        if rid in (3, 5):
+            seen.append(fw(dev))
+    obj.set_value = logged
+    uri, f = serve(peer, "self", img, silent_from=2)
+    await write_uri(peer, "rs-self", "/5/0/1", uri)
+    await eventually(lambda: fw(dev) == (FW_IDLE, 4))
+    f.silent_from = None  # the link is back before the device retries
+    await eventually(lambda: fw(dev) == (FW_DOWNLOADED, 0))  # no new URI write from the server
+    assert f.asked == list(range(blocks(img)))
+    assert (FW_IDLE, 4) in seen and seen.index((FW_IDLE, 4)) < seen.index((FW_DOWNLOADED, 0))
+    assert seen[seen.index((FW_IDLE, 4)) + 1][0] == 1  # Downloading again, after the report
+
+
+async def test_a_device_out_of_retries_stays_at_connection_lost(peer: Peer, make_device: Any) -> None:
+    dev = await make_device("rs-self2", faults=Faults(block_timeout=0.2, download_retries=1,
+                                                      retry_after=0.1))
+    uri, f = serve(peer, "self2", image("2.1.3"), silent_from=1)
+    await write_uri(peer, "rs-self2", "/5/0/1", uri)
+    await eventually(lambda: fw(dev) == (FW_IDLE, 4) and not dev.busy(), timeout=5)
+    assert f.asked == [0] and dev.storage.partial(5).held() == BLOCK
+    f.silent_from = None
