@@ -8,7 +8,8 @@ objects map to their result codes.
 Downloads resume. The bytes received so far stay in the device's flash (``PartialDownload``)
 with the URI and the package's identity (the ETag the server sent, else a SHA-256 in the URI;
 a download with neither is not kept). When the same URI is pulled again - the server writes
-Package URI again after a connection loss or a power cut - the device asks for the next block
+Package URI again after a connection loss or a power cut, or the device retries on its own
+after a connection loss (``Faults.download_retries``) - the device asks for the next block
 (CoAP Block2 NUM = bytes held / block size) or the rest (HTTP ``Range: bytes=N-``). Held bytes
 are dropped on success, for another URI, on 4.04/4.00/404 and friends, and when the server
 says they are stale: another ETag or size, 4.12, 4.02 (block past the end), 416; the download
