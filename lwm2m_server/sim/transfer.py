@@ -19,6 +19,7 @@ then starts again from the first byte, once. A connection loss or power cut keep
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 from collections.abc import Callable
@@ -103,9 +104,9 @@ async def fetch_package(uri: str, context: aiocoap.Context, max_size: int, fault
     scheme = check_uri(uri)
     die = faults.die_mid_download
     faults.die_mid_download = False
-    got = _Received(uri, partial, max_size, progress)
     fetch = _fetch_coap if scheme == "coap" else _fetch_http
     try:
+        got = _Received(uri, partial, max_size, progress)
         try:
             data = await fetch(uri, context, faults, got, die)
         except _Stale as e:
@@ -116,12 +117,13 @@ async def fetch_package(uri: str, context: aiocoap.Context, max_size: int, fault
             except _Stale as e2:
                 raise TransferError("connection", f"{uri} changed during the download: {e2}") from e
         got.finish()
-    except TransferError as e:
-        if e.kind not in ("connection", "died"):
-            got.restart()
-        raise
-    except StorageError as e:
-        raise TransferError("size", f"cannot keep the download in flash: {e}") from None
+    except (TransferError, StorageError) as e:
+        err = e if isinstance(e, TransferError) else TransferError(
+            "size", f"cannot keep the download in flash: {e}")
+        if err.kind not in ("connection", "died") and partial is not None:
+            with contextlib.suppress(StorageError):  # a failure for good: nothing to resume
+                partial.drop()
+        raise err from None
     if faults.corrupt_download:
         faults.corrupt_download = False
         data = faults.corrupt(data)
