@@ -124,6 +124,7 @@ class RolloutEngine:
         self.backoff_base = backoff_base
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._runs: dict[int, _Run] = {}
+        self._rows: dict[int, Target] = {}  # last written row of each target in flight
         self._cleanup: set[asyncio.Task[None]] = set()
         self._lock_conn: Any = None
         self._artifacts: dict[int, ArtifactInfo] = {}
@@ -154,6 +155,7 @@ class RolloutEngine:
             tasks = list(pending)
         self._tasks.clear()
         self._runs.clear()
+        self._rows.clear()
         if self._lock_conn is not None:
             with contextlib.suppress(Exception):
                 # Drop the connection instead of pooling it: the session, and its lock, end.
@@ -257,28 +259,55 @@ class RolloutEngine:
                                           current_stage=dep.current_stage))
 
     def _write_target(self, target_id: int, state: TargetState, **fields: Any) -> Target:
-        """Persist a target change (checked against the state machine) and publish it."""
-        with Session(self.db, expire_on_commit=False) as session:
-            t = session.get(Target, target_id, with_for_update=True)
-            if t is None:
-                raise InvalidTransition(f"target {target_id} vanished")
+        """Persist a target change (checked against the state machine) and publish it.
+
+        A target in flight keeps its row from the last write (this process is the only writer
+        besides an operator's cancel), so a write is one UPDATE guarded by the state we last
+        wrote; when that guard misses (cancelled meanwhile), the row is read again and checked.
+        """
+        inc = int(fields.pop("applied_inc", 0) or 0)
+        t = self._rows.get(target_id)
+        previous = previous_step = None
+        if t is not None:
             previous, previous_step = t.state, t.step
-            new = check_transition(previous, state)
-            t.state = new.value
-            inc = int(fields.pop("applied_inc", 0) or 0)
-            t.applied += inc
-            for k, v in fields.items():
-                setattr(t, k, v)
-            now = utcnow()
-            if new == TargetState.TRANSFERRING and t.started_at is None:
-                t.started_at = now
-            t.updated_at = now
-            session.add(t)
-            session.commit()  # t keeps the values just written: no read back
+            values = self._target_changes(t, state, inc, fields)
+            with self.db.begin() as conn:
+                done = conn.execute(update(Target).where(
+                    col(Target.id) == target_id, col(Target.state) == previous).values(**values))
+            if done.rowcount == 1:  # type: ignore[attr-defined]
+                for k, v in values.items():
+                    setattr(t, k, v)
+            else:
+                t = None
+        if t is None:
+            with Session(self.db, expire_on_commit=False) as session:
+                t = session.get(Target, target_id, with_for_update=True)
+                if t is None:
+                    raise InvalidTransition(f"target {target_id} vanished")
+                previous, previous_step = t.state, t.step
+                for k, v in self._target_changes(t, state, inc, fields).items():
+                    setattr(t, k, v)
+                session.add(t)
+                session.commit()  # t keeps the values just written: no read back
+        if target_id in self._runs:
+            self._rows[target_id] = t
         if (previous != t.state or t.step != previous_step or "progress" in fields
                 or "result" in fields):
             self._publish_target(t, previous)
         return t
+
+    @staticmethod
+    def _target_changes(t: Target, state: TargetState, inc: int,
+                        fields: dict[str, Any]) -> dict[str, Any]:
+        """The column values that take ``t`` to ``state`` (InvalidTransition if it may not go)."""
+        new = check_transition(t.state, state)
+        now = utcnow()
+        values: dict[str, Any] = {**fields, "state": new.value, "updated_at": now}
+        if inc:
+            values["applied"] = t.applied + inc
+        if new == TargetState.TRANSFERRING and t.started_at is None:
+            values["started_at"] = now
+        return values
 
     # --- reconcile -------------------------------------------------------
     async def reconcile_once(self) -> None:
@@ -413,6 +442,7 @@ class RolloutEngine:
         finally:
             self._tasks.pop(run.target_id, None)
             self._runs.pop(run.target_id, None)
+            self._rows.pop(run.target_id, None)
             self._wake.set()
 
     def _fail(self, run: _Run, reason: str, result: int | None, transient: bool,
