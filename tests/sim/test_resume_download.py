@@ -327,3 +327,13 @@ async def test_a_device_out_of_retries_stays_at_connection_lost(peer: Peer, make
     await eventually(lambda: fw(dev) == (FW_IDLE, 4) and not dev.busy(), timeout=5)
     assert f.asked == [0] and dev.storage.partial(5).held() == BLOCK
     f.silent_from = None
+
+
+async def test_a_flash_that_cannot_keep_the_download_fails_with_not_enough_flash(
+        peer: Peer, make_device: Any) -> None:
+    dev = await make_device("rs-flash")
+    (dev.storage.folder / "partial_5.bin").mkdir()  # the file cannot be written nor removed
+    uri, f = serve(peer, "flash", image("2.1.4"))
+    await write_uri(peer, "rs-flash", "/5/0/1", uri)
+    await eventually(lambda: fw(dev) == (FW_IDLE, 2))
+    assert not dev.busy()
