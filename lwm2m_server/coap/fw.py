@@ -77,30 +77,31 @@ def _error(code: Code, text: str) -> Message:
 
 
 class _FdCache:
-    """A few open file descriptors by SHA-256 (artifact files never change under their name)."""
+    """A few open file descriptors by SHA-256 (artifact files never change under their name),
+    with each file's size and ETag: a block costs one ``pread`` and no path or stat work."""
 
     def __init__(self, size: int = 32) -> None:
         self._size = size
-        self._fds: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._fds: OrderedDict[str, tuple[int, int, bytes]] = OrderedDict()
 
-    def get(self, sha256: str, path: FsPath) -> tuple[int, int] | None:
+    def get(self, sha256: str, path_for: Callable[[str], FsPath]) -> tuple[int, int, bytes] | None:
         hit = self._fds.get(sha256)
         if hit is not None:
             self._fds.move_to_end(sha256)
             return hit
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path_for(sha256), os.O_RDONLY)
         except FileNotFoundError:
             return None
-        entry = (fd, os.fstat(fd).st_size)
+        entry = (fd, os.fstat(fd).st_size, bytes.fromhex(sha256[:16]))
         self._fds[sha256] = entry
         while len(self._fds) > self._size:
-            _sha, (old, _n) = self._fds.popitem(last=False)
+            _sha, (old, _n, _etag) = self._fds.popitem(last=False)
             os.close(old)
         return entry
 
     def close(self) -> None:
-        for fd, _n in self._fds.values():
+        for fd, _n, _etag in self._fds.values():
             os.close(fd)
         self._fds.clear()
 
@@ -137,10 +138,10 @@ class FwResource(Resource, PathCapable):
         if len(path) != 1 or not _SHA_RE.fullmatch(path[0]):
             return _error(Code.NOT_FOUND, "use /fw/<sha256> with a lowercase hex SHA-256")
         sha = path[0]
-        entry = self._fds.get(sha, self._path_for(sha))
+        entry = self._fds.get(sha, self._path_for)
         if entry is None:
             return _error(Code.NOT_FOUND, f"no artifact {sha}")
-        fd, total = entry
+        fd, total, etag = entry
         block2 = request.opt.block2
         if block2 is None:
             num, szx = 0, self._max_szx
@@ -157,7 +158,7 @@ class FwResource(Resource, PathCapable):
         more = start + len(chunk) < total
         msg = Message(code=Code.CONTENT, payload=chunk, content_format=ContentFormat.OCTETSTREAM)
         msg.opt.block2 = BlockOption.BlockwiseTuple(num, more, szx)
-        msg.opt.etag = bytes.fromhex(sha[:16])
+        msg.opt.etag = etag
         if num == 0:
             msg.opt.size2 = total
         if self.tracker is not None:
