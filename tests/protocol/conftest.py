@@ -21,8 +21,10 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 def make_server(db_url: str, *, awake_window: float = 5.0, store: Any = None,
                 **settings: Any) -> LwM2MServer:
+    # The background read after Register is off unless a test asks for it: most tests count or
+    # inspect the requests a device receives (tests/protocol/test_read_on_register.py turns it on).
     opts: dict[str, Any] = {"coap_host": "127.0.0.1", "coap_port": 0, "db_url": db_url,
-                            "request_timeout": 3.0}
+                            "request_timeout": 3.0, "read_on_register": False}
     opts.update(settings)
     return LwM2MServer(Settings(**opts), expiry_interval=0.1, awake_window=awake_window, store=store)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from aiocoap import Code
 
 from lwm2m_server.config import Settings
@@ -18,6 +20,13 @@ P = Path.parse
 
 MODEL_VALUES = {**DEVICE_VALUES, "/3/0/3": "1.4.2", "/33100/0/0": 1, "/33100/0/1/0": "kws-v1",
                 "/33100/0/1/1": "kws-v2", "/33100/0/4": 12}
+
+
+@pytest.fixture
+async def server(sqlite_url: str) -> AsyncIterator[Any]:
+    """The shared fixture's server, with the background read on (the shared one turns it off)."""
+    async with running(sqlite_url, read_on_register=True) as srv:
+        yield srv
 
 
 def reads(c: Any, path: str) -> int:
@@ -36,7 +45,7 @@ async def drain(sub: Any) -> list[Any]:
 
 
 async def test_register_fills_firmware_version_and_model_info_into_latest_values(sqlite_url, clients):
-    async with running(sqlite_url) as srv:
+    async with running(sqlite_url, read_on_register=True) as srv:
         c = await clients("ror-model", MODEL_VALUES)
         assert (await c.register(srv.coap_port)).code == Code.CREATED
         await wait_until(lambda: latest(srv, "ror-model", "/33100/0/1/1") == "kws-v2")
@@ -58,7 +67,7 @@ async def test_device_without_the_model_object_gets_only_the_device_read(server,
 
 
 async def test_the_read_never_delays_the_register_answer(sqlite_url, clients):
-    async with running(sqlite_url, request_timeout=2.0) as srv:
+    async with running(sqlite_url, request_timeout=2.0, read_on_register=True) as srv:
         c = await clients("ror-silent", behaviour="silent")
         started = time.monotonic()
         assert (await c.register(srv.coap_port)).code == Code.CREATED
@@ -112,7 +121,7 @@ async def test_a_failed_read_is_only_an_event(server, clients):
 
 
 async def test_queue_mode_device_is_read_while_awake_and_never_queued(sqlite_url, clients):
-    async with running(sqlite_url, request_timeout=0.5) as srv:
+    async with running(sqlite_url, request_timeout=0.5, read_on_register=True) as srv:
         awake = await clients("ror-q-awake", queue=True)
         await awake.register(srv.coap_port)
         await wait_until(lambda: latest(srv, "ror-q-awake", "/3/0/0") == "ACME")
