@@ -16,6 +16,7 @@ from lwm2m_server.rollout.drivers import ArtifactInfo
 from lwm2m_server.rollout.engine import RolloutEngine
 from lwm2m_server.rollout.errors import DeploymentConflict, InvalidDeployment
 from lwm2m_server.rollout.service import DeploymentSpec
+from lwm2m_server.rollout.state import InvalidTransition, TargetState
 from lwm2m_server.rollout.tables import Target
 from lwm2m_server.store.db import init_db, make_engine
 
@@ -380,3 +381,27 @@ async def test_cancel_during_a_download_stops_it_on_the_device(db, fleet):  # ty
         await eng.stop()
     assert d.fw_state == 0 and d.fw_result == 10 and d.fw_updates == 0
     assert service.deployment_view(db, dep.id)["targets"][0]["state"] == "cancelled"
+
+
+async def test_write_of_a_target_in_flight_after_an_operator_cancel_is_refused_and_cancel_stays(
+        db, fleet):  # type: ignore[no-untyped-def]
+    fleet.add("d0", stall=True)  # the download never ends: the target stays transferring
+    eng = make_engine_for(db, fleet)
+    dep = create(db, artifact_id=1, endpoints=["d0"])
+    await eng.start()
+    try:
+        await until(lambda: service.deployment_view(db, dep.id)["targets"][0]["state"]
+                    == "transferring")
+        with Session(db) as s:
+            tid = s.exec(select(Target.id).where(Target.deployment_id == dep.id)).one()
+        assert tid in eng._rows  # later writes of this target are guarded UPDATEs
+        service.cancel_deployment(db, dep.id)
+        # The target task writes before the reconciler gets to stop it: the guard misses,
+        # the row is read again, and the state machine refuses to leave cancelled.
+        with pytest.raises(InvalidTransition):
+            eng._write_target(tid, TargetState.TRANSFERRING, progress=0.5)
+        view = service.deployment_view(db, dep.id)
+    finally:
+        await eng.stop()
+    assert view["targets"][0]["state"] == "cancelled"
+    assert view["targets"][0]["progress"] != 0.5
