@@ -248,7 +248,7 @@ def build(values: Mapping[Path, Value], path: Path, registry: ObjectRegistry | N
                     raise NodeError(f"{p} is a multiple resource: address its instances")
                 v = values[p]
                 lt = rtype(p, v)
-                if trusted and (types.get(p) is not lt or (t is not None and lt is not t)):  # type: ignore[union-attr]
+                if trusted and (p not in types or (t is not None and lt is not t)):  # type: ignore[operator]
                     trusted = False  # mixed or untyped leaves: let the constructor check them all
                 t = lt
                 inst[p.ids[3]] = v
