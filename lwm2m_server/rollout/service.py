@@ -24,6 +24,7 @@ from .tables import Deployment, DeviceTag, Target, utcnow
 __all__ = [
     "DeploymentSpec", "create_deployment", "get_deployment", "list_deployments",
     "deployment_view", "pause_deployment", "resume_deployment", "cancel_deployment",
+    "retry_deployment",
     "set_tags", "get_tags", "endpoints_with_tag", "artifact_info", "ArtifactLookup",
     "DEPLOYABLE_KINDS",
 ]
@@ -263,6 +264,52 @@ def cancel_deployment(engine: Engine, deployment_id: int,
         _publish(events, "deployment_target", t.endpoint, deployment_id=deployment_id,
                  state=t.state, progress=t.progress, result=t.result, reason=t.reason)
     return dep
+
+
+def retry_deployment(engine: Engine, deployment_id: int, *,
+                     events: EventBus | None = None) -> dict[str, Any]:
+    """Give the failed targets of a deployment another go: back to pending with a fresh attempt
+    count, the deployment back to running. Returns ``deployment_view``.
+
+    Refused (DeploymentConflict) for a cancelled deployment or one without failed targets.
+    """
+    changed: list[Target] = []
+    with Session(engine) as session:
+        dep = session.get(Deployment, deployment_id, with_for_update=True)
+        if dep is None:
+            raise DeploymentNotFound(f"deployment {deployment_id} does not exist")
+        if dep.state == "cancelled":
+            raise DeploymentConflict(f"deployment {deployment_id} is cancelled; start a new one")
+        targets = session.exec(select(Target).where(
+            Target.deployment_id == deployment_id,
+            Target.state == TargetState.FAILED.value)).all()
+        if not targets:
+            raise DeploymentConflict(f"deployment {deployment_id} has no failed target to retry")
+        now = utcnow()
+        for t in targets:
+            t.state = TargetState.PENDING.value
+            t.attempt = 0
+            t.progress = 0.0
+            t.result = None
+            t.step = None
+            t.next_attempt_at = None
+            t.reason = "retry requested by operator"
+            t.updated_at = now
+            session.add(t)
+            changed.append(t)
+        dep.state = "running"
+        dep.reason = None
+        dep.failures_acknowledged = 0  # every failed target is pending again
+        dep.updated_at = now
+        session.add(dep)
+        session.commit()
+        for t in changed:
+            session.refresh(t)
+    _publish(events, "deployment", None, deployment_id=deployment_id, state="running", reason=None)
+    for t in changed:
+        _publish(events, "deployment_target", t.endpoint, deployment_id=deployment_id,
+                 state=t.state, progress=t.progress, result=t.result, reason=t.reason)
+    return deployment_view(engine, deployment_id)
 
 
 def set_tags(engine: Engine, endpoint: str, tags: Sequence[str]) -> list[str]:
