@@ -24,7 +24,7 @@ from ..rollout.tables import DeviceTag
 __all__ = [
     "MODEL_OBJECT", "FIRMWARE_VERSION", "ModelPanel", "ValueRow", "DeviceRow",
     "model_panel", "firmware_version", "value_rows", "device_rows", "tags_by_endpoint",
-    "deployment_progress", "ago", "display",
+    "deployment_progress", "ago", "display", "FINAL_STATES", "final_summary", "version_counts",
 ]
 
 MODEL_OBJECT = 33100
@@ -193,10 +193,55 @@ def device_rows(devices: Iterable[dict[str, Any]], latest_of: Any, tags: Mapping
 
 
 def deployment_progress(view: Mapping[str, Any]) -> dict[str, Any]:
-    """Done, failed and total targets and the percentage done, from a deployment's ``counts``."""
+    """Targets per outcome and the share finished, from a deployment's ``counts``.
+
+    ``percent`` is the share of targets in a final state; the bar shows succeeded, failed and
+    cancelled apart, so a cancelled deployment never looks like a full green bar (nor like an
+    empty one that says 100%).
+    """
     counts = view.get("counts") or {}
     total = sum(int(v) for v in counts.values())
     done = sum(int(counts.get(s, 0)) for s in _TERMINAL)
-    return {"total": total, "done": done, "succeeded": int(counts.get("succeeded", 0)),
-            "failed": int(counts.get("failed", 0)),
-            "percent": round(100 * done / total) if total else 0}
+    share = (lambda n: round(100 * n / total, 1) if total else 0)  # noqa: E731
+    ok, failed, cancelled = (int(counts.get(s, 0)) for s in _TERMINAL)
+    return {"total": total, "done": done, "succeeded": ok, "failed": failed,
+            "cancelled": cancelled, "percent": round(100 * done / total) if total else 0,
+            "w_ok": share(ok), "w_fail": share(failed), "w_cancel": share(cancelled)}
+
+
+FINAL_STATES = ("completed", "completed_with_failures", "cancelled")
+
+
+def final_summary(state: str, progress: Mapping[str, Any]) -> dict[str, str] | None:
+    """How a finished deployment ended, in words (``level``: ok, warn or off); None while it
+    runs or is paused."""
+    if state not in FINAL_STATES:
+        return None
+    ok, failed, cancelled, total = (progress[k] for k in ("succeeded", "failed", "cancelled", "total"))
+    if state == "cancelled":
+        return {"level": "off", "title": "Cancelled",
+                "text": f"{ok} of {total} succeeded before the cancel, {cancelled} cancelled, "
+                        f"{failed} failed."}
+    if failed:
+        return {"level": "warn", "title": "Finished with failures",
+                "text": f"{failed} of {total} targets failed, {ok} succeeded. Retry the failed "
+                        "targets, or look at their reasons below."}
+    return {"level": "ok", "title": "Completed", "text": f"All {ok} targets succeeded."}
+
+
+def version_counts(rows: Iterable[DeviceRow]) -> dict[str, list[tuple[str, int]]]:
+    """Firmware and active model versions across ``rows``, most common first."""
+    firmware: dict[str, int] = {}
+    models: dict[str, int] = {}
+    for r in rows:
+        fw = r.firmware or "unknown"
+        firmware[fw] = firmware.get(fw, 0) + 1
+        if r.model is not None and r.model.active_name:
+            label = f"{r.model.active_name} {r.model.active_version or ''}".strip()
+        else:
+            label = "none known"
+        models[label] = models.get(label, 0) + 1
+
+    def ordered(d: dict[str, int]) -> list[tuple[str, int]]:
+        return sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {"firmware": ordered(firmware), "model": ordered(models)}

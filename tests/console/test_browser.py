@@ -66,7 +66,7 @@ async def test_signed_in_operator_sees_the_device_and_its_value_change_live(
 
     await page.locator('#objects tr:has(code:text-is("/3/0")) button:has-text("Read")').click()
     await expect(page.locator("#flash")).to_have_text("Read /3/0: 3 values")
-    battery = page.locator('td[data-path="/3/0/9"]')
+    battery = page.locator('#values td[data-path="/3/0/9"]')
     await expect(battery).to_have_text("80")
     await page.locator('tr[data-row="/3/0/9"] button:has-text("Observe")').click()
     await expect(page.locator("#flash")).to_contain_text("Observing /3/0/9")

@@ -10,6 +10,7 @@ from lwm2m_server.console.fleet import (
     deployment_progress,
     device_rows,
     display,
+    final_summary,
     firmware_version,
     model_panel,
     value_rows,
@@ -85,8 +86,28 @@ def test_device_rows_filter_by_text_in_endpoint_firmware_model_or_tag_and_by_tag
 def test_deployment_progress_counts_finished_targets() -> None:
     view = {"counts": {"pending": 1, "updating": 1, "succeeded": 5, "failed": 2, "cancelled": 1}}
     assert deployment_progress(view) == {"total": 10, "done": 8, "succeeded": 5, "failed": 2,
-                                         "percent": 80}
+                                         "cancelled": 1, "percent": 80, "w_ok": 50.0,
+                                         "w_fail": 20.0, "w_cancel": 10.0}
     assert deployment_progress({"counts": {}})["percent"] == 0
+
+
+def test_a_cancelled_deployment_bar_shows_the_cancelled_share_not_an_empty_100_percent() -> None:
+    progress = deployment_progress({"counts": {"cancelled": 4}})
+    assert (progress["percent"], progress["w_ok"], progress["w_cancel"]) == (100, 0, 100.0)
+    assert final_summary("cancelled", progress) == {
+        "level": "off", "title": "Cancelled",
+        "text": "0 of 4 succeeded before the cancel, 4 cancelled, 0 failed."}
+
+
+def test_final_summary_tells_completed_from_completed_with_failures() -> None:
+    done = deployment_progress({"counts": {"succeeded": 3}})
+    mixed = deployment_progress({"counts": {"succeeded": 3, "failed": 1}})
+    assert final_summary("running", done) is None
+    assert final_summary("completed", done)["title"] == "Completed"  # type: ignore[index]
+    for state in ("completed", "completed_with_failures"):
+        summary = final_summary(state, mixed)
+        assert summary is not None and summary["level"] == "warn"
+        assert summary["text"].startswith("1 of 4 targets failed, 3 succeeded")
 
 
 def test_ago_reads_naive_times_as_utc() -> None:

@@ -162,11 +162,11 @@ async def test_device_list_filters_by_text_and_by_tag(console: Console, device: 
 
 async def test_device_list_of_a_large_fleet_shows_the_first_rows_and_says_so(
         console: Console, device: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lwm2m_server.console import views
+    from lwm2m_server.console import device_pages
 
     from tests.support.lwm2m_client import LwM2MTestClient
 
-    monkeypatch.setattr(views, "MAX_DEVICE_ROWS", 1)
+    monkeypatch.setattr(device_pages, "MAX_DEVICE_ROWS", 1)
     second = LwM2MTestClient(device.endpoint + "-2", {"/3/0/9": 1})
     await second.start()
     try:
