@@ -1,7 +1,8 @@
 """The FastAPI application factory: REST API, /healthz, /metrics, OpenAPI at /docs.
 
-/docs is Swagger UI served from the ``swagger-ui-bundle`` package's own files under
-/docs/static, so it works on a machine without internet (FastAPI's default loads it from a CDN).
+/docs (Swagger UI 5) comes with its JS and CSS from the ``fastapi-offline`` package's own files
+under /docs/static, so it works on a machine without internet (FastAPI's default page loads it
+from a CDN). No ReDoc page: ReDoc fetches its logo from its vendor's site.
 
 ``create_app`` wires the running ``LwM2MServer`` (device routes), the database engine (tokens,
 events) and the settings into ``app.state``; the runner serves the result with uvicorn.
@@ -13,6 +14,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,7 +28,9 @@ from .config import Settings
 if TYPE_CHECKING:
     from .server import LwM2MServer
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "DOCS_ASSETS"]
+
+DOCS_ASSETS = "/docs/static"  # Swagger UI files, from the fastapi-offline package
 
 _DESCRIPTION = """LwM2M 1.1 device management over REST.
 
@@ -45,15 +49,15 @@ def create_app(settings: Settings | None = None, server: LwM2MServer | None = No
     """
     settings = settings or (server.settings if server is not None and hasattr(server, "settings")
                             else Settings())  # type: ignore[call-arg]  # all fields have defaults
-    app = FastAPI(title="lwm2m-server", version=__version__, description=_DESCRIPTION,
-                  docs_url=None, openapi_url="/openapi.json", redoc_url=None)
+    app = FastAPIOffline(title="lwm2m-server", version=__version__, description=_DESCRIPTION,
+                         docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+                         static_url=DOCS_ASSETS)
     app.state.settings = settings
     app.state.server = server
     app.state.engine = engine if engine is not None else getattr(server, "engine", None)
     # Set by the runner at shutdown: long-lived responses (event streams) end on it.
     app.state.shutting_down = asyncio.Event()
     install_error_handlers(app)
-    _mount_docs(app)
     app.include_router(health_router)
     app.include_router(build_api_router())
     from .console import mount_console  # operator console: /console pages, / redirect
@@ -62,27 +66,6 @@ def create_app(settings: Settings | None = None, server: LwM2MServer | None = No
 
     app.add_middleware(_CountResponses)
     return app
-
-
-DOCS_ASSETS = "/docs/static"
-
-
-def _mount_docs(app: FastAPI) -> None:
-    """Serve Swagger UI at /docs with its JS, CSS and icons from this server (no CDN)."""
-    from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.responses import HTMLResponse
-    from fastapi.staticfiles import StaticFiles
-    from swagger_ui_bundle import swagger_ui_path
-
-    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-static")
-
-    @app.get("/docs", include_in_schema=False)
-    def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=str(app.openapi_url), title=f"{app.title} API",
-            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
-            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
 
 
 class _CountResponses:

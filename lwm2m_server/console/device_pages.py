@@ -104,7 +104,7 @@ def typed_value(raw: str, path: Path, registry: ObjectRegistry) -> Any:
                 raise ValueError(text)
             return value
     except ValueError:
-        raise BadRequest(f"{path}: {text!r} is not a {rdef.type.value} value") from None
+        raise BadRequest(f"{path}: {text!r} is not a valid {rdef.type.value} value") from None
     if rdef.type is ResourceType.BOOLEAN:
         if text not in ("true", "false"):
             raise BadRequest(f"{path}: {text!r} is not a boolean (true or false)")
