@@ -45,6 +45,9 @@ def display(value: Any) -> str:
     shown = plain(value) if isinstance(value, (bytes, ObjLnk)) else value
     if isinstance(shown, bool):
         return "true" if shown else "false"
+    if isinstance(shown, float):
+        # A float32 from a device reads 1.0390000343322754; seven digits are what it holds.
+        return format(shown, ".7g")
     text = str(shown)
     return text if len(text) <= 200 else text[:197] + "..."
 

@@ -93,7 +93,8 @@ async def fleet(tmp_path_factory: pytest.TempPathFactory, example_model_wasm: by
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def page(browser: Any) -> AsyncIterator[Any]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context = await browser.new_context(viewport={"width": 1280, "height": 900},
+                                        reduced_motion="reduce")
     page = await context.new_page()
     page.set_default_timeout(WAIT_MS)
     try:
@@ -181,6 +182,8 @@ async def test_operator_runs_a_staged_deployment_to_the_end_and_retries_the_fail
     await expect(page.locator("#target-count")).to_have_text(
         "2 devices targeted: 1 registered, 1 online; not registered: nobody")
     await page.get_by_label("devices with a tag").check()
+    await expect(page.locator("#target-count")).to_have_text(
+        "3 devices targeted: 3 registered, 3 online")
     await page.get_by_label("Stages").fill("34, 100")
     await page.get_by_label("Max concurrent transfers").fill("2")
     await page.get_by_label("Failure threshold").fill("100")
@@ -196,6 +199,7 @@ async def test_operator_runs_a_staged_deployment_to_the_end_and_retries_the_fail
     # It runs through both stages by itself; op-3 has too little flash and fails.
     await expect(page.locator("#dep-final")).to_be_visible(timeout=60_000)
     await expect(page.locator('#dep-final [data-field="title"]')).to_have_text("Finished with failures")
+    await expect(page.locator("#dep-state")).to_have_text("completed with failures")
     await expect(page.locator('#dep-stage [data-field="stage"]')).to_have_text("2")
     await expect(page.locator('tr[data-target="op-3"] [data-field="state"]')).to_have_text("failed")
     await expect(page.locator('tr[data-target="op-1"] [data-field="state"]')).to_have_text("succeeded")
@@ -264,6 +268,8 @@ async def test_operator_writes_a_resource_runs_an_inference_and_watches_a_chart_
     assert int(await chart.get_attribute("data-points") or 0) > before
     await expect(chart.locator("polyline")).to_have_count(1)
     await shot(page, "device")
+    for part in ("#model-panel", "#charts-card", "#res-33100-0"):
+        await page.locator(part).screenshot(path=str(SHOTS / f"device-{part[1:]}.png"))
 
     # A value that is not an integer is refused by the browser's typed input and by the server.
     answer = await page.request.post(
@@ -293,7 +299,8 @@ async def test_overview_counts_the_fleet_and_charts_its_versions(fleet: Fleet, p
     await expect(page.locator("#count-total")).to_have_text("3")
 
     # A tablet: nothing wider than the screen, every page still usable.
-    tablet = await browser.new_context(viewport={"width": 800, "height": 1100})
+    tablet = await browser.new_context(viewport={"width": 800, "height": 1100},
+                                       reduced_motion="reduce")
     try:
         tab = await tablet.new_page()
         tab.set_default_timeout(WAIT_MS)

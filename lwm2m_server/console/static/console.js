@@ -21,6 +21,7 @@
   function shown(value) {
     if (typeof value === "boolean") return value ? "true" : "false";
     if (value === null || value === undefined) return "";
+    if (typeof value === "number" && !Number.isInteger(value)) return String(parseFloat(value.toPrecision(7)));
     const text = String(value);
     return text.length <= 200 ? text : text.slice(0, 197) + "...";
   }
@@ -110,7 +111,8 @@
   function drawCharts() {
     const box = document.getElementById("charts");
     if (!box) return;
-    const paths = Object.keys(series).filter(function (p) { return series[p].length > 0; }).sort();
+    // A chart needs a change to show: values seen once (a read) stay in the tables only.
+    const paths = Object.keys(series).filter(function (p) { return series[p].length > 1; }).sort();
     const none = document.getElementById("no-charts");
     if (none) none.hidden = paths.length > 0;
     paths.forEach(function (path) {
@@ -305,13 +307,24 @@
         box.querySelector('[data-field="text"]').textContent = summary[2];
       }
     }
+    markState(state, c.failed);
     const retry = document.getElementById("retry-box");
     if (retry) retry.hidden = !(c.failed > 0 && state !== "cancelled");
   }
 
+  // A deployment that completed with failed targets says so in its badge too (servers that
+  // have the completed_with_failures state send it; older ones say completed).
+  function markState(state, failed) {
+    const badge = document.getElementById("dep-state");
+    if (!badge) return;
+    const shownState = state === "completed" && failed ? "completed_with_failures" : state;
+    badge.textContent = shownState.replace(/_/g, " ");
+    badge.className = "badge state-" + shownState;
+  }
+
   function deploymentPage(id) {
     const stages = (document.body.dataset.stages || "100").split(",");
-    let state = document.getElementById("dep-state").textContent.replace(/ /g, "_");
+    let state = document.getElementById("dep-state").dataset.state;
     connect({ kind: "deployment_target,deployment" }, {
       deployment_target: function (event) {
         const d = event.data || {};
@@ -336,9 +349,6 @@
         const d = event.data || {};
         if (String(d.deployment_id) !== id || !d.state) return;
         state = d.state;
-        const badge = document.getElementById("dep-state");
-        badge.textContent = d.state.replace(/_/g, " ");
-        badge.className = "badge state-" + d.state;
         const reason = document.getElementById("dep-reason");
         if (reason && "reason" in d) { reason.textContent = d.reason || ""; reason.hidden = !d.reason; }
         if (typeof d.current_stage === "number") {
@@ -362,7 +372,7 @@
     const form = document.getElementById("deployment-form");
     if (!form) return;
     const out = document.getElementById("target-count");
-    let timer = null;
+    let timer = null, asked = 0;
     const mode = function () { return form.querySelector('input[name="target_mode"]:checked').value; };
     const count = async function () {
       const query = new URLSearchParams();
@@ -373,8 +383,10 @@
         if (!form.endpoints.value.trim()) { out.textContent = "List endpoints to see how many are known."; return; }
         query.set("endpoints", form.endpoints.value);
       }
+      const mine = ++asked;
       try {
         const c = await getJson(prefix + "/deployments/targets?" + query.toString());
+        if (mine !== asked) return; // the operator changed the targets meanwhile
         let text = c.count + " device" + (c.count === 1 ? "" : "s") + " targeted: " +
           c.registered + " registered, " + c.online + " online";
         if (c.unknown.length) text += "; not registered: " + c.unknown.join(", ") + (c.count - c.registered > c.unknown.length ? ", …" : "");
@@ -382,7 +394,7 @@
         out.dataset.count = String(c.count);
       } catch (e) { out.textContent = "Could not count the targets (" + e.message + ")."; }
     };
-    const later = function () { clearTimeout(timer); timer = setTimeout(count, 250); };
+    const later = function () { asked++; clearTimeout(timer); timer = setTimeout(count, 250); };
     const show = function () {
       form.querySelectorAll("[data-mode]").forEach(function (box) { box.hidden = box.dataset.mode !== mode(); });
       form.tag.required = mode() === "tag";
@@ -423,6 +435,8 @@
       };
       xhr.onload = function () {
         submit.disabled = false;
+        bar.querySelector(".bar-info").style.width = "100%";
+        bar.setAttribute("aria-valuenow", "100");
         percent.textContent = "100% sent; the server checked it";
         let answer;
         try { answer = JSON.parse(xhr.responseText); } catch (err) {
