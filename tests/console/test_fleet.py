@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from lwm2m_server.console.fleet import (
     ago,
     deployment_progress,
@@ -115,3 +117,13 @@ def test_ago_reads_naive_times_as_utc() -> None:
     assert ago(NOW - timedelta(seconds=5), NOW) == "5 s ago"
     assert ago((NOW - timedelta(hours=3)).replace(tzinfo=None).isoformat(), NOW) == "3 h ago"
     assert ago(NOW + timedelta(seconds=90), NOW) == "in 1 min"
+
+
+def test_inference_vectors_become_execute_argument_zero() -> None:
+    from lwm2m_server.api.errors import BadRequest
+    from lwm2m_server.console.device_pages import execute_vector_args
+
+    assert execute_vector_args("1.0, 0.5 0.2,0.1") == "0='1.0,0.5,0.2,0.1'"
+    for bad in ("", "1, nan", "1,'2'", "inf"):
+        with pytest.raises(BadRequest):
+            execute_vector_args(bad)
