@@ -103,8 +103,8 @@ def describe(verdict: dict[str, Any]) -> list[tuple[str, str]]:
                       if verdict.get("image_sha256") else "none in the image"))
         signature = verdict.get("signature")
         lines.append(("Signature", f"{signature}, verified" if signature and
-                      verdict.get("signature_verified") else f"{signature or 'none'}, not checked "
-                      "(no firmware key configured)"))
+                      verdict.get("signature_verified") else
+                      f"{signature or 'none'}, not checked (no firmware key configured)"))
     elif "signature_verified" in verdict:
         lines.append(("Signature", "verified" if verdict["signature_verified"]
                       else "not checked (no key configured)"))
@@ -172,9 +172,12 @@ async def confirm_upload(request: Request, engine: EngineDep, settings: Settings
 
     async def ingest() -> tuple[dict[str, Any], bool]:
         try:
-            with open(item.path, "rb") as source:
+            source = await run_in_threadpool(open, item.path, "rb")
+            try:
                 return await api_artifacts.ingest_upload(request, engine, settings, source,
                                                          item.fields)
+            finally:
+                source.close()
         finally:
             item.path.unlink(missing_ok=True)
 

@@ -223,7 +223,7 @@ def _recorded(request: Request, endpoint: str, source: str,
 async def _write(request: Request, endpoint: str, form: Any, server: Any) -> dict[str, Any]:
     path = parse_path(str(form.get("path") or ""), min_level=3)
     value = typed_value(str(form.get("value") or ""), path, server.registry)
-    result = await api_devices.write(endpoint, str(path), api_devices.WriteBody(values={str(path): value}),
+    result = await api_devices.write(endpoint, str(path), api_devices.WriteBody(values={str(path): value}, replace=None),
                                      server, timeout=None)
     history_of(request).record(endpoint, {str(path): value}, "write")
     return {**result, "value": value}

@@ -53,8 +53,8 @@ def display(value: Any) -> str:
 
 
 def ago(when: datetime | str | None, now: datetime | None = None) -> str:
-    """``when`` as "5 s ago", "3 min ago", "2 h ago", "4 d ago", or "in 40 s" for a time to
-    come ("never" for None)."""
+    """``when`` as "just now", "5 s ago", "3 min ago", "2 h ago", "4 d ago", or "in 40 s" for a
+    time to come ("never" for None)."""
     if when is None:
         return "never"
     if isinstance(when, str):
@@ -63,6 +63,8 @@ def ago(when: datetime | str | None, now: datetime | None = None) -> str:
         when = when.replace(tzinfo=timezone.utc)
     now = now or datetime.now(timezone.utc)
     seconds = int((now - when).total_seconds())
+    if 0 <= seconds < 2:
+        return "just now"  # as the page's script says it
     amount = f"{abs(seconds)} s"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if abs(seconds) >= size:
@@ -205,7 +207,9 @@ def deployment_progress(view: Mapping[str, Any]) -> dict[str, Any]:
     counts = view.get("counts") or {}
     total = sum(int(v) for v in counts.values())
     done = sum(int(counts.get(s, 0)) for s in _TERMINAL)
-    share = (lambda n: round(100 * n / total, 1) if total else 0)  # noqa: E731
+
+    def share(n: int) -> float:
+        return round(100 * n / total, 1) if total else 0
     ok, failed, cancelled = (int(counts.get(s, 0)) for s in _TERMINAL)
     return {"total": total, "done": done, "succeeded": ok, "failed": failed,
             "cancelled": cancelled, "percent": round(100 * done / total) if total else 0,

@@ -115,6 +115,7 @@ def test_final_summary_tells_completed_from_completed_with_failures() -> None:
 def test_ago_reads_naive_times_as_utc() -> None:
     assert ago(None) == "never"
     assert ago(NOW - timedelta(seconds=5), NOW) == "5 s ago"
+    assert ago(NOW - timedelta(seconds=1), NOW) == "just now"
     assert ago((NOW - timedelta(hours=3)).replace(tzinfo=None).isoformat(), NOW) == "3 h ago"
     assert ago(NOW + timedelta(seconds=90), NOW) == "in 1 min"
 

@@ -432,13 +432,13 @@ async def test_write_and_execute_refuse_what_the_object_model_does_not_allow(
         console: Console, device: Any) -> None:
     page = f"/console/devices/{device.endpoint}"
     async with console.signed_in("ops") as http:
-        status, html = await press(http, page, f"{page}/write", path="/3/0/9", value="50")
+        _, html = await press(http, page, f"{page}/write", path="/3/0/9", value="50")
         assert flash(html).startswith("error: 400:") and "/3/0/9" in flash(html)
-        status, html = await press(http, page, f"{page}/write", path="/1/0/1", value="soon")
+        _, html = await press(http, page, f"{page}/write", path="/1/0/1", value="soon")
         assert flash(html) == "error: 400: /1/0/1: &#39;soon&#39; is not a valid integer value"
-        status, html = await press(http, page, f"{page}/execute", path="/3/0/9")
+        _, html = await press(http, page, f"{page}/execute", path="/3/0/9")
         assert "is not executable" in flash(html)
-        status, html = await press(http, page, f"{page}/run-inference", vector="1, , x")
+        _, html = await press(http, page, f"{page}/run-inference", vector="1, , x")
         assert flash(html) == ("error: 400: the input vector holds something that is not a "
                                "number: &#39;1, , x&#39;")
     assert not device.received
@@ -476,7 +476,7 @@ async def test_new_deployment_form_counts_targets_and_says_what_is_wrong(console
         assert f"deployment {dep_id} created: running" in page
         assert rollout.deployment_view(engine, dep_id)["tag"] == "form-tag"
         # Nothing failed: Retry says so and changes nothing.
-        status, html = await press(http, f"/console/deployments/{dep_id}",
+        _, html = await press(http, f"/console/deployments/{dep_id}",
                                    f"/console/deployments/{dep_id}/retry")
         assert flash(html) == f"error: 409: deployment {dep_id} has no failed target to retry"
         rollout.cancel_deployment(engine, dep_id)
