@@ -120,11 +120,18 @@ def describe(verdict: dict[str, Any]) -> list[tuple[str, str]]:
                       f"{sec.get('module_size') or 'empty'}"))
     manifest = verdict.get("manifest")
     if isinstance(manifest, dict):
-        for key in ("name", "version", "section", "payload_size", "sha256", "required_exports"):
+        labels = {"name": "name", "version": "version", "section": "ELF section",
+                  "slot_size": "slot size", "payload_size": "payload size",
+                  "sha256": "payload SHA-256", "exports": "required Wasm exports"}
+        for key, label in labels.items():
             if key in manifest:
                 value = manifest[key]
                 shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-                lines.append((f"Manifest {key.replace('_', ' ')}", shown))
+                lines.append((f"Manifest {label}", shown))
+        if isinstance(manifest.get("selftest"), dict):
+            test = manifest["selftest"]
+            lines.append(("Manifest self-test", f"input of {len(test.get('input') or [])} values, "
+                          f"expected output {test.get('expected')}"))
     return lines
 
 

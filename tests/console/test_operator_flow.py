@@ -25,7 +25,9 @@ from lwm2m_server.runner import Runner
 from lwm2m_server.sim.device import DeviceConfig, SimDevice
 from lwm2m_server.store.artifacts import list_artifacts
 from lwm2m_server.store.tokens import create_token
+from ota.keys import generate_private_key, public_key_of, public_key_pem
 from ota.mcuboot import sign_image
+from ota.sota import build_package
 from tests.console.conftest import ADMIN_TOKEN
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -42,6 +44,7 @@ class Fleet:
     token: str
     devices: dict[str, SimDevice]
     folder: Path
+    signing_key: Any
 
     @property
     def base(self) -> str:
@@ -55,9 +58,13 @@ def firmware_image(version: str, size: int = 12_000) -> bytes:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def fleet(tmp_path_factory: pytest.TempPathFactory, example_model_wasm: bytes) -> AsyncIterator[Fleet]:
-    """The server (CoAP, HTTP, rollout engine polling fast) and three simulated devices tagged
-    ``field``, each running the example model."""
+    """The server (CoAP, HTTP, rollout engine polling fast, a SOTA public key) and three
+    simulated devices tagged ``field``, each running the example model and trusting the key."""
     folder = tmp_path_factory.mktemp("operator")
+    key = generate_private_key("ed25519")
+    (folder / "sota.pem").write_bytes(public_key_pem(key))
+    env = pytest.MonkeyPatch()
+    env.setenv("LWM2M_SOTA_PUBLIC_KEY", str(folder / "sota.pem"))
     settings = Settings(coap_host="127.0.0.1", coap_port=0, http_host="127.0.0.1", http_port=0,  # type: ignore[call-arg]
                         db_url=f"sqlite:///{folder / 'server.db'}", request_timeout=3.0,
                         log_level="warning", artifacts_dir=folder / "artifacts",
@@ -74,6 +81,7 @@ async def fleet(tmp_path_factory: pytest.TempPathFactory, example_model_wasm: by
             dev = SimDevice(DeviceConfig(
                 endpoint=ep, server=f"coap://127.0.0.1:{runner.coap_port}", lifetime=60,
                 state_dir=str(folder / ep), initial_model=example_model_wasm,
+                trusted_key=public_key_of(key),
                 flash_bytes=SMALL_FLASH if ep == "op-3" else 1 << 20))
             await dev.start()
             devices[ep] = dev
@@ -84,11 +92,12 @@ async def fleet(tmp_path_factory: pytest.TempPathFactory, example_model_wasm: by
             await asyncio.sleep(0.05)
         SHOTS.mkdir(parents=True, exist_ok=True)
         print(f"\nconsole screenshots: {SHOTS}")
-        yield Fleet(runner, token, devices, folder)
+        yield Fleet(runner, token, devices, folder, key)
     finally:
         for dev in devices.values():
             await dev.stop(deregister=False)
         await runner.stop()
+        env.undo()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -223,6 +232,43 @@ async def test_operator_runs_a_staged_deployment_to_the_end_and_retries_the_fail
     await shot(page, "deployments")
 
 
+async def test_operator_rolls_a_new_model_out_as_a_signed_sota_package(
+        fleet: Fleet, page: Any, retrained_model_wasm: bytes) -> None:
+    from playwright.async_api import expect
+
+    package = build_package(retrained_model_wasm, name="classifier", version="2.0.0",
+                            private_key=fleet.signing_key, slot_size=65536)
+    await sign_in(page, fleet)
+    await page.get_by_role("navigation").get_by_role("link", name="Artifacts").click()
+    await upload(page, fleet, "classifier.sota", package, "sota", "2.0.0")
+    checks = page.locator("#verdict-checks")
+    await expect(page.locator("#verdict-title")).to_have_text("Checks passed: sota classifier 2.0.0")
+    await expect(checks.locator("dt:text-is('Signature') + dd")).to_have_text("verified")
+    await expect(checks.locator("dt:text-is('Manifest version') + dd")).to_have_text("2.0.0")
+    await expect(checks.locator("dt:text-is('Manifest required Wasm exports') + dd")).to_contain_text(
+        "infer")
+    await shot(page, "artifacts-verdict-sota")
+    await page.get_by_role("button", name="Accept and store").click()
+    await expect(page.locator("#flash")).to_contain_text("stored sota artifact")
+    art = next(a for a in list_artifacts(fleet.runner.server.engine) if a.kind == "sota")
+    await page.locator(f'tr[data-artifact="{art.id}"]').get_by_role("link", name="Deploy").click()
+    await expect(page.get_by_label("Artifact")).to_have_value(str(art.id))
+    await page.get_by_label("a list of endpoints").check()
+    await page.get_by_role("textbox", name=re.compile("^Endpoints")).fill("op-1\nop-2")
+    await expect(page.locator("#target-count")).to_have_text(
+        "2 devices targeted: 2 registered, 2 online")
+    await page.get_by_label("Stages").fill("100")
+    await page.get_by_role("button", name="Start deployment").click()
+    await page.wait_for_url(re.compile(r".*/console/deployments/\d+$"))
+    await expect(page.locator('#dep-final [data-field="title"]')).to_have_text("Completed",
+                                                                                 timeout=60_000)
+    await shot(page, "deployment-sota")
+
+    await page.goto(fleet.base + "/console/devices/op-2")
+    slot = page.locator('#model-panel .slot-active')
+    await expect(slot).to_contain_text("classifier 2.0.0")
+
+
 async def test_operator_writes_a_resource_runs_an_inference_and_watches_a_chart_grow(
         fleet: Fleet, page: Any) -> None:
     from playwright.async_api import expect
@@ -292,7 +338,8 @@ async def test_overview_counts_the_fleet_and_charts_its_versions(fleet: Fleet, p
     await expect(page.locator("#count-total")).to_have_text("3")
     await expect(page.locator("#count-online")).to_have_text("3")
     await expect(page.locator('#firmware-chart tr[data-version="2.0.0"] .bar-n')).to_have_text("3")
-    await expect(page.locator("#model-chart")).to_contain_text("classifier 1.0.0")
+    await expect(page.locator('#model-chart tr[data-version="classifier 2.0.0"] .bar-n')).to_have_text("2")
+    await expect(page.locator('#model-chart tr[data-version="classifier 1.0.0"] .bar-n')).to_have_text("1")
     await shot(page, "overview")
     await page.get_by_label("Tag").select_option("field")
     await page.get_by_role("button", name="Show").click()
