@@ -35,6 +35,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 WAIT_MS = 20_000
 SHOTS = Path(__file__).resolve().parents[2] / "tmp" / "artifacts" / "console"
 ENDPOINTS = ("op-1", "op-2", "op-3")
+A11Y_CHECKS = (Path(__file__).parent / "a11y.js").read_text()
 SMALL_FLASH = 4096  # op-3 cannot take the image: its target fails until it gets more flash
 
 
@@ -352,16 +353,46 @@ async def test_overview_counts_the_fleet_and_charts_its_versions(fleet: Fleet, p
         tab = await tablet.new_page()
         tab.set_default_timeout(WAIT_MS)
         await sign_in(tab, fleet)
-        for name, path in (("overview", "/console/overview"), ("device", "/console/devices/op-1"),
+        for name, path in (("overview", "/console/overview"), ("devices", "/console/devices"),
+                           ("device", "/console/devices/op-1"),
                            ("deployments", "/console/deployments"),
+                           ("deployment", "/console/deployments/1"),
+                           ("deployment-new", "/console/deployments/new"),
                            ("artifacts", "/console/artifacts")):
             await tab.goto(fleet.base + path)
             overflow = await tab.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth")
             assert overflow <= 0, f"{path} is {overflow} px wider than a tablet"
+            assert await tab.evaluate(A11Y_CHECKS) == [], path
             await shot(tab, f"tablet-{name}")
     finally:
         await tablet.close()
+
+
+async def test_the_keyboard_reaches_the_content_and_every_button(fleet: Fleet, page: Any) -> None:
+    from playwright.async_api import expect
+
+    await sign_in(page, fleet)
+    await page.goto(fleet.base + "/console/devices/op-1")
+    await page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    await expect(skip).to_be_focused()
+    await expect(skip).to_be_in_viewport()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#main")).to_be_focused()
+    # From the content, Tab walks to the inference input and Enter on its button runs it.
+    vector = page.get_by_label("Input vector")
+    for _ in range(60):
+        await page.keyboard.press("Tab")
+        if await vector.evaluate("e => e === document.activeElement"):
+            break
+    await expect(vector).to_be_focused()
+    await page.keyboard.type("0.3, 0.3, 0.3, 0.3")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Run inference")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#flash")).to_contain_text("Inference: output ")
+    assert await page.evaluate(A11Y_CHECKS) == []
 
 
 async def test_docs_load_from_this_server_alone_and_render(fleet: Fleet, page: Any) -> None:
