@@ -315,6 +315,8 @@ async def test_operator_writes_a_resource_runs_an_inference_and_watches_a_chart_
     assert int(await chart.get_attribute("data-points") or 0) > before
     await expect(chart.locator("polyline")).to_have_count(1)
     await shot(page, "device")
+    await page.evaluate("window.scrollTo(0, 0)")
+    await page.screenshot(path=str(SHOTS / "device-top.png"))
     for part in ("#model-panel", "#charts-card", "#res-33100-0"):
         await page.locator(part).screenshot(path=str(SHOTS / f"device-{part[1:]}.png"))
 

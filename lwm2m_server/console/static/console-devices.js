@@ -51,7 +51,10 @@
     const box = document.getElementById("charts");
     if (!box) return;
     // A chart needs a change to show: values seen once (a read) stay in the tables only.
-    const paths = Object.keys(series).filter(function (p) { return series[p].length > 1; }).sort();
+    const varies = function (p) { return series[p].some(function (pt) { return pt[1] !== series[p][0][1]; }); };
+    const paths = Object.keys(series).filter(function (p) { return series[p].length > 1; }).sort(function (a, b) {
+      return (varies(b) - varies(a)) || (a < b ? -1 : a > b ? 1 : 0); // values that move first
+    });
     const none = document.getElementById("no-charts");
     if (none) none.hidden = paths.length > 0;
     paths.forEach(function (path) {
@@ -66,8 +69,8 @@
         svg.setAttribute("viewBox", "0 0 320 100");
         svg.setAttribute("role", "img");
         fig.append(svg);
-        box.append(fig);
       }
+      box.append(fig); // (re)placed in sorted order
       const pts = series[path];
       const names = window.__valueNames || {};
       fig.querySelector(".chart-name").textContent = names[path] || "";
