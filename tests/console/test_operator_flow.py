@@ -374,6 +374,8 @@ async def test_overview_counts_the_fleet_and_charts_its_versions(fleet: Fleet, p
 async def test_the_keyboard_reaches_the_content_and_every_button(fleet: Fleet, page: Any) -> None:
     from playwright.async_api import expect
 
+    await page.goto(fleet.base + "/console/login")
+    assert await page.evaluate(A11Y_CHECKS) == []
     await sign_in(page, fleet)
     await page.goto(fleet.base + "/console/devices/op-1")
     await page.keyboard.press("Tab")
