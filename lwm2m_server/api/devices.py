@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..model import Path
-from ..protocol.devices import response_to_json
+from ..protocol.requests import response_to_json
 from ..protocol.errors import DeviceNotFound
 from ..protocol.requests import (
     CancelObserveCompositeRequest,

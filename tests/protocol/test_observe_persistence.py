@@ -80,7 +80,7 @@ async def test_cancel_after_a_restart_removes_an_observation_not_yet_re_establis
     async with running(sqlite_url, **QUIET) as srv2:
         # queue mode: not re-observed at start-up, yet the caller may cancel it (device asleep)
         assert srv2.devices.observations("obs-cancel-late") == []
-        srv2.devices._awake_until["obs-cancel-late"] = float("inf")  # awake: the cancel is not queued
+        srv2.devices.queue._awake_until["obs-cancel-late"] = float("inf")  # awake: the cancel is not queued
         await srv2.devices.send("obs-cancel-late", CancelObserveRequest("/3/0/9"))
         assert srv2.devices.stored_observations("obs-cancel-late") == []
     assert count_rows(sqlite_url, "observation") == 0
