@@ -30,7 +30,7 @@ __all__ = [
     "SotaDowngradeError", "SotaWasmError", "SotaSelftestError",
     "Manifest", "SelfTest", "SotaPackage", "build_package", "parse_package", "verify_package",
     "MAGIC", "FORMAT_VERSION", "HEADER_SIZE", "MAX_MANIFEST_SIZE", "DEFAULT_SECTION",
-    "ALG_EDDSA", "ALG_ES256",
+    "ALG_EDDSA", "ALG_ES256", "DEVICE_ALGS", "signature_alg", "package_alg",
 ]
 
 MAGIC = b"SOTA"
@@ -43,6 +43,9 @@ ALG_ES256 = -7
 COSE_SIGN1_TAG = 18
 _HEADER = struct.Struct("<4sB3sI")
 _ALG_FOR_KIND = {"ed25519": ALG_EDDSA, "p256": ALG_ES256}
+# What the Zephyr firmware's C core verifies: mbed TLS (PSA Crypto) has no Ed25519.
+DEVICE_ALGS = frozenset({ALG_ES256})
+ALG_NAMES = {ALG_ES256: "ES256 (P-256)", ALG_EDDSA: "EdDSA (Ed25519)"}
 
 # Limits of the device's decoder (firmware core, sota_manifest.cddl): a manifest outside them
 # is refused here too, so the server and the device always give the same verdict.
@@ -211,6 +214,16 @@ class SotaPackage:
     signature: bytes = field(default=b"", repr=False)
 
 
+def signature_alg(key: PrivateKey | PublicKey) -> int:
+    """The COSE alg a key signs SOTA manifests with: ALG_ES256 (P-256) or ALG_EDDSA."""
+    return _ALG_FOR_KIND[_keys.key_kind(key)]
+
+
+def package_alg(data: bytes) -> int:
+    """The COSE alg a package says it is signed with (format checked, signature not)."""
+    return parse_package(data).alg
+
+
 def _sig_structure(protected: bytes, payload: bytes) -> bytes:
     return cbor2.dumps(["Signature1", protected, b"", payload])
 
@@ -256,7 +269,7 @@ def build_package(
         created=int(time.time()) if created is None else created,
     )
     _check_limits(manifest)
-    protected = cbor2.dumps({1: _ALG_FOR_KIND[_keys.key_kind(private_key)]})
+    protected = cbor2.dumps({1: signature_alg(private_key)})
     payload = cbor2.dumps(manifest.to_cbor_map())
     signature = _keys.sign_raw(private_key, _sig_structure(protected, payload))
     cose = cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG,
@@ -408,7 +421,7 @@ def verify_package(
         if len(data) > HEADER_SIZE + MAX_MANIFEST_SIZE + slot_size:
             raise SotaOversizeError(f"package of {len(data)} bytes exceeds the limit for a "
                                     f"{slot_size}-byte slot")
-    want_alg = _ALG_FOR_KIND[_keys.key_kind(public_key)]
+    want_alg = signature_alg(public_key)
     if pkg.alg not in (ALG_EDDSA, ALG_ES256):
         raise SotaSignatureError(f"unknown signature algorithm {pkg.alg}")
     if pkg.alg != want_alg:
