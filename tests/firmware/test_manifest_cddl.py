@@ -122,7 +122,7 @@ def test_committed_decoder_is_what_zcbor_generates_from_the_cddl(tmp_path: Path)
 
 def test_docs_show_the_cddl_verbatim() -> None:
     doc = (ROOT / "docs" / "sota-format.md").read_text()
-    blocks = re.findall(r"```cddl\n(.*?)```", doc, flags=re.S)
+    blocks = re.findall(r"```cddl\n(.*?)```", doc, flags=re.DOTALL)
     assert blocks == [CDDL.read_text()]
 
 

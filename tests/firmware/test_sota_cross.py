@@ -27,7 +27,6 @@ from tests.firmware.sota_tools import SELFTEST, SLOT, flip, resign, resign_map
 from tests.support.wasm import wat_to_wasm
 
 
-
 @dataclass(frozen=True)
 class Keys:
     signer: Any
