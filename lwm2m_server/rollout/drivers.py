@@ -22,7 +22,8 @@ from .state import TargetState, is_transient_result, result_reason
 
 __all__ = [
     "ArtifactInfo", "TargetFailed", "TargetRun", "choose_method", "run_firmware", "run_sota",
-    "driver_for", "versions_equal", "sota_payload_sha256", "cancel_transfer",
+    "driver_for", "versions_equal", "sota_payload_sha256", "sota_package_alg",
+    "sota_alg_refusal", "cancel_transfer",
 ]
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ SW_PKG_VERSION, SW_ACTIVATION = Path.of(9, 0, 1), Path.of(9, 0, 12)
 # The TinyML model object
 MODEL_OBJECT = Path.of(33100, 0)
 MODEL_ACTIVE_SLOT, MODEL_SLOT_VERSION, MODEL_SLOT_SHA = 0, 2, 3
+MODEL_RUNTIME = Path.of(33100, 0, 10)
+# This project's Zephyr firmware reports its WAMR runtime here, and verifies ES256 only.
+FIRMWARE_RUNTIME_PREFIX = "WAMR"
 
 FW_IDLE, FW_DOWNLOADING, FW_DOWNLOADED, FW_UPDATING = 0, 1, 2, 3
 SW_INITIAL, SW_DOWNLOAD_STARTED, SW_DOWNLOADED, SW_DELIVERED, SW_INSTALLED = 0, 1, 2, 3, 4
@@ -66,6 +70,8 @@ class ArtifactInfo:
     name: str = ""
     # SOTA: SHA-256 of the Wasm payload, which the model object reports once it is active.
     payload_sha256: str | None = None
+    # SOTA: the COSE alg the package is signed with (-7 ES256, -8 EdDSA; None: unknown).
+    sota_alg: int | None = None
 
 
 class TargetFailed(Exception):
@@ -129,6 +135,28 @@ def sota_payload_sha256(package: bytes) -> str:
         raise ValueError("not a SOTA package")
     m = int.from_bytes(package[8:12], "little")
     return hashlib.sha256(package[12 + m:]).hexdigest()
+
+
+def sota_package_alg(package: bytes) -> int | None:
+    """The COSE alg a SOTA package is signed with, or None when it cannot be read."""
+    from ota.sota import SotaError, package_alg
+
+    try:
+        return package_alg(package)
+    except SotaError:
+        return None
+
+
+def sota_alg_refusal(alg: int | None, runtime: object) -> str | None:
+    """Why a device with this model runtime (/33100/0/10) cannot take a package signed with
+    ``alg``, or None: the Zephyr firmware (runtime "WAMR ...") verifies ES256 only."""
+    from ota.sota import ALG_NAMES, DEVICE_ALGS
+
+    if alg is None or alg in DEVICE_ALGS or not str(runtime or "").startswith(
+            FIRMWARE_RUNTIME_PREFIX):
+        return None
+    return (f"the device verifies ES256 (P-256) packages only; this package is signed with "
+            f"{ALG_NAMES.get(alg, f'alg {alg}')}: sign it with a P-256 key")
 
 
 def choose_method(protocols: set[int] | None, delivery: int | None, preference: str,
@@ -323,6 +351,9 @@ async def run_sota(run: TargetRun) -> str:
                 return "already"
             await run.advance(TargetState.SUCCEEDED, progress=1.0, result=result, reason=None)
             return "updated"
+        refusal = sota_alg_refusal(run.artifact.sota_alg, model.get(MODEL_RUNTIME))
+        if refusal is not None:
+            raise TargetFailed(refusal)  # before sending: the device would refuse it anyway
         state = _int(sw, SW_STATE)
         if not observed:  # the active slot changes on Activate, where /9/0/7 stays Installed
             await _observe_quiet(run, SW_STATE, SW_RESULT, Path.of(33100, 0, MODEL_ACTIVE_SLOT))

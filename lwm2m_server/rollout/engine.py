@@ -24,7 +24,8 @@ from sqlmodel import Session, col, select
 
 from ..events import EventBus, new_event
 from ..protocol.errors import DeviceError, DeviceNotFound, DeviceOffline, DeviceTimeout
-from .drivers import ArtifactInfo, TargetFailed, cancel_transfer, driver_for, sota_payload_sha256
+from .drivers import (ArtifactInfo, TargetFailed, cancel_transfer, driver_for, sota_package_alg,
+                      sota_payload_sha256)
 from .port import DevicePort
 from .service import ArtifactLookup, artifact_info
 from .state import (ACTIVE_STATES, InvalidTransition, TargetState, backoff_delay,
@@ -239,9 +240,10 @@ class RolloutEngine:
             found = ArtifactInfo(id=dep.artifact_id, kind=dep.artifact_kind,
                                  sha256=dep.artifact_sha256, size=0,
                                  version=dep.artifact_version, name=dep.artifact_name)
-        if found.kind == "sota" and not found.payload_sha256:
+        if found.kind == "sota" and (not found.payload_sha256 or found.sota_alg is None):
             data = self.read_artifact(found.sha256)
-            found = replace(found, payload_sha256=sota_payload_sha256(data))
+            found = replace(found, payload_sha256=found.payload_sha256 or sota_payload_sha256(data),
+                            sota_alg=sota_package_alg(data))
         self._artifacts[dep.artifact_id] = found
         return found
 

@@ -29,6 +29,7 @@ class FakeDevice:
     active_slot: int = 0
     slot_versions: list[str] = field(default_factory=lambda: ["1.0.0", ""])
     slot_shas: list[str] = field(default_factory=lambda: ["00" * 32, ""])
+    runtime: str = "wasmtime 29"  # /33100/0/10; the Zephyr firmware says "WAMR ..."
     offline: bool = False
     download_result: int | None = None  # Object 5/9 failure result for downloads
     install_result: int | None = None  # Object 9 failure result for Install
@@ -89,7 +90,7 @@ class FakeFleet:
         if path == Path.of(9, 0):
             return {Path.of(9, 0, 7): d.sw_state, Path.of(9, 0, 9): d.sw_result}
         if path == Path.of(33100, 0):
-            out = {Path.of(33100, 0, 0): d.active_slot}
+            out = {Path.of(33100, 0, 0): d.active_slot, Path.of(33100, 0, 10): d.runtime}
             for i in (0, 1):
                 out[Path.of(33100, 0, 2, i)] = d.slot_versions[i]
                 out[Path.of(33100, 0, 3, i)] = d.slot_shas[i]

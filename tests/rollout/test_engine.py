@@ -32,6 +32,8 @@ ARTIFACTS = {
     1: ArtifactInfo(1, "firmware", FW_SHA, len(FW), "1.1.10", "fw"),
     2: ArtifactInfo(2, "sota", SOTA_SHA, len(SOTA), "2.0.0", "model"),
     3: ArtifactInfo(3, "model", "ab" * 32, 10, "1.0.0", "raw-wasm"),
+    4: ArtifactInfo(4, "sota", SOTA_SHA, len(SOTA), "2.0.0", "model", payload_sha256=WASM_SHA,
+                    sota_alg=-8),  # signed with EdDSA (Ed25519)
 }
 BLOBS = {FW_SHA: FW, SOTA_SHA: SOTA}
 
@@ -309,6 +311,20 @@ async def test_sota_signature_failure_reports_update_result_53(db, fleet):  # ty
     (t,) = view["targets"]
     assert t["state"] == "failed" and t["result"] == 53 and "integrity" in t["reason"]
     assert d.active_slot == 0 and d.sw_installs == 0
+
+
+async def test_ed25519_sota_package_fails_at_once_on_firmware_devices_and_installs_elsewhere(
+        db, fleet):  # type: ignore[no-untyped-def]
+    zephyr = fleet.add("zephyr", runtime="WAMR interpreter")
+    sim = fleet.add("sim")
+    view = await deploy_and_wait(db, fleet, artifact_id=4, endpoints=["zephyr", "sim"],
+                                 failure_threshold=1.0)
+    by_ep = {t["endpoint"]: t for t in view["targets"]}
+    assert by_ep["zephyr"]["state"] == "failed"
+    assert "ES256 (P-256) packages only" in by_ep["zephyr"]["reason"]
+    assert "EdDSA (Ed25519)" in by_ep["zephyr"]["reason"]
+    assert zephyr.writes == [] and zephyr.sw_installs == 0  # nothing was sent
+    assert by_ep["sim"]["state"] == "succeeded" and sim.slot_versions[sim.active_slot] == "2.0.0"
 
 
 def test_bad_deployment_requests_are_refused_with_a_reason(db):  # type: ignore[no-untyped-def]
