@@ -104,7 +104,8 @@ def test_every_repository_path_the_docs_name_exists() -> None:
 
 def test_module_map_names_every_module_of_the_packages() -> None:
     pieces = code_pieces(["docs/architecture.md"])
-    problems = check_paths(pieces, ROOT) + check_module_map(pieces, ROOT, PACKAGES)
+    problems = check_paths(pieces, ROOT) + check_module_map(
+        "docs/architecture.md", _read("docs/architecture.md"), ROOT, PACKAGES)
     assert not problems, _report(problems)
 
 
@@ -200,5 +201,6 @@ def test_a_missing_path_or_unmapped_module_is_reported(tmp_path: Path) -> None:
             "| `ota/sub/` | sub |\n| `lwm2m_server/gone.py` | moved away |\n")
     pieces = _pieces(text)
     assert check_paths(pieces, tmp_path) == ["bad.md:4: `lwm2m_server/gone.py` does not exist"]
-    assert check_module_map(pieces, tmp_path, ["ota"]) == [
-        "docs/architecture.md: `ota/sub/two.py` is not in the module map"]
+    text += "Prose naming `ota/sub/two.py` is no row of the map.\n"
+    assert check_module_map("map.md", text, tmp_path, ["ota"]) == [
+        "map.md: `ota/sub/two.py` has no row in the module map"]
