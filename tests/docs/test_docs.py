@@ -143,17 +143,18 @@ def test_an_unknown_command_subcommand_or_flag_is_reported_with_its_line() -> No
     text = ("Intro.\n\n    lwm2m-server token create --name a --scopes read\n"
             "    lwm2m-server tokens list\n\n"
             "Then `lwm2m-server deploy frobnicate 1` and\n`lwm2m-server run --coap-prot 1` and "
-            "`lwm2m-server keys generate|export-c --force`.\n\n"
+            "`lwm2m-server keys generate|export-c --frobnicate`.\n\n"
             "    TOKEN=$(lwm2m-server token create --name x --scope read) && lwm2m-server run \\\n"
             "        --objects d --nope\n")
     problems = check_commands(_pieces(text), cli_parser())
-    assert len(problems) == 6, problems
+    assert len(problems) == 7, problems  # generate and export-c both lack --frobnicate
     assert problems[0].startswith("bad.md:4: `lwm2m-server tokens`")
     assert any(p.startswith("bad.md:9: `lwm2m-server token create --scope`") for p in problems)
     assert any(p.startswith("bad.md:10: `lwm2m-server run --nope`") for p in problems)
     assert any(p.startswith("bad.md:6: `lwm2m-server deploy frobnicate`") for p in problems)
     assert any(p.startswith("bad.md:7: `lwm2m-server run --coap-prot`") for p in problems)
-    assert any(p.startswith("bad.md:7: `lwm2m-server keys export-c --force`") for p in problems)
+    assert any(p.startswith("bad.md:7: `lwm2m-server keys export-c --frobnicate`") for p in problems)
+    assert any(p.startswith("bad.md:7: `lwm2m-server keys generate --frobnicate`") for p in problems)
 
 
 def test_an_unknown_bench_script_or_flag_is_reported() -> None:
@@ -167,8 +168,8 @@ def test_an_unknown_route_or_method_is_reported_with_its_line() -> None:
     routes = list(api_routes())
     text = ("| `GET /api/v1/devices/{endpoint}/data/{path}` | fine |\n"
             "| `PATCH /api/v1/devices/{endpoint}` | wrong method |\n"
-            "| `POST /api/v1/deployments/{id}/pause\\|resume\\|restart` | one unknown |\n"
-            "| `GET /api/v1/artifacts[/{id}/bytes]` | optional part unknown |\n\n"
+            "| `POST /api/v1/deployments/{id}/pause\\|resume\\|frobnicate` | one unknown |\n"
+            "| `GET /api/v1/artifacts[/{id}/frobnicate]` | optional part unknown |\n\n"
             "    curl -X DELETE localhost:8080/api/v1/devices/sim-0000/latest\n"
             "    curl -H 'x: y' 'localhost:8080/api/v1/devices/sim-0000/data/3/0?timeout=3'\n\n"
             "Poll `/api/v1/request/{id}`.\n")
@@ -176,8 +177,8 @@ def test_an_unknown_route_or_method_is_reported_with_its_line() -> None:
     problems = check_routes(pieces, routes)
     assert [p.split(":")[1] for p in problems] == ["6", "2", "3", "4", "9"], problems
     assert "`DELETE /api/v1/devices/sim-0000/latest`" in problems[0]
-    assert "`/api/v1/deployments/{id}/restart`" in problems[2]
-    assert "`/api/v1/artifacts/{id}/bytes`" in problems[3]
+    assert "`/api/v1/deployments/{id}/frobnicate`" in problems[2]
+    assert "`/api/v1/artifacts/{id}/frobnicate`" in problems[3]
 
 
 def test_a_broken_link_or_anchor_is_reported_with_its_line(tmp_path: Path) -> None:
