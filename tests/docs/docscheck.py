@@ -13,10 +13,21 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
-    "Snippet", "Route", "snippets", "prose", "check_commands", "check_bench_flags",
-    "check_routes", "check_links", "check_paths", "check_module_map", "app_routes", "slugs",
+    "Route",
+    "Snippet",
+    "app_routes",
+    "check_bench_flags",
+    "check_commands",
+    "check_links",
+    "check_module_map",
+    "check_paths",
+    "check_routes",
+    "prose",
+    "slugs",
+    "snippets",
 ]
 
 
@@ -35,7 +46,7 @@ class Snippet:
 
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
+_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
 
 
 def _blocks(text: str) -> tuple[list[tuple[int, str]], list[tuple[int, list[str]]]]:
@@ -237,7 +248,7 @@ class Route:
         return re.compile(out)
 
 
-def app_routes(app: object) -> list[Route]:
+def app_routes(app: Any) -> list[Route]:
     """Every HTTP route of a Starlette/FastAPI app, looking inside included routers and mounts."""
     routes: list[Route] = []
 
@@ -251,7 +262,7 @@ def app_routes(app: object) -> list[Route]:
             elif getattr(item, "routes", None) is not None:
                 walk(item.routes, prefix + getattr(item, "path", ""))  # type: ignore[attr-defined]
 
-    walk(getattr(app, "routes"), "")
+    walk(app.routes, "")
     return routes
 
 
@@ -371,7 +382,7 @@ def check_links(pieces: Iterable[Snippet], base: Path) -> list[str]:
 
 _TOP_DIRS = ("lwm2m_server", "ota", "tests", "bench", "examples", "objects", "scripts", "docs",
              "firmware")
-_REPO_PATH = re.compile(r"(?<![\w/.<-])((?:%s)/[\w./-]*|(?:\w+/)+\w+\.py)(?![\w<*{])" % "|".join(_TOP_DIRS))
+_REPO_PATH = re.compile(rf"(?<![\w/.<-])((?:{'|'.join(_TOP_DIRS)})/[\w./-]*|(?:\w+/)+\w+\.py)(?![\w<*{{])")
 
 
 # A path right after one of these is what a command writes, not something that must exist.
@@ -418,7 +429,7 @@ def module_files(root: Path, packages: Iterable[str]) -> list[str]:
 def check_module_map(file: str, text: str, root: Path, packages: Iterable[str]) -> list[str]:
     """Problems with the module map: a module that no table row of ``text`` starts with (a
     package's ``__init__.py`` is named by the package folder ``pkg/`` or by its path)."""
-    named = {m.group(1).rstrip("/") for m in re.finditer(r"^\|\s*`([^`]+)`\s*\|", text, re.M)}
+    named = {m.group(1).rstrip("/") for m in re.finditer(r"^\|\s*`([^`]+)`\s*\|", text, re.MULTILINE)}
     problems: list[str] = []
     for module in module_files(root, packages):
         package = module.rsplit("/", 1)[0]
