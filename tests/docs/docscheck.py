@@ -140,7 +140,8 @@ def _options(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def _clean(token: str) -> str:
-    return token.strip("[](),`'\"")
+    # Brackets and quotes around a word go, and Markdown tables escape "|" with a backslash.
+    return token.replace("\\|", "|").strip("[](),`'\"")
 
 
 def _command_tokens(text: str, start: int) -> list[tuple[int, str]]:
