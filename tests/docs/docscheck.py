@@ -9,6 +9,7 @@ in ``test_docs.py`` hand them in, and also feed them broken text to show that ea
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -436,5 +437,15 @@ def check_module_map(file: str, text: str, root: Path, packages: Iterable[str]) 
         package = module.rsplit("/", 1)[0]
         if module in named or (module.endswith("/__init__.py") and package in named):
             continue
-        problems.append(f"{file}: `{module}` has no row in the module map")
+        problems.append(f"{file}: `{module}` has no row in the module map; for example\n"
+                        f"    | `{module}` | {_first_line(root / module)} |")
     return problems
+
+
+def _first_line(module: Path) -> str:
+    """The first sentence of a module's docstring (a starting point for its row in the map)."""
+    try:
+        doc = ast.get_docstring(ast.parse(module.read_text(encoding="utf-8"))) or ""
+    except SyntaxError:
+        doc = ""
+    return " ".join(doc.split("\n\n")[0].split()).replace("``", "`") or "(no docstring)"

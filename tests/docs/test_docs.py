@@ -201,5 +201,7 @@ def test_a_missing_path_or_unmapped_module_is_reported(tmp_path: Path) -> None:
     pieces = _pieces(text)
     assert check_paths(pieces, tmp_path) == ["bad.md:4: `lwm2m_server/gone.py` does not exist"]
     text += "Prose naming `ota/sub/two.py` is no row of the map.\n"
+    (tmp_path / "ota/sub/two.py").write_text('"""The second part.\n\nMore."""\n')
     assert check_module_map("map.md", text, tmp_path, ["ota"]) == [
-        "map.md: `ota/sub/two.py` has no row in the module map"]
+        ("map.md: `ota/sub/two.py` has no row in the module map; for example\n"
+         "    | `ota/sub/two.py` | The second part. |")]
