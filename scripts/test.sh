@@ -22,5 +22,10 @@ fi
 
 python3 -m pip install -q -e ".[test]"
 
-# Exit code 5 (no tests collected) is a failure like any other non-zero code.
-python3 -m pytest -q -p no:cacheprovider "$@"
+# Exit code 5 (no tests collected) is a failure like any other non-zero code: the script exits
+# with pytest's own code, after printing the suite's wall time.
+SECONDS=0
+status=0
+python3 -m pytest -q -p no:cacheprovider "$@" || status=$?
+echo "suite wall time: ${SECONDS} s"
+exit "$status"
