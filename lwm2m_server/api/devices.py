@@ -178,8 +178,7 @@ def list_devices(request: Request, server: ServerDep, online: bool | None = None
     if _EXPORT_TYPE in request.headers.get("accept", ""):
         return StreamingResponse(_export(regs, online, after), media_type=_EXPORT_TYPE)
     if limit is None and not offset:  # everything, as before keyset pages existed
-        page = regs.page(after, len(regs), online)
-        return [device_json(r) for r in page]
+        return device_list(server, online, after)
     page = regs.page(after, offset + (limit or len(regs)), online)[offset:]
     body = [device_json(r) for r in page]
     response = JSONResponse(body)
@@ -187,6 +186,12 @@ def list_devices(request: Request, server: ServerDep, online: bool | None = None
         next_url = request.url.include_query_params(after=page[-1].endpoint).remove_query_params("offset")
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return response
+
+
+def device_list(server: Any, online: bool | None = None, after: str | None = None) -> list[dict[str, Any]]:
+    """Every device (online or offline only, after an endpoint), in endpoint order, as JSON."""
+    regs = server.registrations
+    return [device_json(r) for r in regs.page(after, len(regs), online)]
 
 
 def _export(regs: Any, online: bool | None, after: str | None) -> Iterator[bytes]:
