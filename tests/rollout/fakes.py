@@ -51,6 +51,7 @@ class FakeFleet:
         self.packages = packages
         self.waiter = EndpointWaiter()
         self.reads = 0
+        self.observing: set[tuple[str, Path]] = set()  # the rollout's live observations
         self._tasks: set[asyncio.Task[None]] = set()
 
     def add(self, endpoint: str, **kw: object) -> FakeDevice:
@@ -170,8 +171,14 @@ class FakeFleet:
             raise DeviceError(f"cannot execute {path}", "4.05")
         self.waiter.poke(endpoint)
 
-    async def observe(self, endpoint: str, path: Path) -> None:
+    async def observe(self, endpoint: str, path: Path) -> bool:
         self._dev(endpoint)
+        self.observing.add((endpoint, path))
+        return True
+
+    async def cancel_observe(self, endpoint: str, path: Path) -> None:
+        self._dev(endpoint)
+        self.observing.discard((endpoint, path))
 
     async def wait(self, endpoint: str, timeout: float) -> None:
         await self.waiter.wait(endpoint, timeout)
