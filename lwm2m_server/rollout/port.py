@@ -15,10 +15,11 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..model import Path, Value
-from ..protocol.errors import DeviceError, DeviceTimeout, LwM2MError, Queued
+from ..protocol.errors import DeviceError, DeviceTimeout, InvalidRequest, LwM2MError, Queued
 from ..protocol.requests import (CancelObserveRequest, ExecuteRequest, ObserveRequest,
                                  ReadRequest, WriteRequest)
 
@@ -180,13 +181,28 @@ class ServerDevicePort:
             await self._await_queued(endpoint, q.request_id)
         return True
 
-    async def cancel_observe(self, endpoint: str, path: Path) -> None:
-        try:
-            # No waiting for a sleeping device: the cancel is queued for its next wake-up.
-            await self._server.devices.send(endpoint, CancelObserveRequest(path), timeout=None,
-                                            origin=ROLLOUT_ORIGIN)
-        except Queued:
-            pass
+    async def cancel_observe(self, endpoint: str, path: Path, *, settle: float = 0.5,
+                             checks: int = 4) -> None:
+        devices = self._server.devices
+        since = datetime.now(timezone.utc)
+        for attempt in range(checks):
+            if attempt:
+                await asyncio.sleep(settle)
+                # A device that registered again just before (it rebooted into the update) may
+                # have its observations re-established by the server while we cancel: such a
+                # re-made observation is newer than our cancel; end it too. The server's
+                # re-establish gives it no origin of ours (see the rollout docs).
+                if not any(o.paths == (path,) and o.created_at >= since
+                           for o in devices.stored_observations(endpoint)):
+                    continue
+            try:
+                # No waiting for a sleeping device: the cancel is queued for its next wake-up.
+                await devices.send(endpoint, CancelObserveRequest(path), timeout=None,
+                                   origin=ROLLOUT_ORIGIN)
+            except Queued:
+                return
+            except InvalidRequest:  # nothing to cancel (ended already): still watch for a re-made one
+                pass
 
     async def wait(self, endpoint: str, timeout: float) -> None:
         await self.waiter.wait(endpoint, timeout)
