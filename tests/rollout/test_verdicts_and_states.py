@@ -125,7 +125,27 @@ async def test_a_sota_downgrade_is_refused(db, fleet):  # type: ignore[no-untype
 
 
 # --- the pause race --------------------------------------------------------------------------
-async def test_after_pause_returns_no_pending_target_starts_a_transfer(db, fleet):  # type: ignore[no-untyped-def]
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db(request, tmp_path):  # type: ignore[no-untyped-def]
+    """The rollout database on SQLite and on PostgreSQL (a throwaway database)."""
+    from lwm2m_server.store.db import init_db, make_engine
+    from tests.support.postgres import temporary_database
+
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'race.db'}")
+        init_db(engine)
+        yield engine
+        engine.dispose()
+        return
+    with temporary_database("rollout_race_") as url:
+        engine = make_engine(url)
+        init_db(engine)
+        yield engine
+        engine.dispose()
+
+
+async def test_after_pause_returns_no_pending_target_starts_a_transfer(any_db, fleet):  # type: ignore[no-untyped-def]
+    db = any_db
     gate = asyncio.Event()
     eps = [f"p{i}" for i in range(4)]
     for ep in eps:
