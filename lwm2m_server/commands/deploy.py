@@ -80,15 +80,34 @@ def _create(args: argparse.Namespace) -> int:
     try:
         dep = service.create_deployment(engine, spec)
         view = service.deployment_view(engine, int(dep.id), with_targets=False)  # type: ignore[arg-type]
+        if not args.json:
+            print(dep.id, flush=True)
+            print(f"created deployment {dep.id} of artifact {args.artifact} to "
+                  f"{view['total']} devices", file=sys.stderr, flush=True)
+        if args.wait:
+            view = _wait(service, engine, int(dep.id), args.poll)  # type: ignore[arg-type]
     finally:
         engine.dispose()
     if args.json:
         print(json.dumps(view))
-    else:
-        print(dep.id)
-        print(f"created deployment {dep.id} of artifact {args.artifact} to "
-              f"{sum(view['counts'].values())} devices", file=sys.stderr)
+    elif args.wait:
+        _print_view(view, False)
+    if args.wait:
+        # Only a deployment where every target succeeded is a success for a pipeline.
+        return 0 if view["state"] == "completed" else 1
     return 0
+
+
+def _wait(service: Any, engine: Any, deployment_id: int, poll: float) -> dict[str, Any]:
+    """Poll until the deployment is final, cancelled, or paused (by its failure threshold or an
+    operator: a pipeline should not wait for a person); returns its view with targets."""
+    import time
+
+    while True:
+        view: dict[str, Any] = service.deployment_view(engine, deployment_id)
+        if view["state"] in ("completed", "completed_with_failures", "cancelled", "paused"):
+            return view
+        time.sleep(poll)
 
 
 @_cli
@@ -181,6 +200,10 @@ def register(subparsers: Any) -> None:
                         "1 after Execute Update)")
     c.add_argument("--allow-downgrade", action="store_true",
                    help="also update devices that run a newer version")
+    c.add_argument("--wait", action="store_true",
+                   help="wait until it ends (a running server drives it); exit 0 only when "
+                        "every target succeeded")
+    c.add_argument("--poll", type=float, default=1.0, help="seconds between looks with --wait")
     common(c)
     c.set_defaults(func=_create)
 

@@ -196,3 +196,19 @@ async def test_artifact_uploads_never_ignore_a_field_and_refuse_sota_as_firmware
         r = await upload(data, "firmware", "1.2.0")
         assert r.status_code == 422 and "SOTA package" in r.json()["detail"], r.text
     assert [a["version"] for a in (await env.http.get("/api/v1/artifacts")).json()] == ["4.0.0"]
+
+
+async def test_deploy_create_wait_exits_0_only_when_every_target_succeeded(env: Env, capsys) -> None:  # type: ignore[no-untyped-def]
+    db = str(env.server.engine.url.render_as_string(hide_password=False))
+    await env.device("wait-ok", firmware_version="1.0.0")
+    art = env.add_artifact(firmware_image("2.3.0"), "firmware", "2.3.0")
+    capsys.readouterr()
+    code = await _cli("deploy", "create", "--artifact", str(art), "--endpoints", "wait-ok",
+                      "--wait", "--poll", "0.1", "--json", "--db", db)
+    view = json.loads(capsys.readouterr().out)
+    assert code == 0 and view["state"] == "completed", view
+    code = await _cli("deploy", "create", "--artifact", str(art), "--endpoints",
+                      "wait-ok,wait-nobody", "--retries", "0", "--failure-threshold", "1",
+                      "--wait", "--poll", "0.1", "--db", db)
+    out = capsys.readouterr().out
+    assert code == 1 and "completed_with_failures" in out and "wait-nobody" in out, out
