@@ -501,12 +501,14 @@ class RolloutEngine:
     async def _end_observations(self, run: _Run) -> None:
         """Cancel the observations this target's driver started (best effort, logged)."""
         paths, run.observed = list(run.observed), []
-        for p in paths:
+
+        async def cancel(p: Path) -> None:
             try:
                 await self.port.cancel_observe(run.endpoint, p)
             except Exception as e:  # an offline device: the next attempt or restart tries again
                 log.info("%s: could not cancel the rollout's observation of %s: %s",
                          run.endpoint, p, e)
+        await asyncio.gather(*(cancel(p) for p in paths))
 
     def _fail(self, run: _Run, reason: str, result: int | None, transient: bool,
               retries: int) -> None:

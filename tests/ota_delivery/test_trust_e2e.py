@@ -212,3 +212,17 @@ async def test_deploy_create_wait_exits_0_only_when_every_target_succeeded(env: 
                       "--wait", "--poll", "0.1", "--db", db)
     out = capsys.readouterr().out
     assert code == 1 and "completed_with_failures" in out and "wait-nobody" in out, out
+
+
+async def test_rest_create_takes_verify_and_allow_downgrade(env: Env, retrained_model_wasm: bytes) -> None:
+    fw = env.add_artifact(firmware_image("2.4.0"), "firmware", "2.4.0")
+    sota = env.add_artifact(env.sota(retrained_model_wasm, "1.3.0"), "sota", "1.3.0")
+    r = await env.http.post("/api/v1/deployments", json={"artifact_id": fw, "endpoints": ["x"],
+                                                         "verify": "hash"})
+    assert r.status_code == 400 and "verify" in r.text
+    r = await env.http.post("/api/v1/deployments", json={"artifact_id": sota,
+                                                         "endpoints": ["x"], "verify": "result"})
+    assert r.status_code == 422 and "firmware only" in r.json()["detail"]
+    dep = await env.deploy(artifact_id=fw, endpoints=["x"], verify="result", allow_downgrade=True)
+    view = await env.view(dep)
+    assert view["verify"] == "result" and view["allow_downgrade"] is True
