@@ -20,10 +20,16 @@ from .flip_device import FlipDevice
 from .test_rest_e2e import Receiver
 
 
-async def _race(env: Env, delivery: str) -> None:
-    eps = [f"flip-{delivery}-{i}" for i in range(3)]
+async def _race(env: Env, method: str) -> None:
+    """Three devices that finish right after a version read, updated by ``method``
+    (pull-coap, pull-http: the device supports HTTP only, or push)."""
+    eps = [f"flip-{method}-{i}" for i in range(3)]
     devs = [await env.device(ep, device_class=FlipDevice, firmware_version="1.0.0",
                              update_seconds=0) for ep in eps]
+    if method == "pull-http":
+        for d in devs:
+            d.objects[5].data[0][8] = {0: 2}  # Protocol Support: HTTP 1.1 only
+    delivery = "push" if method == "push" else "pull"
     # An operator's own observation of the state: the rollout must leave it alone.
     r = await env.http.post(f"/api/v1/devices/{eps[0]}/observe/5/0/3")
     assert r.status_code == 200, r.text
@@ -33,8 +39,7 @@ async def _race(env: Env, delivery: str) -> None:
     view = await env.wait_done(dep, timeout=60)
     assert view["state"] == "completed", view
     assert [t["state"] for t in view["targets"]] == ["succeeded"] * 3, view["targets"]
-    assert all(t["method"] == ("push" if delivery == "push" else "pull-coap")
-               for t in view["targets"])
+    assert all(t["method"] == method for t in view["targets"]), view["targets"]
     for d in devs:
         assert d.firmware_version == "3.0.0"
         assert d.version_reads_while_updating >= 1  # the race really happened
@@ -50,19 +55,19 @@ async def _race(env: Env, delivery: str) -> None:
         raise AssertionError(f"observations left: {left()}") from None
 
 
-@pytest.mark.parametrize("delivery", ["pull", "push"])
-async def test_firmware_race_device_ends_succeeded_on_sqlite(env: Env, delivery: str) -> None:
-    await _race(env, delivery)
+@pytest.mark.parametrize("method", ["pull-coap", "pull-http", "push"])
+async def test_firmware_race_device_ends_succeeded_on_sqlite(env: Env, method: str) -> None:
+    await _race(env, method)
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("delivery", ["pull", "push"])
+@pytest.mark.parametrize("method", ["pull-coap", "pull-http", "push"])
 async def test_firmware_race_device_ends_succeeded_on_postgresql(
-        tmp_path: Path, signing_key: Any, example_model_wasm: bytes, delivery: str) -> None:
+        tmp_path: Path, signing_key: Any, example_model_wasm: bytes, method: str) -> None:
     with temporary_database("ota_race_") as url:
         env = await start_env(tmp_path, url, signing_key, example_model_wasm, **FAST)
         try:
-            await _race(env, delivery)
+            await _race(env, method)
         finally:
             await stop_env(env)
 
