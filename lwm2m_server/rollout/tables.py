@@ -52,7 +52,7 @@ class Deployment(SQLModel, table=True):
     artifact_sha256: str = Field(max_length=64)
     artifact_version: str = Field(max_length=64)
     artifact_name: str = Field(default="", max_length=200)
-    state: str = Field(default="running", index=True, max_length=16)
+    state: str = Field(default="running", index=True, max_length=32)
     stages: list[int] = Field(default_factory=lambda: [100], sa_column=Column(JSON, nullable=False))
     current_stage: int = 0
     max_concurrent: int = 10
@@ -142,9 +142,22 @@ _ADDED_COLUMNS = {
 }
 
 
+# Columns widened after the first release: (table, column) -> new length.
+_WIDENED_COLUMNS = {("rollout_deployment", "state"): 32}  # completed_with_failures
+
+
 @event.listens_for(SQLModel.metadata, "after_create")
 def _add_missing_columns(target: Any, connection: Any, **_kw: Any) -> None:
     insp = inspect(connection)
+    if connection.dialect.name == "postgresql":  # SQLite does not enforce VARCHAR lengths
+        for (table, name), length in _WIDENED_COLUMNS.items():
+            if not insp.has_table(table):
+                continue
+            col = next((c for c in insp.get_columns(table) if c["name"] == name), None)
+            if col is not None and (getattr(col["type"], "length", None) or length) < length:
+                log.info("widening column %s.%s to %d characters", table, name, length)
+                connection.execute(text(f"ALTER TABLE {table} ALTER COLUMN {name} TYPE "
+                                        f"VARCHAR({length})"))
     for table, columns in _ADDED_COLUMNS.items():
         if not insp.has_table(table):
             continue

@@ -204,7 +204,8 @@ async def test_the_rollout_cancels_its_observations_when_targets_end(db, fleet):
 
 
 # --- final states and retry -----------------------------------------------------------------
-async def test_failed_targets_end_in_completed_with_failures_and_retry_runs_them_again(db, fleet):  # type: ignore[no-untyped-def]
+async def test_failed_targets_end_in_completed_with_failures_and_retry_runs_them_again(any_db, fleet):  # type: ignore[no-untyped-def]
+    db = any_db
     fleet.add("ok", fw_version="1.0.0")
     bad = fleet.add("bad", fw_version="1.0.0", download_result=5)
     bus = EventBus()
