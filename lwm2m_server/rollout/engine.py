@@ -384,8 +384,14 @@ class RolloutEngine:
             if dep.state in ("running", "paused") and not any(
                     int(t.id) in self._tasks for t in targets):  # type: ignore[arg-type]
                 failed = states.count(TargetState.FAILED.value)
+                # Not if a target came back meanwhile (an operator's retry after this read).
+                still_open = exists(select(Target.id).where(
+                    col(Target.deployment_id) == dep.id,
+                    col(Target.state).not_in([TargetState.SUCCEEDED.value,
+                                              TargetState.FAILED.value,
+                                              TargetState.CANCELLED.value])))
                 self._update_deployment(
-                    session, dep, state=final_state(failed),
+                    session, dep, where=[~still_open], state=final_state(failed),
                     current_stage=max(len(dep.stages) - 1, 0), reason=(
                         f"{states.count(TargetState.SUCCEEDED.value)} succeeded, {failed} "
                         f"failed, {states.count(TargetState.CANCELLED.value)} cancelled"))
@@ -434,13 +440,16 @@ class RolloutEngine:
         if self._update_deployment(session, dep, state="paused", reason=reason):
             log.warning("deployment %s paused: %s", dep.id, reason)
 
-    def _update_deployment(self, session: Session, dep: Deployment, **values: Any) -> bool:
+    def _update_deployment(self, session: Session, dep: Deployment, *, where: list[Any] | None = None,
+                           **values: Any) -> bool:
         """Write ``values`` unless an operator changed the deployment's state since this pass
-        read it (a pause or cancel from REST or the CLI wins); publish the change."""
+        read it (a pause or cancel from REST or the CLI wins) or ``where`` fails; publish the
+        change."""
         values["updated_at"] = utcnow()
         done = session.execute(
             update(Deployment).where(col(Deployment.id) == dep.id,
-                                     col(Deployment.state) == dep.state).values(**values))
+                                     col(Deployment.state) == dep.state, *(where or []))
+            .values(**values))
         session.commit()
         if done.rowcount != 1:  # type: ignore[attr-defined]
             return False

@@ -269,3 +269,25 @@ async def test_a_stage_of_34_percent_of_3_devices_releases_one(db, fleet):  # ty
         await eng.stop()
     assert view["state"] == "completed" and view["current_stage"] == 1 and view["released"] == 3
 
+
+
+def test_a_pass_that_read_every_target_done_does_not_end_a_deployment_retried_meanwhile(db, fleet):  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+    from sqlmodel import Session, select
+
+    from lwm2m_server.rollout.engine import _TARGET_COLUMNS
+    from lwm2m_server.rollout.tables import Deployment, Target
+
+    dep = create(db, artifact_id=1, endpoints=["a"])
+    with Session(db) as s:
+        s.execute(update(Target).values(state="failed", reason="x"))
+        s.commit()
+    with Session(db, expire_on_commit=False) as s:  # what a reconcile pass read
+        stale_dep = s.get(Deployment, dep.id)
+        stale = list(s.exec(select(*_TARGET_COLUMNS).where(Target.deployment_id == dep.id)).all())
+    assert service.retry_deployment(db, dep.id)["counts"]["pending"] == 1
+    eng = make_engine_for(db, fleet)
+    with Session(db, expire_on_commit=False) as s:
+        eng._reconcile(s, stale_dep, stale)
+    view = service.deployment_view(db, dep.id)
+    assert view["state"] == "running" and view["counts"]["pending"] == 1, view
