@@ -36,6 +36,7 @@ ARTIFACTS = {
                     sota_alg=-8),  # signed with EdDSA (Ed25519)
 }
 BLOBS = {FW_SHA: FW, SOTA_SHA: SOTA}
+FINAL = {"completed", "completed_with_failures"}
 
 
 def lookup(_session: Session, artifact_id: int) -> ArtifactInfo | None:
@@ -90,7 +91,7 @@ async def deploy_and_wait(db, fleet, **kw):  # type: ignore[no-untyped-def]
     dep = create(db, **kw)
     await eng.start()
     try:
-        return await wait_state(db, dep.id, {"completed"})
+        return await wait_state(db, dep.id, FINAL)
     finally:
         await eng.stop()
 
@@ -111,7 +112,7 @@ async def test_firmware_pull_updates_every_device_once_and_publishes_each_state(
     dep = create(db, artifact_id=1, endpoints=[f"d{i}" for i in range(5)], max_concurrent=2)
     await eng.start()
     try:
-        view = await wait_state(db, dep.id, {"completed"})
+        view = await wait_state(db, dep.id, FINAL)
     finally:
         await eng.stop()
         collector.cancel()
@@ -162,7 +163,7 @@ async def test_connection_lost_is_retried_with_backoff_then_succeeds(db, fleet):
     try:
         await until(lambda: service.deployment_view(db, dep.id)["targets"][0]["attempt"] >= 1)
         d.download_result = None  # the link is back
-        view = await wait_state(db, dep.id, {"completed"})
+        view = await wait_state(db, dep.id, FINAL)
     finally:
         await eng.stop()
     (t,) = view["targets"]
@@ -202,7 +203,7 @@ async def test_failure_threshold_pauses_and_resume_continues(db, fleet):  # type
         for d in fleet.devices.values():
             d.download_result = None
         service.resume_deployment(db, dep.id)
-        view = await wait_state(db, dep.id, {"completed", "paused"})
+        view = await wait_state(db, dep.id, FINAL | {"paused"})
     finally:
         await eng.stop()
     # After resume only new failures count; d1 failed again only if it ran after d0's pause.
@@ -231,7 +232,7 @@ async def test_stages_release_targets_in_order(db, fleet):  # type: ignore[no-un
     await asyncio.sleep(0)
     await eng.start()
     try:
-        await wait_state(db, dep.id, {"completed"})
+        await wait_state(db, dep.id, FINAL)
         await asyncio.sleep(0.05)
     finally:
         await eng.stop()
@@ -283,7 +284,7 @@ async def stop_mid_way_and_restart(db, fleet, artifact_id: int, prefix: str,  # 
     eng2 = make_engine_for(db, fleet)
     await eng2.start()
     try:
-        return await wait_state(db, dep.id, {"completed"})
+        return await wait_state(db, dep.id, FINAL)
     finally:
         await eng2.stop()
 
