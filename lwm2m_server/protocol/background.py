@@ -16,10 +16,16 @@ from collections.abc import Awaitable, Callable
 from ..events import EventBus, new_event
 from ..model import Path
 from .errors import DeviceOffline, DeviceTimeout, LwM2MError
-from .observations import Observations
+from .observations import ORIGIN, RESTORING, Observations
 from .registration import Registration, RegistrationManager
-from .requests import (DeviceRequest, DeviceResponse, ObserveCompositeRequest, ObserveRequest,
-                       ReadRequest, WriteAttributesRequest)
+from .requests import (
+    DeviceRequest,
+    DeviceResponse,
+    ObserveCompositeRequest,
+    ObserveRequest,
+    ReadRequest,
+    WriteAttributesRequest,
+)
 
 __all__ = ["Background", "SUMMARY_PATHS"]
 
@@ -140,6 +146,8 @@ class Background:
             if self._observations.is_active(ep, key) or not self._observations.is_stored(ep, key, stored):
                 continue
             paths = [str(p) for p in key]
+            ORIGIN.set(stored.origin)  # this task's own context: the observation keeps its origin
+            RESTORING.set(stored)
             try:
                 if stored.attributes:
                     await self._execute(reg, WriteAttributesRequest(key[0], stored.attributes),
@@ -160,4 +168,8 @@ class Background:
                     self._events.publish(new_event("observation_restore_failed", ep, paths=paths,
                                                    error=str(e)))
                 continue
+            finally:
+                RESTORING.set(None)
+            if not self._observations.is_stored(ep, key, stored):
+                continue  # cancelled while it was being re-established
             self._events.publish(new_event("observation_restored", ep, paths=paths, origin=stored.origin))

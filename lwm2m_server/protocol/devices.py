@@ -38,7 +38,15 @@ from .observations import OBSERVATION_ORIGINS, ORIGIN, Observations, StoredObser
 from .operations import Operations
 from .queue import QueuedRequest, RequestQueue
 from .registration import Registration, RegistrationManager
-from .requests import DeviceRequest, DeviceResponse, operation_name, response_to_json
+from .requests import (
+    CancelObserveCompositeRequest,
+    CancelObserveRequest,
+    DeviceRequest,
+    DeviceResponse,
+    EmptyResponse,
+    operation_name,
+    response_to_json,
+)
 from .send import SendReceiver
 from .transport import Transport
 from .validation import validate
@@ -102,6 +110,13 @@ class DeviceManager:
         if reg is None:
             raise DeviceNotFound(f"no device registered as {endpoint!r}")
         validate(self._registry, reg, request)
+        if isinstance(request, (CancelObserveRequest, CancelObserveCompositeRequest)) and (
+                not reg.online or (reg.queue_mode and not self.queue.awake(endpoint))):
+            # Nothing to tell a device that is gone or asleep (its next Register drops it
+            # anyway): forget the observation here, so it is not re-established later.
+            key = (request.path,) if isinstance(request, CancelObserveRequest) else tuple(request.paths)
+            await self.observing.cancel(endpoint, key)
+            return EmptyResponse("2.05")
         if not reg.online:
             REQUESTS.inc(operation_name(request), "offline")
             raise DeviceOffline(f"device {endpoint!r} is offline: its lifetime passed without an update")

@@ -29,13 +29,17 @@ from .registration import Registration
 from .requests import ReadResponse
 from .transport import IncomingResponse, ObservationHandle, OutgoingRequest
 
-__all__ = ["Observations", "StoredObservation", "OBSERVATION_ORIGINS", "ORIGIN", "paths_key",
+__all__ = ["Observations", "StoredObservation", "OBSERVATION_ORIGINS", "ORIGIN", "RESTORING", "paths_key",
            "parse_paths_key"]
 
 # Who asked for an observation: a REST caller, the rollout engine, or the server itself.
 OBSERVATION_ORIGINS = ("api", "rollout", "internal")
 # Who is sending (DeviceManager.send's ``origin``): recorded with the observations it starts.
 ORIGIN: contextvars.ContextVar[str] = contextvars.ContextVar("lwm2m_request_origin", default="api")
+# Set while ``background.py`` re-establishes this stored observation: if it is cancelled in the
+# meantime, the new observation on the device is cancelled too instead of being stored again.
+RESTORING: contextvars.ContextVar["StoredObservation | None"] = contextvars.ContextVar(
+    "lwm2m_restoring_observation", default=None)
 
 
 def paths_key(paths: tuple[Path, ...]) -> str:
@@ -158,6 +162,10 @@ class Observations:
             except DeviceError:
                 handle.cancel()
                 raise
+            restoring = RESTORING.get()
+            if restoring is not None and not self.is_stored(ep, paths, restoring):
+                handle.cancel()  # cancelled while it was being re-established: it stays cancelled
+                return ReadResponse(values)
             obs = _Active(ep, paths, handle, fmt)
             holder["o"] = obs
             prev = self._active.get(key)

@@ -19,9 +19,23 @@ from typing import Any
 
 from ..events import EventBus, new_event
 from ..metrics import QUEUED_REQUESTS, REQUESTS
-from .errors import DeviceError, DeviceOffline, DeviceTimeout, LwM2MError, Queued, RequestNotFound
+from .errors import (
+    DeviceError,
+    DeviceOffline,
+    DeviceTimeout,
+    LwM2MError,
+    Queued,
+    RequestNotFound,
+)
+from .observations import ORIGIN
 from .registration import Registration, RegistrationManager
-from .requests import DeviceRequest, DeviceResponse, operation_name, response_to_json, summarize
+from .requests import (
+    DeviceRequest,
+    DeviceResponse,
+    operation_name,
+    response_to_json,
+    summarize,
+)
 
 __all__ = ["QueuedRequest", "QUEUE_STATES", "RequestQueue"]
 
@@ -113,7 +127,8 @@ class RequestQueue:
         """Persist ``request`` for ``reg``; raise Queued at once (``timeout`` None or 0) or after
         waiting up to ``timeout`` seconds for its result."""
         now = _now()
-        q = QueuedRequest(id=secrets.token_urlsafe(9), endpoint=reg.endpoint, request=summarize(request),
+        summary = {**summarize(request), "origin": ORIGIN.get()}  # an Observe it starts keeps it
+        q = QueuedRequest(id=secrets.token_urlsafe(9), endpoint=reg.endpoint, request=summary,
                           state="pending", created_at=now, updated_at=now,
                           expires_at=datetime.fromtimestamp(now.timestamp() + self.queue_timeout, timezone.utc))
         await self._store.save_queued(q, request)
@@ -175,6 +190,7 @@ class RequestQueue:
             sent = replace(q, state="sent", updated_at=_now())
             self._keep(sent)
             await self._store.save_queued(sent, None)
+            ORIGIN.set(q.request.get("origin", "api"))  # this delivery task's own context
             try:
                 response = await self._execute(reg, request, self.request_timeout)
             except DeviceTimeout:
