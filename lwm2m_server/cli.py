@@ -1,7 +1,9 @@
 """The ``lwm2m-server`` command line: a thin layer over the command modules.
 
-Each module in ``COMMAND_MODULES`` defines ``register(subparsers)``, which adds its sub-commands
-and sets ``func`` (a callable taking the parsed namespace and returning an exit code).
+Each module in :data:`COMMANDS` defines ``register(subparsers)``, which adds its command and
+sets ``func`` (a callable taking the parsed namespace and returning an exit code). Only the
+module of the command being run is imported: ``lwm2m-server --help`` lists the commands from
+the table below without loading the server, its database layer or the OTA toolchain.
 """
 
 from __future__ import annotations
@@ -11,37 +13,42 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES = [
-    "lwm2m_server.commands.run",       # run
-    "lwm2m_server.commands.token",     # token create|list|revoke
-    "lwm2m_server.commands.simulate",  # simulate
-    "lwm2m_server.commands.artifact",  # artifact add|inspect|list
-    "lwm2m_server.commands.sota",      # sota build
-    "lwm2m_server.commands.keys",      # keys generate|export-c
-    "lwm2m_server.commands.deploy",    # deploy create|status|pause|resume|cancel
-]
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+# command -> (module that registers it, one line of help for the command list)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("lwm2m_server.commands.run", "run the server (CoAP + HTTP) until interrupted"),
+    "token": ("lwm2m_server.commands.token", "manage REST API tokens"),
+    "simulate": ("lwm2m_server.commands.simulate", "run simulated LwM2M devices (TinyML Wasm models)"),
+    "artifact": ("lwm2m_server.commands.artifact", "firmware images, Wasm models, SOTA packages"),
+    "sota": ("lwm2m_server.commands.sota", "model-only (SOTA) update packages"),
+    "keys": ("lwm2m_server.commands.keys", "signing keys for firmware images and SOTA packages"),
+    "deploy": ("lwm2m_server.commands.deploy", "create and steer OTA deployments"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command registered by its module; with ``only``, just that
+    command's module is imported and the others are listed by name and help alone."""
     parser = argparse.ArgumentParser(
         prog="lwm2m-server",
         description="LwM2M device-management server for fleets of TinyML microcontrollers.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # that command is not part of this build
-                continue
-            raise
-        module.register(sub)
+    for name, (module, help_text) in COMMANDS.items():
+        if only is None or only == name:
+            importlib.import_module(module).register(sub)
+        else:
+            sub.add_parser(name, help=help_text)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    # The first word that is not an option names the command (there are no global options).
+    chosen = next((a for a in args_in if not a.startswith("-")), "")
+    parser = build_parser(only=chosen)
+    args = parser.parse_args(args_in)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -30,7 +30,7 @@ __all__ = [
     "SotaDowngradeError", "SotaWasmError", "SotaSelftestError",
     "Manifest", "SelfTest", "SotaPackage", "build_package", "parse_package", "verify_package",
     "MAGIC", "FORMAT_VERSION", "HEADER_SIZE", "MAX_MANIFEST_SIZE", "DEFAULT_SECTION",
-    "ALG_EDDSA", "ALG_ES256",
+    "ALG_EDDSA", "ALG_ES256", "DEVICE_ALGS", "signature_alg", "package_alg",
 ]
 
 MAGIC = b"SOTA"
@@ -43,6 +43,15 @@ ALG_ES256 = -7
 COSE_SIGN1_TAG = 18
 _HEADER = struct.Struct("<4sB3sI")
 _ALG_FOR_KIND = {"ed25519": ALG_EDDSA, "p256": ALG_ES256}
+# What the Zephyr firmware's C core verifies: mbed TLS (PSA Crypto) has no Ed25519.
+DEVICE_ALGS = frozenset({ALG_ES256})
+ALG_NAMES = {ALG_ES256: "ES256 (P-256)", ALG_EDDSA: "EdDSA (Ed25519)"}
+
+# Limits of the device's decoder (firmware core, sota_manifest.cddl): a manifest outside them
+# is refused here too, so the server and the device always give the same verdict.
+MAX_NAME_BYTES, MAX_VERSION_BYTES, MAX_SECTION_BYTES, MAX_EXPORT_BYTES = 64, 32, 64, 64
+MAX_EXPORTS, MAX_SELFTEST_INPUTS = 16, 64
+_U32, _U64, _I64 = 2 ** 32 - 1, 2 ** 64 - 1, 2 ** 63
 
 # Manifest map keys (docs/sota-format.md).
 K_NAME, K_VERSION, K_SECTION, K_SLOT_SIZE, K_PAYLOAD_SIZE, K_SHA256, K_EXPORTS = 1, 2, 3, 4, 5, 6, 7
@@ -98,6 +107,30 @@ class SotaSelftestError(SotaError):
     reason = "selftest"
 
 
+def _finite_float32(x: float) -> bool:
+    try:
+        return math.isfinite(x) and math.isfinite(struct.unpack("<f", struct.pack("<f", x))[0])
+    except OverflowError:
+        return False
+
+
+def _check_limits(m: Manifest) -> None:
+    """Refuse what the device's decoder cannot hold (sota_manifest.cddl); shared by build and
+    parse so ota never writes, nor accepts, a manifest that the device would refuse."""
+    texts = [("name", m.name, MAX_NAME_BYTES), ("version", m.version, MAX_VERSION_BYTES),
+             ("section", m.section, MAX_SECTION_BYTES)]
+    texts += [("export", e, MAX_EXPORT_BYTES) for e in m.exports]
+    for label, text, limit in texts:
+        raw = text.encode("utf-8", "surrogatepass")
+        if not 1 <= len(raw) <= limit or b"\0" in raw:
+            raise SotaFormatError(f"manifest {label} {text!r} must be 1..{limit} bytes of UTF-8 "
+                                  f"without NUL")
+    if len(m.exports) > MAX_EXPORTS:
+        raise SotaFormatError(f"manifest lists {len(m.exports)} exports, at most {MAX_EXPORTS}")
+    if m.slot_size > _U64 or m.payload_size > _U32 or (m.created or 0) > _U64:
+        raise SotaFormatError("manifest slot_size and created must fit 64 bits, payload_size 32")
+
+
 @dataclass(frozen=True)
 class SelfTest:
     """Input features and the class the model must answer for them."""
@@ -116,9 +149,16 @@ class SelfTest:
             inp, exp = value
         if not isinstance(inp, Iterable) or type(exp) is not int or exp < 0:
             raise SotaFormatError("selftest needs an input list of numbers and an expected class >= 0")
-        floats = tuple(float(x) for x in inp)
-        if not floats or not all(math.isfinite(x) for x in floats):
-            raise SotaFormatError("selftest input must be a non-empty list of finite numbers")
+        try:
+            floats = tuple(float(x) for x in inp)
+        except (TypeError, ValueError, OverflowError):
+            raise SotaFormatError("selftest input must be a list of numbers") from None
+        if not floats or not all(_finite_float32(x) for x in floats):
+            raise SotaFormatError("selftest input must be a non-empty list of numbers that are "
+                                  "finite in single precision (the device computes in float)")
+        if len(floats) > MAX_SELFTEST_INPUTS or exp > _U32:
+            raise SotaFormatError(f"selftest: at most {MAX_SELFTEST_INPUTS} inputs and an "
+                                  f"expected class below 2**32")
         return cls(floats, exp)
 
 
@@ -174,6 +214,16 @@ class SotaPackage:
     signature: bytes = field(default=b"", repr=False)
 
 
+def signature_alg(key: PrivateKey | PublicKey) -> int:
+    """The COSE alg a key signs SOTA manifests with: ALG_ES256 (P-256) or ALG_EDDSA."""
+    return _ALG_FOR_KIND[_keys.key_kind(key)]
+
+
+def package_alg(data: bytes) -> int:
+    """The COSE alg a package says it is signed with (format checked, signature not)."""
+    return parse_package(data).alg
+
+
 def _sig_structure(protected: bytes, payload: bytes) -> bytes:
     return cbor2.dumps(["Signature1", protected, b"", payload])
 
@@ -218,7 +268,8 @@ def build_package(
         exports=tuple(exports), selftest=None if selftest is None else SelfTest.of(selftest),
         created=int(time.time()) if created is None else created,
     )
-    protected = cbor2.dumps({1: _ALG_FOR_KIND[_keys.key_kind(private_key)]})
+    _check_limits(manifest)
+    protected = cbor2.dumps({1: signature_alg(private_key)})
     payload = cbor2.dumps(manifest.to_cbor_map())
     signature = _keys.sign_raw(private_key, _sig_structure(protected, payload))
     cose = cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG,
@@ -233,7 +284,8 @@ def _loads_exact(data: bytes, what: str) -> Any:
     """Decode one CBOR item that must use all of ``data``."""
     fp = io.BytesIO(data)
     try:
-        value = cbor2.CBORDecoder(fp).decode()
+        # Repeated map keys are refused (the device's decoder refuses them too), not folded.
+        value = cbor2.CBORDecoder(fp, allow_duplicate_keys=False).decode()
     except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as e:
         raise SotaFormatError(f"{what} is not valid CBOR: {e}") from None
     if fp.tell() != len(data):
@@ -261,6 +313,8 @@ def _decode_manifest(raw: Any) -> Manifest:
     unknown = [k for k in raw if type(k) is not int or not 1 <= k <= K_CREATED]
     if unknown:
         raise SotaFormatError(f"manifest has unknown keys {unknown!r}")
+    if list(raw) != sorted(raw):
+        raise SotaFormatError(f"manifest keys must be in ascending order, got {list(raw)!r}")
     for key in range(1, 8):
         if key not in raw:
             raise SotaFormatError(f"manifest lacks required key {key}")
@@ -278,12 +332,13 @@ def _decode_manifest(raw: Any) -> Manifest:
     selftest = None
     if K_SELFTEST in raw:
         st = raw[K_SELFTEST]
-        if (not isinstance(st, Mapping) or set(st) != {K_ST_INPUT, K_ST_EXPECTED}
+        if (not isinstance(st, Mapping) or list(st) != [K_ST_INPUT, K_ST_EXPECTED]
                 or not isinstance(st[K_ST_INPUT], (list, tuple))
-                or not all(type(x) in (float, int) for x in st[K_ST_INPUT])):
+                or not all(type(x) is float or (type(x) is int and -_I64 <= x < _I64)
+                           for x in st[K_ST_INPUT])):
             raise SotaFormatError("manifest selftest (key 8) must be {1: [numbers], 2: uint}")
         selftest = SelfTest.of((st[K_ST_INPUT], st[K_ST_EXPECTED]))
-    return Manifest(
+    manifest = Manifest(
         name=_text(raw, K_NAME, "name"), version=version,
         section=_text(raw, K_SECTION, "section"),
         slot_size=_uint(raw, K_SLOT_SIZE, "slot_size"),
@@ -291,6 +346,8 @@ def _decode_manifest(raw: Any) -> Manifest:
         sha256=sha, exports=tuple(exports), selftest=selftest,
         created=_uint(raw, K_CREATED, "created") if K_CREATED in raw else None,
     )
+    _check_limits(manifest)
+    return manifest
 
 
 def parse_package(data: bytes) -> SotaPackage:
@@ -324,8 +381,9 @@ def parse_package(data: bytes) -> SotaPackage:
         raise SotaFormatError("manifest is not a COSE_Sign1 [bstr, map, bstr, bstr]")
     protected, unprotected, manifest_bytes, signature = cose
     prot = _loads_exact(protected, "protected header")
-    if not isinstance(prot, Mapping) or set(prot) != {1} or type(prot[1]) is not int:
-        raise SotaFormatError("protected header must be {1: alg}")
+    if (not isinstance(prot, Mapping) or set(prot) != {1} or type(prot[1]) is not int
+            or not -_I64 <= prot[1] < _I64):
+        raise SotaFormatError("protected header must be {1: alg} (alg a 64-bit integer)")
     if set(unprotected) - {4} or (4 in unprotected and not isinstance(unprotected[4], bytes)):
         raise SotaFormatError("unprotected header may hold only {4: kid bytes}")
     manifest = _decode_manifest(_loads_exact(manifest_bytes, "manifest payload"))
@@ -363,7 +421,7 @@ def verify_package(
         if len(data) > HEADER_SIZE + MAX_MANIFEST_SIZE + slot_size:
             raise SotaOversizeError(f"package of {len(data)} bytes exceeds the limit for a "
                                     f"{slot_size}-byte slot")
-    want_alg = _ALG_FOR_KIND[_keys.key_kind(public_key)]
+    want_alg = signature_alg(public_key)
     if pkg.alg not in (ALG_EDDSA, ALG_ES256):
         raise SotaSignatureError(f"unknown signature algorithm {pkg.alg}")
     if pkg.alg != want_alg:

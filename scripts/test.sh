@@ -12,6 +12,8 @@ command -v arm-none-eabi-gcc >/dev/null || need_apt+=(gcc-arm-none-eabi libnewli
 command -v chromium >/dev/null || need_apt+=(chromium chromium-driver)
 command -v gcc >/dev/null || need_apt+=(gcc)
 command -v make >/dev/null || need_apt+=(make)
+# mbed TLS (PSA Crypto) headers and library for the firmware core's host build
+echo '#include <psa/crypto.h>' | gcc -E -x c - >/dev/null 2>&1 || need_apt+=(libmbedtls-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
@@ -20,5 +22,10 @@ fi
 
 python3 -m pip install -q -e ".[test]"
 
-# Exit code 5 (no tests collected) is a failure like any other non-zero code.
-python3 -m pytest -q -p no:cacheprovider "$@"
+# Exit code 5 (no tests collected) is a failure like any other non-zero code: the script exits
+# with pytest's own code, after printing the suite's wall time.
+SECONDS=0
+status=0
+python3 -m pytest -q -p no:cacheprovider "$@" || status=$?
+echo "suite wall time: ${SECONDS} s"
+exit "$status"

@@ -2,7 +2,9 @@
 
 Uploads are checked for their kind before anything is kept (``ingest_artifact``): an MCUboot
 image must verify, a model must pass the Wasm checks, a SOTA package must verify against the
-configured public key (``LWM2M_SOTA_PUBLIC_KEY``, a PEM file). Too large: 413 (from
+configured public key (``LWM2M_SOTA_PUBLIC_KEY``, a PEM file). The same bytes again with the
+same fields: 200 with the stored artifact; with another kind, name or version: 409 with the
+stored artifact under ``artifact``. Too large: 413 (from
 Content-Length before the body is read, or as soon as a chunked body passes the limit, and
 again while streaming into the store); tampered: 422; nothing of a refused upload is kept.
 """
@@ -45,9 +47,10 @@ def max_upload_size(request: Request) -> int:
     return int(getattr(request.app.state, "max_artifact_size", DEFAULT_MAX_SIZE))
 
 
-def status_error(status: int, message: str, kind: str) -> ApiError:
-    """An ApiError with this HTTP status and kind (for the OTA layers' own error families)."""
-    err = ApiError(message)
+def status_error(status: int, message: str, kind: str, **extra: Any) -> ApiError:
+    """An ApiError with this HTTP status and kind (for the OTA layers' own error families);
+    ``extra`` fields go into the JSON answer."""
+    err = ApiError(message, **extra)
     err.status, err.kind = status, kind
     return err
 
@@ -130,7 +133,9 @@ _ARTIFACT_ERROR_KINDS = {400: "invalid_request", 409: "conflict", 413: "too_larg
 
 
 def _api_error(e: ArtifactError) -> ApiError:
-    return status_error(e.status, str(e), _ARTIFACT_ERROR_KINDS.get(e.status, "rejected"))
+    extra = {} if e.existing is None else {"artifact": _summary(e.existing)}  # a 409's stored row
+    return status_error(e.status, str(e), _ARTIFACT_ERROR_KINDS.get(e.status, "rejected"),
+                        **extra)
 
 
 async def read_upload(request: Request) -> tuple[Any, StarletteUploadFile, UploadFields]:

@@ -1,4 +1,4 @@
-"""``/api/v1/deployments`` (create, list, look at, pause, resume, cancel), ``/api/v1/webhooks``
+"""``/api/v1/deployments`` (create, list, look at, pause, resume, cancel, retry), ``/api/v1/webhooks``
 (signed rollout events) and ``/api/v1/devices/{endpoint}/tags`` (targets by tag).
 
 Creating and changing deployments needs the ``deploy`` scope; reading them ``read``. The rollout
@@ -64,6 +64,11 @@ class DeploymentCreate(BaseModel):
     timeout: float = Field(600, gt=0, le=7 * 86400, description="seconds per device attempt")
     retries: int = Field(2, ge=0, le=20)
     delivery: Literal["auto", "pull", "push"] = "auto"
+    verify: Literal["version", "result"] = Field(
+        "version", description="what proves a firmware update: version (the new version in "
+                               "/3/0/3, or in /5/0/7 with Update Result 1) or result (Update "
+                               "Result 1 after Execute Update)")
+    allow_downgrade: bool = Field(False, description="update devices that run a newer version")
 
 
 @router.post("/deployments", status_code=201, dependencies=_deploy,
@@ -78,7 +83,8 @@ def post_deployment(body: DeploymentCreate, engine: EngineDep, request: Request)
 
 @router.get("/deployments", dependencies=_read, summary="Deployments, newest first")
 def get_deployments(engine: EngineDep,
-                    state: Literal["running", "paused", "cancelled", "completed"] | None = None,
+                    state: Literal["running", "paused", "cancelled", "completed",
+                                   "completed_with_failures"] | None = None,
                     limit: int = 100,
                     offset: int = 0) -> list[dict[str, Any]]:
     return rollout.list_deployments(engine, state=state, limit=max(1, min(limit, 1000)),
@@ -93,8 +99,9 @@ def get_deployment(deployment_id: int, engine: EngineDep) -> dict[str, Any]:
 
 
 def _change(action: str, deployment_id: int, engine: Any, request: Request) -> dict[str, Any]:
-    ops: dict[str, Callable[..., Any]] = {"pause": rollout.pause_deployment, "resume": rollout.resume_deployment,
-           "cancel": rollout.cancel_deployment}
+    ops: dict[str, Callable[..., Any]] = {
+        "pause": rollout.pause_deployment, "resume": rollout.resume_deployment,
+        "cancel": rollout.cancel_deployment, "retry": rollout.retry_deployment}
     with _rollout_error():
         ops[action](engine, deployment_id, events=_events(request))
         view = rollout.deployment_view(engine, deployment_id, with_targets=False)
@@ -118,6 +125,12 @@ def resume(deployment_id: int, engine: EngineDep, request: Request) -> dict[str,
              summary="Cancel: targets not yet updating are cancelled")
 def cancel(deployment_id: int, engine: EngineDep, request: Request) -> dict[str, Any]:
     return _change("cancel", deployment_id, engine, request)
+
+
+@router.post("/deployments/{deployment_id}/retry", dependencies=_deploy,
+             summary="Run the failed targets again (the others stay as they are)")
+def retry(deployment_id: int, engine: EngineDep, request: Request) -> dict[str, Any]:
+    return _change("retry", deployment_id, engine, request)
 
 
 class WebhookCreate(BaseModel):

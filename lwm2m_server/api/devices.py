@@ -9,17 +9,19 @@ queue-mode device before answering 202.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..model import Path
-from ..protocol.devices import response_to_json
 from ..protocol.errors import DeviceNotFound
 from ..protocol.requests import (
+    response_to_json,
     CancelObserveCompositeRequest,
     CancelObserveRequest,
     CreateRequest,
@@ -158,14 +160,48 @@ def _check_executable(server: Any, path: Path) -> None:
 
 # --- registrations ------------------------------------------------------------------------
 
-@router.get("", summary="List registered devices, by endpoint name")
-def list_devices(server: ServerDep, online: bool | None = None,
+_EXPORT_TYPE = "application/x-ndjson"
+
+
+@router.get("", summary="List registered devices, by endpoint name",
+            description="Pages by keyset: `?limit=100` gives the first page; when a page is full its "
+                        "`Link` header (rel=\"next\") holds the next one (`?after=<last endpoint>`). "
+                        "`offset` still works but costs its length. With `Accept: "
+                        f"{_EXPORT_TYPE}` every matching device is streamed, one JSON object a line.")
+def list_devices(request: Request, server: ServerDep, online: bool | None = None,
                  limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
-    regs = sorted((r for r in server.registrations.list() if online is None or r.online == online),
-                  key=lambda r: r.endpoint)
-    end = None if limit is None else offset + limit
-    return [device_json(r) for r in regs[offset:end]]
+                 offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+                 after: Annotated[str | None, Query(max_length=1024,
+                                                    description="endpoint to start after")] = None,
+                 ) -> Any:
+    regs = server.registrations
+    if _EXPORT_TYPE in request.headers.get("accept", ""):
+        return StreamingResponse(_export(regs, online, after), media_type=_EXPORT_TYPE)
+    if limit is None and not offset:  # everything, as before keyset pages existed
+        return device_list(server, online, after)
+    page = regs.page(after, offset + (limit or len(regs)), online)[offset:]
+    body = [device_json(r) for r in page]
+    response = JSONResponse(body)
+    if limit is not None and len(page) == limit:
+        next_url = request.url.include_query_params(after=page[-1].endpoint).remove_query_params("offset")
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return response
+
+
+def device_list(server: Any, online: bool | None = None, after: str | None = None) -> list[dict[str, Any]]:
+    """Every device (online or offline only, after an endpoint), in endpoint order, as JSON."""
+    regs = server.registrations
+    return [device_json(r) for r in regs.page(after, len(regs), online)]
+
+
+def _export(regs: Any, online: bool | None, after: str | None) -> Iterator[bytes]:
+    """Every device, a page at a time, as JSON lines (no whole-fleet list in memory)."""
+    while True:
+        page = regs.page(after, 1000, online)
+        if not page:
+            return
+        yield "".join(json.dumps(device_json(r)) + "\n" for r in page).encode()
+        after = page[-1].endpoint
 
 
 @router.get("/{endpoint}", summary="One device's registration")

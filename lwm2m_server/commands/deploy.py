@@ -1,28 +1,43 @@
-"""``lwm2m-server deploy create|status|list|pause|resume|cancel|tag``: deployments from the shell.
+"""``lwm2m-server deploy create|status|list|pause|resume|cancel|retry|tag``: deployments from
+the shell.
 
-These work on the server's database (``--db``, like ``token`` and ``artifact``); a running
-server picks every change up on its next reconcile pass (a fraction of a second), and a server
-started later resumes what is there. Errors print one ``error: ...`` line and exit 1
-(``cli_errors``, as the other OTA commands).
+These work on the server's database (``--db``, like ``token`` and ``artifact``) through the same
+service functions as the REST routes; a running server picks every change up on its next
+reconcile pass (a fraction of a second) and publishes the same deployment and target events
+(webhooks, event stream) as for a REST call; a server started later resumes what is there.
+Errors print one ``error: ...`` line and exit 1 (``cli_errors``, as the other OTA commands).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..config import Settings
-from ..rollout import service
-from ..store.db import init_db, make_engine
-from ._ota_cli import cli_errors
-
 __all__ = ["register"]
+
+DEPLOYMENT_STATES = ("running", "paused", "cancelled", "completed", "completed_with_failures")
+
+
+def _cli(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``cli_errors`` applied when the command runs (its module imports the OTA libraries,
+    which ``--help`` does not need)."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        from ._ota_cli import cli_errors
+
+        return cli_errors(func)(args)
+    return run
 
 
 def _engine(args: argparse.Namespace) -> Any:
+    from ..config import Settings
+    from ..store.db import init_db, make_engine
+
     engine = make_engine(Settings.from_args(db_url=args.db).db_url)
     init_db(engine)
     return engine
@@ -34,7 +49,8 @@ def _print_view(view: dict[str, Any], as_json: bool) -> None:
         return
     counts = ", ".join(f"{k} {v}" for k, v in view["counts"].items() if v)
     print(f"deployment {view['id']}: {view['state']} ({view['kind']} {view['version']}), "
-          f"stage {view['current_stage'] + 1}/{len(view['stages'])}: {counts}")
+          f"stage {view['current_stage'] + 1}/{len(view['stages'])} "
+          f"({view['released']}/{view['total']} released): {counts}")
     if view.get("reason"):
         print(f"  reason: {view['reason']}")
     for t in view.get("targets", []):
@@ -50,31 +66,54 @@ def _csv_ints(text: str) -> list[int]:
         raise ValueError(f"--stages takes comma-separated percentages like 1,10,100, got {text!r}") from None
 
 
-@cli_errors
+@_cli
 def _create(args: argparse.Namespace) -> int:
+    from ..rollout import service
+
     endpoints = [e for e in (args.endpoints or "").split(",") if e] or None
     spec = service.DeploymentSpec(
         artifact_id=args.artifact, endpoints=endpoints, tag=args.tag,
         stages=_csv_ints(args.stages), max_concurrent=args.max_concurrent,
         failure_threshold=args.failure_threshold, timeout=args.timeout, retries=args.retries,
-        delivery=args.delivery)
+        delivery=args.delivery, verify=args.verify, allow_downgrade=args.allow_downgrade)
     engine = _engine(args)
     try:
         dep = service.create_deployment(engine, spec)
         view = service.deployment_view(engine, int(dep.id), with_targets=False)  # type: ignore[arg-type]
+        if not args.json:
+            print(dep.id, flush=True)
+            print(f"created deployment {dep.id} of artifact {args.artifact} to "
+                  f"{view['total']} devices", file=sys.stderr, flush=True)
+        if args.wait:
+            view = _wait(service, engine, int(dep.id), args.poll)  # type: ignore[arg-type]
     finally:
         engine.dispose()
     if args.json:
         print(json.dumps(view))
-    else:
-        print(dep.id)
-        print(f"created deployment {dep.id} of artifact {args.artifact} to "
-              f"{sum(view['counts'].values())} devices", file=sys.stderr)
+    elif args.wait:
+        _print_view(view, False)
+    if args.wait:
+        # Only a deployment where every target succeeded is a success for a pipeline.
+        return 0 if view["state"] == "completed" else 1
     return 0
 
 
-@cli_errors
+def _wait(service: Any, engine: Any, deployment_id: int, poll: float) -> dict[str, Any]:
+    """Poll until the deployment is final, cancelled, or paused (by its failure threshold or an
+    operator: a pipeline should not wait for a person); returns its view with targets."""
+    import time
+
+    while True:
+        view: dict[str, Any] = service.deployment_view(engine, deployment_id)
+        if view["state"] in ("completed", "completed_with_failures", "cancelled", "paused"):
+            return view
+        time.sleep(poll)
+
+
+@_cli
 def _status(args: argparse.Namespace) -> int:
+    from ..rollout import service
+
     engine = _engine(args)
     try:
         _print_view(service.deployment_view(engine, args.id, with_targets=not args.summary),
@@ -84,8 +123,10 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-@cli_errors
+@_cli
 def _list(args: argparse.Namespace) -> int:
+    from ..rollout import service
+
     engine = _engine(args)
     try:
         views = service.list_deployments(engine, state=args.state)
@@ -100,15 +141,17 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _action(name: str) -> Callable[[argparse.Namespace], int]:
-    ops: dict[str, Callable[..., Any]] = {
-        "pause": service.pause_deployment, "resume": service.resume_deployment,
-        "cancel": service.cancel_deployment}
-
-    @cli_errors
+    @_cli
     def run(args: argparse.Namespace) -> int:
+        from ..rollout import service
+
+        ops: dict[str, Callable[..., Any]] = {
+            "pause": service.pause_deployment, "resume": service.resume_deployment,
+            "cancel": service.cancel_deployment, "retry": service.retry_deployment}
         engine = _engine(args)
         try:
-            ops[name](engine, args.id)
+            # No event bus here: the service records the events for the running server.
+            ops[name](engine, args.id, events=None)
             _print_view(service.deployment_view(engine, args.id, with_targets=False), args.json)
         finally:
             engine.dispose()
@@ -116,8 +159,10 @@ def _action(name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-@cli_errors
+@_cli
 def _tag(args: argparse.Namespace) -> int:
+    from ..rollout import service
+
     engine = _engine(args)
     try:
         tags = service.set_tags(engine, args.endpoint, [t for t in args.tags.split(",") if t])
@@ -149,6 +194,16 @@ def register(subparsers: Any) -> None:
     c.add_argument("--timeout", type=float, default=600, help="seconds per device attempt")
     c.add_argument("--retries", type=int, default=2)
     c.add_argument("--delivery", choices=["auto", "pull", "push"], default="auto")
+    c.add_argument("--verify", choices=["version", "result"], default="version",
+                   help="what proves a firmware update: version (the new version in /3/0/3, "
+                        "or in /5/0/7 with Update Result 1; default) or result (Update Result "
+                        "1 after Execute Update)")
+    c.add_argument("--allow-downgrade", action="store_true",
+                   help="also update devices that run a newer version")
+    c.add_argument("--wait", action="store_true",
+                   help="wait until it ends (a running server drives it); exit 0 only when "
+                        "every target succeeded")
+    c.add_argument("--poll", type=float, default=1.0, help="seconds between looks with --wait")
     common(c)
     c.set_defaults(func=_create)
 
@@ -159,12 +214,13 @@ def register(subparsers: Any) -> None:
     s.set_defaults(func=_status)
 
     ls = sub.add_parser("list", help="deployments, newest first")
-    ls.add_argument("--state", choices=["running", "paused", "cancelled", "completed"])
+    ls.add_argument("--state", choices=DEPLOYMENT_STATES)
     common(ls)
     ls.set_defaults(func=_list)
 
     for name, text in (("pause", "start no new targets"), ("resume", "continue a paused one"),
-                       ("cancel", "cancel targets not yet updating")):
+                       ("cancel", "cancel targets not yet updating"),
+                       ("retry", "run the failed targets again")):
         a = sub.add_parser(name, help=text)
         a.add_argument("id", type=int)
         common(a)

@@ -37,7 +37,11 @@ def _generate(args: argparse.Namespace) -> int:
 
 @cli_errors
 def _export_c(args: argparse.Namespace) -> int:
-    text = ota_keys.public_key_c_array(read_public_key(args.key), args.name)
+    key = read_public_key(args.key)
+    if ota_keys.key_kind(key) != "p256":
+        print("warning: the firmware's SOTA verifier takes a P-256 key (ES256 only); this "
+              "Ed25519 key will not verify any package on the device", file=sys.stderr)
+    text = ota_keys.public_key_c_array(key, args.name)
     if args.output:
         Path(args.output).write_text(text)
     else:
@@ -51,8 +55,9 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
 
     g = sub.add_parser("generate", help="generate a private key (PEM, mode 0600)")
-    g.add_argument("--type", choices=ota_keys.KEY_KINDS, default="ed25519",
-                   help="key type (default ed25519)")
+    g.add_argument("--type", choices=ota_keys.KEY_KINDS, default="p256",
+                   help="key type (default p256: the Zephyr firmware verifies SOTA packages "
+                        "with ES256 only, docs/sota-format.md)")
     g.add_argument("-o", "--output", required=True, help="PEM file for the private key")
     g.add_argument("--public-out", help="also write the public key PEM here")
     g.add_argument("--force", action="store_true", help="overwrite an existing file")

@@ -36,6 +36,9 @@ def _build(args: argparse.Namespace) -> int:
     elf_bytes = read_file(args.elf, "ELF")
     module = read_file(args.model, "model")
     key = read_private_key(args.key)
+    if ota_sota.signature_alg(key) != ota_sota.ALG_ES256:
+        print("warning: Zephyr devices verify ES256 (P-256) packages only and will refuse "
+              "this Ed25519-signed package (docs/sota-format.md)", file=sys.stderr)
     section = ota_elf.find_section(elf_bytes, args.section)
     selftest = None
     if (args.selftest_input is None) != (args.selftest_expected is None):
@@ -65,7 +68,9 @@ def register(subparsers: Any) -> None:
     b = sub.add_parser("build", help="sign a Wasm model into a SOTA package for a firmware ELF")
     b.add_argument("--elf", required=True, help="firmware ELF with the model section")
     b.add_argument("--model", required=True, help="the new Wasm module")
-    b.add_argument("--key", required=True, help="private key PEM (Ed25519 or P-256)")
+    b.add_argument("--key", required=True,
+                   help="private key PEM: P-256 for Zephyr devices (they verify ES256 only), "
+                        "or Ed25519 for simulated ones")
     b.add_argument("-o", "--output", required=True, help="package file to write")
     b.add_argument("--name", help="model name (default: the model file's name)")
     b.add_argument("--version", help=f"MAJOR.MINOR.PATCH (default {DEFAULT_VERSION})")

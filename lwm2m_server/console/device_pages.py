@@ -135,7 +135,7 @@ def execute_vector_args(text: str) -> str:
 def devices_page(request: Request, session: SignedIn, server: ServerDep,
                  q: Annotated[str | None, Query(max_length=200)] = None,
                  tag: Annotated[str | None, Query(max_length=100)] = None) -> HTMLResponse:
-    devices = api_devices.list_devices(server)
+    devices = api_devices.device_list(server)
     tags = tags_by_endpoint(request.app.state.engine)
     rows = device_rows(devices, server.devices.latest, tags, text=q, tag=tag or None)
     all_tags = sorted({t for ts in tags.values() for t in ts})

@@ -23,7 +23,7 @@ router = APIRouter(include_in_schema=False)
 @router.get(CONSOLE_PREFIX + "/overview")
 def overview_page(request: Request, session: SignedIn, server: ServerDep, engine: EngineDep,
                   tag: Annotated[str | None, Query(max_length=100)] = None) -> HTMLResponse:
-    devices = api_devices.list_devices(server)
+    devices = api_devices.device_list(server)
     tags = tags_by_endpoint(engine)
     rows = device_rows(devices, server.devices.latest, tags, tag=tag or None)
     online = sum(1 for r in rows if r.device["online"])

@@ -16,6 +16,7 @@ registers again), never live longer than its lifetime allows.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import builtins
 import functools
 import heapq
@@ -243,6 +244,7 @@ class RegistrationManager:
         self._max_payload = max_payload
         self._clock = clock
         self._by_ep: dict[str, Registration] = {}
+        self._sorted: builtins.list[str] = []  # every endpoint of _by_ep, in order (listing pages)
         self._by_id: dict[str, str] = {}
         self._peers: dict[str, object] = {}
         self._by_addr: dict[tuple[str, int], str] = {}
@@ -255,6 +257,20 @@ class RegistrationManager:
     def list(self) -> list[Registration]:
         """Every known registration (online or marked offline after its lifetime passed)."""
         return list(self._by_ep.values())
+
+    def page(self, after: str | None = None, limit: int = 100,
+             online: bool | None = None) -> builtins.list[Registration]:
+        """Up to ``limit`` registrations in endpoint order, the first one after ``after``
+        (keyset pagination: a page costs a binary search and the page, whatever the fleet size),
+        only online or offline ones when ``online`` says so."""
+        i = 0 if after is None else bisect.bisect_right(self._sorted, after)
+        out: builtins.list[Registration] = []
+        while i < len(self._sorted) and len(out) < limit:
+            reg = self._by_ep[self._sorted[i]]
+            if online is None or reg.online == online:
+                out.append(reg)
+            i += 1
+        return out
 
     def get(self, endpoint: str) -> Registration | None:
         return self._by_ep.get(endpoint)
@@ -286,6 +302,8 @@ class RegistrationManager:
         return _EndpointLock(self._locks, endpoint)
 
     def _index(self, reg: Registration, peer: object | None, schedule: bool = True) -> None:
+        if reg.endpoint not in self._by_ep:
+            bisect.insort(self._sorted, reg.endpoint)
         self._by_ep[reg.endpoint] = reg
         self._by_id[reg.registration_id] = reg.endpoint
         self._by_addr[reg.address] = reg.endpoint
@@ -301,6 +319,7 @@ class RegistrationManager:
             del self._by_addr[reg.address]
         if self._by_ep.get(reg.endpoint) is reg:
             del self._by_ep[reg.endpoint]
+            del self._sorted[bisect.bisect_left(self._sorted, reg.endpoint)]
             self._peers.pop(reg.endpoint, None)
 
     def _notify(self, reg: Registration, kind: str) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from ..model import Path, Value
+from .jsonable import plain_values
 
 __all__ = [
     "ReadRequest", "WriteRequest", "ExecuteRequest", "CreateRequest", "DeleteRequest",
@@ -18,7 +19,7 @@ __all__ = [
     "ReadCompositeRequest", "WriteCompositeRequest", "ObserveCompositeRequest",
     "CancelObserveCompositeRequest", "DeviceRequest",
     "ReadResponse", "DiscoverResponse", "CreateResponse", "EmptyResponse", "DeviceResponse",
-    "operation_name", "summarize", "ATTRIBUTE_NAMES", "request_to_json", "request_from_json",
+    "operation_name", "summarize", "response_to_json", "ATTRIBUTE_NAMES", "request_to_json", "request_from_json",
 ]
 
 # Write-Attributes parameters of LwM2M 1.1 §5.1.2.
@@ -245,3 +246,15 @@ def request_from_json(data: dict[str, Any]) -> DeviceRequest:
     if "values" in kwargs:
         kwargs["values"] = untagged_values(kwargs["values"])
     return cls(**kwargs)  # type: ignore[no-any-return]
+
+
+def response_to_json(response: DeviceResponse) -> dict[str, Any]:
+    """The JSON-able form of a response (queued-request results, events)."""
+    if isinstance(response, ReadResponse):
+        return {"values": plain_values(response.values)}
+    if isinstance(response, CreateResponse):
+        return {"path": str(response.path)}
+    if isinstance(response, DiscoverResponse):
+        return {"links": [{"path": str(link["path"]), "attributes": link["attributes"]}
+                          for link in response.links]}
+    return {"code": response.code}

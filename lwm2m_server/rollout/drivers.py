@@ -5,6 +5,11 @@ driver resumed after a crash or a retry never applies an update twice: a device 
 runs the new version is a success, a device that already downloaded the package is told to
 apply it, a device that is updating is waited for. The engine persists each step (``advance``)
 before the device is asked to do it.
+
+A device may finish between two reads, so a driver reads the update state and result first and
+the version second (the version read then sees at least what the state said), and treats a
+view that contradicts itself (success reported, old version running) as "not yet": it reads
+again until the target's timeout, whose reason then names the contradiction.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from .state import TargetState, is_transient_result, result_reason
 
 __all__ = [
     "ArtifactInfo", "TargetFailed", "TargetRun", "choose_method", "run_firmware", "run_sota",
-    "driver_for", "versions_equal", "sota_payload_sha256", "cancel_transfer",
+    "driver_for", "versions_equal", "sota_payload_sha256", "sota_package_alg",
+    "sota_alg_refusal", "cancel_transfer", "is_downgrade",
 ]
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,9 @@ SW_PKG_VERSION, SW_ACTIVATION = Path.of(9, 0, 1), Path.of(9, 0, 12)
 # The TinyML model object
 MODEL_OBJECT = Path.of(33100, 0)
 MODEL_ACTIVE_SLOT, MODEL_SLOT_VERSION, MODEL_SLOT_SHA = 0, 2, 3
+MODEL_RUNTIME = Path.of(33100, 0, 10)
+# This project's Zephyr firmware reports its WAMR runtime here, and verifies ES256 only.
+FIRMWARE_RUNTIME_PREFIX = "WAMR"
 
 FW_IDLE, FW_DOWNLOADING, FW_DOWNLOADED, FW_UPDATING = 0, 1, 2, 3
 SW_INITIAL, SW_DOWNLOAD_STARTED, SW_DOWNLOADED, SW_DELIVERED, SW_INSTALLED = 0, 1, 2, 3, 4
@@ -66,6 +75,8 @@ class ArtifactInfo:
     name: str = ""
     # SOTA: SHA-256 of the Wasm payload, which the model object reports once it is active.
     payload_sha256: str | None = None
+    # SOTA: the COSE alg the package is signed with (-7 ES256, -8 EdDSA; None: unknown).
+    sota_alg: int | None = None
 
 
 class TargetFailed(Exception):
@@ -87,6 +98,10 @@ class TargetRun(Protocol):
     port: DevicePort
     poll: float
     delivery: str  # auto | pull | push
+    verify: str  # version | result (firmware): what proves an update succeeded
+    allow_downgrade: bool
+    note: str | None  # why the target is not done yet; the timeout reason quotes it
+    observed: list[Path]  # observations this attempt owns; the engine cancels them at its end
 
     @property
     def state(self) -> TargetState: ...
@@ -123,12 +138,54 @@ def versions_equal(a: Any, b: Any) -> bool:
         return str(a).strip() == str(b).strip()
 
 
+def is_downgrade(running: Any, new: str) -> bool:
+    """True when ``new`` is an older MAJOR.MINOR.PATCH version than ``running``. Versions that
+    are not semantic versions cannot be ordered: never a downgrade then."""
+    if running is None or not str(running).strip():
+        return False
+    from ota.version import VersionError, compare
+
+    try:
+        return compare(str(new).strip(), str(running).strip()) < 0
+    except VersionError:
+        return False
+
+
+def _refuse_downgrade(run: TargetRun, running: Any, what: str) -> None:
+    if not run.allow_downgrade and is_downgrade(running, run.artifact.version):
+        raise TargetFailed(f"downgrade refused: the device runs {what} {running}, the "
+                           f"deployment brings {run.artifact.version} (create the deployment "
+                           f"with allow_downgrade to force it)")
+
+
 def sota_payload_sha256(package: bytes) -> str:
     """SHA-256 (hex) of the payload of a SOTA package (docs/sota-format.md layout)."""
     if len(package) < 12 or package[:4] != b"SOTA":
         raise ValueError("not a SOTA package")
     m = int.from_bytes(package[8:12], "little")
     return hashlib.sha256(package[12 + m:]).hexdigest()
+
+
+def sota_package_alg(package: bytes) -> int | None:
+    """The COSE alg a SOTA package is signed with, or None when it cannot be read."""
+    from ota.sota import SotaError, package_alg
+
+    try:
+        return package_alg(package)
+    except SotaError:
+        return None
+
+
+def sota_alg_refusal(alg: int | None, runtime: object) -> str | None:
+    """Why a device with this model runtime (/33100/0/10) cannot take a package signed with
+    ``alg``, or None: the Zephyr firmware (runtime "WAMR ...") verifies ES256 only."""
+    from ota.sota import ALG_NAMES, DEVICE_ALGS
+
+    if alg is None or alg in DEVICE_ALGS or not str(runtime or "").startswith(
+            FIRMWARE_RUNTIME_PREFIX):
+        return None
+    return (f"the device verifies ES256 (P-256) packages only; this package is signed with "
+            f"{ALG_NAMES.get(alg, f'alg {alg}')}: sign it with a P-256 key")
 
 
 def choose_method(protocols: set[int] | None, delivery: int | None, preference: str,
@@ -187,7 +244,8 @@ async def _read_quiet(run: TargetRun, path: Path) -> dict[Path, Value] | None:
 async def _observe_quiet(run: TargetRun, *paths: Path) -> None:
     for p in paths:
         try:
-            await run.port.observe(run.endpoint, p)
+            if await run.port.observe(run.endpoint, p) and p not in run.observed:
+                run.observed.append(p)
         except (DeviceError, DeviceTimeout) as e:  # we poll as well; observing is a speed-up
             log.debug("%s: observe %s failed: %s", run.endpoint, p, e)
 
@@ -213,27 +271,57 @@ async def _wait_progress(run: TargetRun) -> None:
         await run.advance(TargetState.TRANSFERRING, progress=round(min(p, 1.0) * 0.6, 3))
 
 
+async def _firmware_view(run: TargetRun) -> tuple[dict[Path, Value], Any] | None:
+    """/5/0 and then /3/0/3, or None when the device is away. In this order a device that
+    finishes between the two reads shows its new version with its old state (seen again on the
+    next pass), never a final state with its old version."""
+    fw = await _read_quiet(run, FW_OBJECT)
+    if fw is None:
+        return None
+    dev = await _read_quiet(run, DEVICE_FW_VERSION)
+    if dev is None:
+        return None
+    return fw, dev.get(DEVICE_FW_VERSION)
+
+
+def _firmware_proven(run: TargetRun, fw: dict[Path, Value], version: Any) -> bool:
+    """Whether the device shows the deployment's firmware, by the deployment's ``verify`` rule.
+
+    version: /3/0/3 is the new version, or the device is idle with Update Result 1 and the new
+    version in /5/0/7 PkgVersion (devices that fill it). result: Execute Update was sent and the
+    device is idle with Update Result 1; before that (a first look), PkgVersion decides too.
+    """
+    want = run.artifact.version
+    state, result = _int(fw, FW_STATE), _int(fw, FW_RESULT)
+    pkg_done = state == FW_IDLE and result == 1 and versions_equal(fw.get(FW_PKG_VERSION), want)
+    if run.verify == "result":
+        return pkg_done or (run.step == STEP_APPLY and state == FW_IDLE and result == 1)
+    return versions_equal(version, want) or pkg_done
+
+
 async def run_firmware(run: TargetRun) -> str:
     """Take the device through an Object 5 update; returns "updated" or "already".
 
-    Success: the device came back with Update Result 1 and the new version in /3/0/3. A package
-    already on the device counts as ours when its PkgVersion (/5/0/7) is the new version.
+    Success by the deployment's ``verify`` rule (``_firmware_proven``). A package already on
+    the device counts as ours when its PkgVersion (/5/0/7) is the new version. A first look at
+    a device running a newer version than the deployment's fails the target (a downgrade),
+    unless the deployment allows downgrades.
     """
     kind, want = "firmware", run.artifact.version
     observed = executed = False
     idle_after_send = 0
     while True:
-        dev = await _read_quiet(run, DEVICE_FW_VERSION)
-        fw = await _read_quiet(run, FW_OBJECT) if dev is not None else None
-        if dev is None or fw is None:
+        view = await _firmware_view(run)
+        if view is None:
             if run.state != TargetState.UPDATING:
                 raise DeviceOffline(f"{run.endpoint} does not answer")
             await run.port.wait(run.endpoint, run.poll)  # rebooting into the new image
             continue
-        version = dev.get(DEVICE_FW_VERSION)
+        fw, version = view
         state, result = _int(fw, FW_STATE), _int(fw, FW_RESULT)
-        if versions_equal(version, want):
-            if run.state == TargetState.PENDING and run.step is None:
+        first_look = run.state == TargetState.PENDING and run.step is None
+        if _firmware_proven(run, fw, version):
+            if first_look:
                 await run.advance(TargetState.SUCCEEDED, result=result, progress=1.0,
                                   reason=f"already running version {want}")
                 return "already"
@@ -243,6 +331,8 @@ async def run_firmware(run: TargetRun) -> str:
             await run.advance(TargetState.SUCCEEDED, result=result if result is not None else 1,
                               progress=1.0, reason=None)
             return "updated"
+        if first_look and run.verify == "version":
+            _refuse_downgrade(run, version, "firmware")
         if not observed:
             await _observe_quiet(run, FW_STATE, FW_RESULT)
             observed = True
@@ -255,10 +345,16 @@ async def run_firmware(run: TargetRun) -> str:
         if run.step == STEP_APPLY and state in (FW_IDLE, FW_DOWNLOADED) and result not in (None, 0):
             # Execute Update was sent and the device is back without the new version.
             if result == 1:
-                raise TargetFailed(f"device reports success but runs version {version!r}, "
-                                   f"not {want}", result)
+                # Success with the old version: a view that contradicts itself (a device that
+                # reports its result before its version, or an SDK version in /3/0/3). Not yet:
+                # read again; the target's timeout ends it and its reason quotes this.
+                run.note = (f"device reports success (Update Result 1) but runs version "
+                            f"{version!r}, not {want}")
+                await run.port.wait(run.endpoint, run.poll)
+                continue
             raise TargetFailed(result_reason(kind, result), result,
                                transient=is_transient_result(kind, result))
+        run.note = None
         if state == FW_DOWNLOADING:  # ours from an earlier attempt, or a stale one: let it end
             if run.state == TargetState.PENDING:
                 await run.advance(TargetState.TRANSFERRING)
@@ -307,8 +403,9 @@ async def run_sota(run: TargetRun) -> str:
     sent: set[Path] = set()
     idle_after_send = 0
     while True:
-        model = await _read_quiet(run, MODEL_OBJECT)
-        sw = await _read_quiet(run, SW_OBJECT) if model is not None else None
+        # State and result first, the model object second (see the module docstring).
+        sw = await _read_quiet(run, SW_OBJECT)
+        model = await _read_quiet(run, MODEL_OBJECT) if sw is not None else None
         if model is None or sw is None:
             raise DeviceOffline(f"{run.endpoint} does not answer")
         slot = _int(model, Path.of(33100, 0, MODEL_ACTIVE_SLOT))
@@ -323,6 +420,11 @@ async def run_sota(run: TargetRun) -> str:
                 return "already"
             await run.advance(TargetState.SUCCEEDED, progress=1.0, result=result, reason=None)
             return "updated"
+        refusal = sota_alg_refusal(run.artifact.sota_alg, model.get(MODEL_RUNTIME))
+        if refusal is not None:
+            raise TargetFailed(refusal)  # before sending: the device would refuse it anyway
+        if run.state == TargetState.PENDING and run.step is None and slot is not None:
+            _refuse_downgrade(run, versions.get(slot), "model")
         state = _int(sw, SW_STATE)
         if not observed:  # the active slot changes on Activate, where /9/0/7 stays Installed
             await _observe_quiet(run, SW_STATE, SW_RESULT, Path.of(33100, 0, MODEL_ACTIVE_SLOT))

@@ -6,6 +6,11 @@ done, and starts target tasks up to ``max_concurrent``. Targets found in flight 
 are resumed first: their driver reads the device's state before doing anything, so no device is
 updated twice and none is forgotten. Every target state change is persisted before the device is
 asked to act, and published as an event of kind ``deployment_target``.
+
+A target leaves pending for a transfer only while its deployment is running, checked in the
+same statement that writes the step (under a share lock on the deployment row), so once a pause
+returns no new transfer starts. Rollout events that other processes wrote to the outbox table
+(the ``deploy`` CLI) are published on this process's bus at the start of each pass.
 """
 
 from __future__ import annotations
@@ -18,18 +23,20 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import delete, exists, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from ..events import EventBus, new_event
+from ..events import Event, EventBus
+from ..model import Path
 from ..protocol.errors import DeviceError, DeviceNotFound, DeviceOffline, DeviceTimeout
-from .drivers import ArtifactInfo, TargetFailed, cancel_transfer, driver_for, sota_payload_sha256
+from .drivers import (ArtifactInfo, TargetFailed, cancel_transfer, driver_for, sota_package_alg,
+                      sota_payload_sha256)
 from .port import DevicePort
-from .service import ArtifactLookup, artifact_info
+from .service import ArtifactLookup, artifact_info, deployment_event, target_event
 from .state import (ACTIVE_STATES, InvalidTransition, TargetState, backoff_delay,
-                    check_transition, is_terminal, stage_sizes)
-from .tables import Deployment, Target, aware, utcnow
+                    check_transition, final_state, is_terminal, stage_sizes)
+from .tables import Deployment, RolloutEventRow, Target, aware, utcnow
 
 __all__ = ["RolloutEngine"]
 
@@ -38,6 +45,10 @@ log = logging.getLogger(__name__)
 # pg advisory lock id of the rollout reconciler ("ROLL" in ASCII).
 _LOCK_KEY = 0x524F4C4C
 ProgressSource = Callable[[str, "tuple[str, int] | None"], "float | None"]
+
+
+class NotReleased(InvalidTransition):
+    """A pending target may not start a transfer: its deployment is no longer running."""
 
 
 _TARGET_COLUMNS = (Target.id, Target.endpoint, Target.state, Target.step, Target.method,
@@ -57,6 +68,10 @@ class _Run:
         self.port = engine.port
         self.poll = engine.poll
         self.delivery = dep.delivery
+        self.verify = dep.verify or "version"
+        self.allow_downgrade = bool(dep.allow_downgrade)
+        self.note: str | None = None
+        self.observed: list[Path] = []
         self._state = TargetState(target.state)
         self._step = target.step
         self._method = target.method
@@ -239,24 +254,37 @@ class RolloutEngine:
             found = ArtifactInfo(id=dep.artifact_id, kind=dep.artifact_kind,
                                  sha256=dep.artifact_sha256, size=0,
                                  version=dep.artifact_version, name=dep.artifact_name)
-        if found.kind == "sota" and not found.payload_sha256:
+        if found.kind == "sota" and (not found.payload_sha256 or found.sota_alg is None):
             data = self.read_artifact(found.sha256)
-            found = replace(found, payload_sha256=sota_payload_sha256(data))
+            found = replace(found, payload_sha256=found.payload_sha256 or sota_payload_sha256(data),
+                            sota_alg=sota_package_alg(data))
         self._artifacts[dep.artifact_id] = found
         return found
 
     def _publish_target(self, t: Target, previous: str | None) -> None:
         if self.events is not None:
-            self.events.publish(new_event(
-                "deployment_target", t.endpoint, deployment_id=t.deployment_id, state=t.state,
-                previous=previous, progress=round(t.progress, 3), result=t.result,
-                reason=t.reason, attempt=t.attempt, step=t.step, method=t.method))
+            self.events.publish(target_event(t, previous))
 
     def _publish_deployment(self, dep: Deployment) -> None:
         if self.events is not None:
-            self.events.publish(new_event("deployment", None, deployment_id=dep.id,
-                                          state=dep.state, reason=dep.reason,
-                                          current_stage=dep.current_stage))
+            self.events.publish(deployment_event(dep))
+
+    def relay_outbox(self, limit: int = 1000) -> int:
+        """Publish the rollout events other processes left in the outbox table, oldest first,
+        and delete them; returns how many."""
+        with Session(self.db) as session:
+            rows = session.exec(select(RolloutEventRow).order_by(col(RolloutEventRow.id))
+                                .limit(limit)).all()
+            if not rows:
+                return 0
+            session.execute(delete(RolloutEventRow).where(
+                col(RolloutEventRow.id).in_([r.id for r in rows])))
+            session.commit()
+        if self.events is not None:
+            for r in rows:
+                self.events.publish(Event(kind=r.kind, endpoint=r.endpoint, data=dict(r.data),
+                                          time=aware(r.created_at) or utcnow()))
+        return len(rows)
 
     def _write_target(self, target_id: int, state: TargetState, **fields: Any) -> Target:
         """Persist a target change (checked against the state machine) and publish it.
@@ -271,9 +299,13 @@ class RolloutEngine:
         if t is not None:
             previous, previous_step = t.state, t.step
             values = self._target_changes(t, state, inc, fields)
+            guard = [col(Target.id) == target_id, col(Target.state) == previous]
+            if self._starts_transfer(previous, state):
+                guard.append(exists(select(Deployment.id).where(
+                    col(Deployment.id) == t.deployment_id, col(Deployment.state) == "running")
+                    .with_for_update(read=True)))
             with self.db.begin() as conn:
-                done = conn.execute(update(Target).where(
-                    col(Target.id) == target_id, col(Target.state) == previous).values(**values))
+                done = conn.execute(update(Target).where(*guard).values(**values))
             if done.rowcount == 1:  # type: ignore[attr-defined]
                 for k, v in values.items():
                     setattr(t, k, v)
@@ -285,7 +317,14 @@ class RolloutEngine:
                 if t is None:
                     raise InvalidTransition(f"target {target_id} vanished")
                 previous, previous_step = t.state, t.step
-                for k, v in self._target_changes(t, state, inc, fields).items():
+                changes = self._target_changes(t, state, inc, fields)
+                if self._starts_transfer(previous, state):
+                    dep = session.get(Deployment, t.deployment_id, with_for_update={"read": True})
+                    if dep is None or dep.state != "running":
+                        raise NotReleased(f"deployment {t.deployment_id} is "
+                                          f"{dep.state if dep else 'gone'}: target {t.endpoint} "
+                                          f"stays pending")
+                for k, v in changes.items():
                     setattr(t, k, v)
                 session.add(t)
                 session.commit()  # t keeps the values just written: no read back
@@ -295,6 +334,11 @@ class RolloutEngine:
                 or "result" in fields):
             self._publish_target(t, previous)
         return t
+
+    @staticmethod
+    def _starts_transfer(old: str | None, new: TargetState) -> bool:
+        """A pending target about to act on the device: allowed only while the deployment runs."""
+        return old == TargetState.PENDING.value and new in ACTIVE_STATES
 
     @staticmethod
     def _target_changes(t: Target, state: TargetState, inc: int,
@@ -312,6 +356,7 @@ class RolloutEngine:
     # --- reconcile -------------------------------------------------------
     async def reconcile_once(self) -> None:
         """One pass over every unfinished deployment."""
+        self.relay_outbox()
         with Session(self.db, expire_on_commit=False) as session:
             deps = session.exec(select(Deployment).where(
                 col(Deployment.state).in_(["running", "paused", "cancelled"]))).all()
@@ -330,6 +375,7 @@ class RolloutEngine:
                             self._tasks[tid].cancel()
                             if run.state in (TargetState.TRANSFERRING, TargetState.TRANSFERRED):
                                 self._spawn(cancel_transfer(run))
+                            self._spawn(self._end_observations(run))
                     if not targets:
                         continue
                 self._reconcile(session, dep, list(targets))  # type: ignore[arg-type]
@@ -340,9 +386,17 @@ class RolloutEngine:
             if dep.state in ("running", "paused") and not any(
                     int(t.id) in self._tasks for t in targets):  # type: ignore[arg-type]
                 failed = states.count(TargetState.FAILED.value)
-                self._update_deployment(session, dep, state="completed", reason=(
-                    f"{states.count(TargetState.SUCCEEDED.value)} succeeded, {failed} failed, "
-                    f"{states.count(TargetState.CANCELLED.value)} cancelled"))
+                # Not if a target came back meanwhile (an operator's retry after this read).
+                still_open = exists(select(Target.id).where(
+                    col(Target.deployment_id) == dep.id,
+                    col(Target.state).not_in([TargetState.SUCCEEDED.value,
+                                              TargetState.FAILED.value,
+                                              TargetState.CANCELLED.value])))
+                self._update_deployment(
+                    session, dep, where=[~still_open], state=final_state(failed),
+                    current_stage=max(len(dep.stages) - 1, 0), reason=(
+                        f"{states.count(TargetState.SUCCEEDED.value)} succeeded, {failed} "
+                        f"failed, {states.count(TargetState.CANCELLED.value)} cancelled"))
             return
         active = [t for t in targets if t.state in {s.value for s in ACTIVE_STATES}]
         try:
@@ -388,13 +442,16 @@ class RolloutEngine:
         if self._update_deployment(session, dep, state="paused", reason=reason):
             log.warning("deployment %s paused: %s", dep.id, reason)
 
-    def _update_deployment(self, session: Session, dep: Deployment, **values: Any) -> bool:
+    def _update_deployment(self, session: Session, dep: Deployment, *, where: list[Any] | None = None,
+                           **values: Any) -> bool:
         """Write ``values`` unless an operator changed the deployment's state since this pass
-        read it (a pause or cancel from REST or the CLI wins); publish the change."""
+        read it (a pause or cancel from REST or the CLI wins) or ``where`` fails; publish the
+        change."""
         values["updated_at"] = utcnow()
         done = session.execute(
             update(Deployment).where(col(Deployment.id) == dep.id,
-                                     col(Deployment.state) == dep.state).values(**values))
+                                     col(Deployment.state) == dep.state, *(where or []))
+            .values(**values))
         session.commit()
         if done.rowcount != 1:  # type: ignore[attr-defined]
             return False
@@ -412,6 +469,7 @@ class RolloutEngine:
         self._runs[run.target_id] = run
 
     async def _run_target(self, run: _Run, timeout: float, retries: int, kind: str) -> None:
+        cancelled = False
         try:
             try:
                 async with asyncio.timeout(timeout):
@@ -419,8 +477,9 @@ class RolloutEngine:
             except TargetFailed as f:
                 self._fail(run, f.reason, f.result, f.transient, retries)
             except TimeoutError:
+                note = f": {run.note}" if run.note else ""
                 self._fail(run, f"no result within the {timeout:g} s timeout "
-                                f"(target was {run.state.value})", None, True, retries)
+                                f"(target was {run.state.value}){note}", None, True, retries)
             except (DeviceOffline, DeviceNotFound) as e:
                 self._fail(run, f"device offline: {e.message}", None, True, retries)
             except DeviceTimeout as e:
@@ -431,19 +490,36 @@ class RolloutEngine:
                 else:
                     self._fail(run, f"device answered {e.coap_code}: {e.message}", None,
                                e.coap_code.startswith("5"), retries)
-        except InvalidTransition as e:  # cancelled meanwhile: the cancel already recorded it
+        except InvalidTransition as e:  # cancelled or paused meanwhile: nothing to record
             log.info("target %s of deployment %s stopped: %s", run.endpoint, run.deployment_id, e)
         except asyncio.CancelledError:
+            # A stop keeps the observations (the resumed target takes them over); a cancelled
+            # target's are ended by the reconcile pass that cancelled it.
+            cancelled = True
             raise
         except Exception as e:
             log.exception("target %s of deployment %s failed", run.endpoint, run.deployment_id)
             with contextlib.suppress(InvalidTransition):
                 self._fail(run, f"internal error: {type(e).__name__}: {e}", None, False, retries)
         finally:
+            if run.observed and not cancelled:  # the attempt ended, and its observations
+                self._spawn(self._end_observations(run))
             self._tasks.pop(run.target_id, None)
             self._runs.pop(run.target_id, None)
             self._rows.pop(run.target_id, None)
             self._wake.set()
+
+    async def _end_observations(self, run: _Run) -> None:
+        """Cancel the observations this target's driver started (best effort, logged)."""
+        paths, run.observed = list(run.observed), []
+
+        async def cancel(p: Path) -> None:
+            try:
+                await self.port.cancel_observe(run.endpoint, p)
+            except Exception as e:  # an offline device: the next attempt or restart tries again
+                log.info("%s: could not cancel the rollout's observation of %s: %s",
+                         run.endpoint, p, e)
+        await asyncio.gather(*(cancel(p) for p in paths))
 
     def _fail(self, run: _Run, reason: str, result: int | None, transient: bool,
               retries: int) -> None:

@@ -5,6 +5,8 @@ The port raises the protocol layer's errors (``DeviceOffline``, ``DeviceTimeout`
 ``DeviceError``, ``DeviceNotFound``) unchanged; the engine decides what they mean for a target.
 ``wait`` returns early when anything happens to the device (a notification, an Update, a new
 registration), so drivers re-read the device's state right then instead of polling blindly.
+Observations the rollout starts carry the origin ``rollout``; the engine cancels them when the
+target's attempt ends, and leaves alone observations someone else started.
 """
 
 from __future__ import annotations
@@ -13,17 +15,21 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..model import Path, Value
-from ..protocol.errors import DeviceError, DeviceTimeout, LwM2MError, Queued
-from ..protocol.requests import ExecuteRequest, ObserveRequest, ReadRequest, WriteRequest
+from ..protocol.errors import DeviceError, DeviceTimeout, InvalidRequest, LwM2MError, Queued
+from ..protocol.requests import (CancelObserveRequest, ExecuteRequest, ObserveRequest,
+                                 ReadRequest, WriteRequest)
 
 if TYPE_CHECKING:
     from ..events import Event, EventBus
     from ..server import LwM2MServer
 
-__all__ = ["DevicePort", "EndpointWaiter", "ServerDevicePort"]
+__all__ = ["DevicePort", "EndpointWaiter", "ServerDevicePort", "ROLLOUT_ORIGIN"]
+
+ROLLOUT_ORIGIN = "rollout"  # the origin recorded with the observations a rollout starts
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +43,14 @@ class DevicePort(Protocol):
 
     async def execute(self, endpoint: str, path: Path, args: str | None = None) -> None: ...
 
-    async def observe(self, endpoint: str, path: Path) -> None: ...
+    async def observe(self, endpoint: str, path: Path) -> bool:
+        """Observe ``path`` for the rollout; True when the rollout owns the observation (it
+        started it, now or before a restart), False when another origin already observes it."""
+        ...
+
+    async def cancel_observe(self, endpoint: str, path: Path) -> None:
+        """Cancel the rollout's observation of ``path``."""
+        ...
 
     async def wait(self, endpoint: str, timeout: float) -> None:
         """Return when something happened to ``endpoint`` or after ``timeout`` seconds."""
@@ -152,8 +165,44 @@ class ServerDevicePort:
     async def execute(self, endpoint: str, path: Path, args: str | None = None) -> None:
         await self._send(endpoint, ExecuteRequest(path, args))
 
-    async def observe(self, endpoint: str, path: Path) -> None:
-        await self._send(endpoint, ObserveRequest(path))
+    async def observe(self, endpoint: str, path: Path) -> bool:
+        devices = self._server.devices
+        for stored in devices.stored_observations(endpoint):
+            if stored.paths == (path,):
+                # Ours from before a restart (re-established by the server): we end it. Anyone
+                # else's: its notifications wake us too, and it is not ours to cancel.
+                return stored.origin == ROLLOUT_ORIGIN
+        if (path,) in devices.observations(endpoint):
+            return False
+        try:
+            await devices.send(endpoint, ObserveRequest(path), timeout=self._timeout,
+                               origin=ROLLOUT_ORIGIN)
+        except Queued as q:  # a sleeping device: the observation starts when it wakes
+            await self._await_queued(endpoint, q.request_id)
+        return True
+
+    async def cancel_observe(self, endpoint: str, path: Path, *, settle: float = 0.5,
+                             checks: int = 4) -> None:
+        devices = self._server.devices
+        since = datetime.now(timezone.utc)
+        for attempt in range(checks):
+            if attempt:
+                await asyncio.sleep(settle)
+                # A device that registered again just before (it rebooted into the update) may
+                # have its observations re-established by the server while we cancel: such a
+                # re-made observation is newer than our cancel; end it too. The server's
+                # re-establish gives it no origin of ours (see the rollout docs).
+                if not any(o.paths == (path,) and o.created_at >= since
+                           for o in devices.stored_observations(endpoint)):
+                    continue
+            try:
+                # No waiting for a sleeping device: the cancel is queued for its next wake-up.
+                await devices.send(endpoint, CancelObserveRequest(path), timeout=None,
+                                   origin=ROLLOUT_ORIGIN)
+            except Queued:
+                return
+            except InvalidRequest:  # nothing to cancel (ended already): still watch for a re-made one
+                pass
 
     async def wait(self, endpoint: str, timeout: float) -> None:
         await self.waiter.wait(endpoint, timeout)

@@ -1,8 +1,13 @@
-"""Deployment operations on the database: create, list, look at, pause, resume, cancel, tag.
+"""Deployment operations on the database: create, list, look at, pause, resume, cancel, retry,
+tag.
 
-These are synchronous and need no running server: the REST routes and the ``deploy`` CLI call
-them, and the engine of a running server picks the result up on its next reconcile pass (the
-database is the one source of truth, which is also what lets a restarted server resume).
+These are synchronous and need no running server: the REST routes, the console and the
+``deploy`` CLI call them, and the engine of a running server picks the result up on its next
+reconcile pass (the database is the one source of truth, which is also what lets a restarted
+server resume). Each operation emits the same ``deployment`` and ``deployment_target`` events
+whoever calls it: on ``events`` (the server's bus) when given, else as rows of the
+``rollout_event`` table written in the same transaction, which the running server's reconciler
+publishes (so webhooks and the event stream see CLI actions too).
 """
 
 from __future__ import annotations
@@ -12,21 +17,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, select
 
-from ..events import EventBus, new_event
+from ..events import Event, EventBus, new_event
 from .drivers import ArtifactInfo
 from .errors import DeploymentConflict, DeploymentNotFound, InvalidDeployment
-from .state import TargetState, is_terminal, stage_sizes
-from .tables import Deployment, DeviceTag, Target, utcnow
+from .state import VERIFY_RULES, TargetState, is_terminal, stage_sizes
+from .tables import Deployment, DeviceTag, RolloutEventRow, Target, utcnow
 
 __all__ = [
     "DeploymentSpec", "create_deployment", "get_deployment", "list_deployments",
     "deployment_view", "pause_deployment", "resume_deployment", "cancel_deployment",
-    "retry_deployment",
-    "set_tags", "get_tags", "endpoints_with_tag", "artifact_info", "ArtifactLookup",
-    "DEPLOYABLE_KINDS",
+    "retry_deployment", "set_tags", "get_tags", "endpoints_with_tag", "artifact_info",
+    "ArtifactLookup", "DEPLOYABLE_KINDS", "target_event", "deployment_event",
 ]
 
 DEPLOYABLE_KINDS = ("firmware", "sota")
@@ -67,11 +72,37 @@ class DeploymentSpec:
     timeout: float = 600.0
     retries: int = 2
     delivery: str = "auto"
+    verify: str = "version"
+    allow_downgrade: bool = False
 
 
-def _publish(events: EventBus | None, kind: str, endpoint: str | None = None, **data: Any) -> None:
+def target_event(t: Target, previous: str | None) -> Event:
+    """The ``deployment_target`` event of a target change (one shape for engine, REST, CLI)."""
+    return new_event("deployment_target", t.endpoint, deployment_id=t.deployment_id,
+                     state=t.state, previous=previous, progress=round(t.progress, 3),
+                     result=t.result, reason=t.reason, attempt=t.attempt, step=t.step,
+                     method=t.method)
+
+
+def deployment_event(dep: Deployment, **extra: Any) -> Event:
+    """The ``deployment`` event of a deployment change (one shape for engine, REST, CLI)."""
+    return new_event("deployment", None, deployment_id=dep.id, state=dep.state,
+                     reason=dep.reason, current_stage=dep.current_stage, **extra)
+
+
+def _record(session: Session, events: EventBus | None, evs: list[Event]) -> None:
+    """Without a bus, add ``evs`` to the session as outbox rows (committed with the change)."""
+    if events is None:
+        for e in evs:
+            session.add(RolloutEventRow(kind=e.kind, endpoint=e.endpoint, data=dict(e.data),
+                                        created_at=e.time))
+
+
+def _publish(events: EventBus | None, evs: list[Event]) -> None:
+    """With a bus, publish ``evs`` (after the commit that made them true)."""
     if events is not None:
-        events.publish(new_event(kind, endpoint, **data))
+        for e in evs:
+            events.publish(e)
 
 
 def _validate(spec: DeploymentSpec) -> None:
@@ -104,6 +135,11 @@ def _validate(spec: DeploymentSpec) -> None:
         raise InvalidDeployment("retries must be 0..20")
     if spec.delivery not in ("auto", "pull", "push"):
         raise InvalidDeployment("delivery must be auto, pull or push")
+    if spec.verify not in VERIFY_RULES:
+        raise InvalidDeployment("verify must be version (the new version in /3/0/3, or in "
+                                "/5/0/7 with Update Result 1) or result (Update Result 1)")
+    if not isinstance(spec.allow_downgrade, bool):
+        raise InvalidDeployment("allow_downgrade is true or false")
 
 
 def endpoints_with_tag(session: Session, tag: str) -> list[str]:
@@ -124,6 +160,10 @@ def create_deployment(engine: Engine, spec: DeploymentSpec, *,
         if art.kind not in DEPLOYABLE_KINDS:
             raise InvalidDeployment(f"artifact {spec.artifact_id} is a {art.kind}; deploy a "
                                     f"firmware image or a SOTA package")
+        if art.kind == "sota" and spec.verify != "version":
+            raise InvalidDeployment("verify=result applies to firmware only: a SOTA target "
+                                    "succeeds when the model object's active slot reports the "
+                                    "new version and payload SHA-256")
         if spec.tag is not None:
             endpoints = endpoints_with_tag(session, spec.tag)
             if not endpoints:
@@ -134,7 +174,8 @@ def create_deployment(engine: Engine, spec: DeploymentSpec, *,
                          artifact_version=art.version, artifact_name=art.name,
                          stages=list(spec.stages), max_concurrent=spec.max_concurrent,
                          failure_threshold=spec.failure_threshold, timeout=spec.timeout,
-                         retries=spec.retries, delivery=spec.delivery, tag=spec.tag)
+                         retries=spec.retries, delivery=spec.delivery, tag=spec.tag,
+                         verify=spec.verify, allow_downgrade=spec.allow_downgrade)
         session.add(dep)
         session.flush()
         assert dep.id is not None
@@ -142,10 +183,11 @@ def create_deployment(engine: Engine, spec: DeploymentSpec, *,
         for i, ep in enumerate(endpoints):
             stage = next(k for k, n in enumerate(sizes) if i < n)
             session.add(Target(deployment_id=dep.id, endpoint=ep, position=i, stage=stage))
+        evs = [deployment_event(dep, targets=len(endpoints))]
+        _record(session, events, evs)
         session.commit()
         session.refresh(dep)
-    _publish(events, "deployment", None, deployment_id=dep.id, state=dep.state,
-             targets=len(endpoints))
+    _publish(events, evs)
     return dep
 
 
@@ -173,6 +215,8 @@ def deployment_view(engine: Engine, deployment_id: int, *, with_targets: bool = 
         counts = dict(session.exec(
             select(Target.state, func.count()).where(Target.deployment_id == deployment_id)
             .group_by(Target.state)).all())
+        total = sum(int(n) for n in counts.values())
+        sizes = stage_sizes(total, list(dep.stages))
         out: dict[str, Any] = {
             "id": dep.id, "state": dep.state, "reason": dep.reason,
             "artifact_id": dep.artifact_id, "kind": dep.artifact_kind,
@@ -180,6 +224,10 @@ def deployment_view(engine: Engine, deployment_id: int, *, with_targets: bool = 
             "stages": dep.stages, "current_stage": dep.current_stage,
             "max_concurrent": dep.max_concurrent, "failure_threshold": dep.failure_threshold,
             "timeout": dep.timeout, "retries": dep.retries, "delivery": dep.delivery,
+            "verify": dep.verify, "allow_downgrade": dep.allow_downgrade,
+            # Cumulative target counts per stage, and how many the current stage released.
+            "stage_sizes": sizes, "released": sizes[min(dep.current_stage, len(sizes) - 1)],
+            "total": total,
             "tag": dep.tag, "counts": {s.value: int(counts.get(s.value, 0)) for s in TargetState},
             "created_at": dep.created_at.isoformat(), "updated_at": dep.updated_at.isoformat(),
         }
@@ -217,15 +265,22 @@ def _set_deployment_state(engine: Engine, deployment_id: int, allowed_from: Iter
         for k, v in extra.items():
             setattr(dep, k, v)
         session.add(dep)
+        evs = [deployment_event(dep)]
+        _record(session, events, evs)
         session.commit()
         session.refresh(dep)
-    _publish(events, "deployment", None, deployment_id=deployment_id, state=new, reason=reason)
+    _publish(events, evs)
     return dep
 
 
 def pause_deployment(engine: Engine, deployment_id: int, reason: str = "paused by operator",
                      events: EventBus | None = None) -> Deployment:
-    """Stop starting new targets; targets in flight finish their current attempt."""
+    """Stop starting new targets; targets in flight finish their current attempt.
+
+    Once this returns no target of the deployment goes from pending to a transfer: the engine
+    writes that step only while the deployment row says running, under a lock this write
+    conflicts with.
+    """
     return _set_deployment_state(engine, deployment_id, ("running",), "paused", reason, events)
 
 
@@ -243,72 +298,80 @@ def resume_deployment(engine: Engine, deployment_id: int,
 def cancel_deployment(engine: Engine, deployment_id: int,
                       events: EventBus | None = None) -> Deployment:
     """Cancel: targets not yet told to apply the update become cancelled; those updating finish."""
-    dep = _set_deployment_state(engine, deployment_id, ("running", "paused"), "cancelled",
-                                "cancelled by operator", events)
-    changed: list[Target] = []
-    with Session(engine) as session:
-        targets = session.exec(select(Target).where(
-            Target.deployment_id == deployment_id,
-            col(Target.state).in_([TargetState.PENDING.value, TargetState.TRANSFERRING.value,
-                                   TargetState.TRANSFERRED.value]))).all()
-        for t in targets:
-            t.state = TargetState.CANCELLED.value
-            t.reason = "deployment cancelled"
-            t.updated_at = utcnow()
-            session.add(t)
-            changed.append(t)
-        session.commit()
-        for t in changed:
-            session.refresh(t)
-    for t in changed:
-        _publish(events, "deployment_target", t.endpoint, deployment_id=deployment_id,
-                 state=t.state, progress=t.progress, result=t.result, reason=t.reason)
-    return dep
-
-
-def retry_deployment(engine: Engine, deployment_id: int, *,
-                     events: EventBus | None = None) -> dict[str, Any]:
-    """Give the failed targets of a deployment another go: back to pending with a fresh attempt
-    count, the deployment back to running. Returns ``deployment_view``.
-
-    Refused (DeploymentConflict) for a cancelled deployment or one without failed targets.
-    """
-    changed: list[Target] = []
     with Session(engine) as session:
         dep = session.get(Deployment, deployment_id, with_for_update=True)
         if dep is None:
             raise DeploymentNotFound(f"deployment {deployment_id} does not exist")
         if dep.state == "cancelled":
-            raise DeploymentConflict(f"deployment {deployment_id} is cancelled; start a new one")
+            return dep
+        if dep.state not in ("running", "paused"):
+            raise DeploymentConflict(f"deployment {deployment_id} is {dep.state}; cannot go to "
+                                     f"cancelled")
+        dep.state, dep.reason, dep.updated_at = "cancelled", "cancelled by operator", utcnow()
+        session.add(dep)
+        evs = [deployment_event(dep)]
         targets = session.exec(select(Target).where(
             Target.deployment_id == deployment_id,
-            Target.state == TargetState.FAILED.value)).all()
-        if not targets:
-            raise DeploymentConflict(f"deployment {deployment_id} has no failed target to retry")
-        now = utcnow()
+            col(Target.state).in_([TargetState.PENDING.value, TargetState.TRANSFERRING.value,
+                                   TargetState.TRANSFERRED.value]))).all()
         for t in targets:
-            t.state = TargetState.PENDING.value
-            t.attempt = 0
-            t.progress = 0.0
-            t.result = None
-            t.step = None
-            t.next_attempt_at = None
-            t.reason = "retry requested by operator"
-            t.updated_at = now
+            previous = t.state
+            t.state = TargetState.CANCELLED.value
+            t.reason = "deployment cancelled"
+            t.updated_at = utcnow()
             session.add(t)
-            changed.append(t)
-        dep.state = "running"
-        dep.reason = None
-        dep.failures_acknowledged = 0  # every failed target is pending again
-        dep.updated_at = now
-        session.add(dep)
+            evs.append(target_event(t, previous))
+        _record(session, events, evs)
         session.commit()
-        for t in changed:
-            session.refresh(t)
-    _publish(events, "deployment", None, deployment_id=deployment_id, state="running", reason=None)
-    for t in changed:
-        _publish(events, "deployment_target", t.endpoint, deployment_id=deployment_id,
-                 state=t.state, progress=t.progress, result=t.result, reason=t.reason)
+        session.refresh(dep)
+    _publish(events, evs)
+    return dep
+
+
+def retry_deployment(engine: Engine, deployment_id: int, *,
+                     events: EventBus | None = None) -> dict[str, Any]:
+    """Run the failed targets of a deployment again (others stay as they are); returns the
+    deployment's view (``deployment_view``).
+
+    Each failed target goes back to pending with a fresh attempt count; the deployment runs
+    again (from running, paused or completed_with_failures) and its failure threshold counts
+    from zero. A cancelled deployment, or one without failed targets, is a DeploymentConflict.
+    """
+    with Session(engine) as session:
+        dep = session.get(Deployment, deployment_id, with_for_update=True)
+        if dep is None:
+            raise DeploymentNotFound(f"deployment {deployment_id} does not exist")
+        if dep.state not in ("running", "paused", "completed_with_failures"):
+            raise DeploymentConflict(f"deployment {deployment_id} is {dep.state}; only a "
+                                     f"running, paused or completed_with_failures deployment "
+                                     f"can retry its failed targets")
+        failed = session.exec(select(Target).where(
+            Target.deployment_id == deployment_id,
+            Target.state == TargetState.FAILED.value).order_by(col(Target.position))).all()
+        if not failed:
+            raise DeploymentConflict(f"deployment {deployment_id} has no failed targets")
+        now = utcnow()
+        evs: list[Event] = []
+        retried: list[Target] = []
+        for t in failed:
+            # Guarded by the state read above: a row changed meanwhile is left alone.
+            done = session.execute(update(Target).where(
+                col(Target.id) == t.id, col(Target.state) == TargetState.FAILED.value).values(
+                state=TargetState.PENDING.value, attempt=0, next_attempt_at=None, step=None,
+                method=None, progress=0.0, result=None, reason="retry by operator",
+                started_at=None, updated_at=now))
+            if done.rowcount == 1:  # type: ignore[attr-defined]
+                session.expire(t)
+                retried.append(t)
+        dep.state, dep.failures_acknowledged, dep.updated_at = "running", 0, now
+        dep.reason = f"retry of {len(retried)} failed targets by operator"
+        session.add(dep)
+        evs.append(deployment_event(dep, retried=len(retried)))
+        for t in retried:
+            evs.append(target_event(t, TargetState.FAILED.value))
+        _record(session, events, evs)
+        session.commit()
+    _publish(events, evs)
     return deployment_view(engine, deployment_id)
 
 

@@ -1,8 +1,10 @@
 """The per-target state machine of a deployment, as pure functions (no I/O).
 
 pending -> transferring -> transferred -> updating -> succeeded | failed | cancelled.
-A retry sends a target back to pending. Once the device was told to apply the update
-(updating), cancelling no longer stops it: the target runs to its result.
+A retry sends a target back to pending; an operator's retry also sends a failed target back to
+pending. Once the device was told to apply the update (updating), cancelling no longer stops
+it: the target runs to its result. Deployment states: running, paused, cancelled, and the final
+completed (every target succeeded) or completed_with_failures (some target failed).
 Also the Update Result code tables of Object 5 and Object 9, and which failures are worth a retry.
 """
 
@@ -13,8 +15,15 @@ from enum import Enum
 __all__ = [
     "TargetState", "InvalidTransition", "check_transition", "is_terminal", "ACTIVE_STATES",
     "FW_RESULTS", "SW_RESULTS", "result_reason", "is_transient_result", "backoff_delay",
-    "stage_sizes",
+    "stage_sizes", "DEPLOYMENT_STATES", "FINAL_DEPLOYMENT_STATES", "final_state",
+    "VERIFY_RULES",
 ]
+
+DEPLOYMENT_STATES = ("running", "paused", "cancelled", "completed", "completed_with_failures")
+FINAL_DEPLOYMENT_STATES = ("completed", "completed_with_failures")
+# How a firmware target proves success: the new version in /3/0/3 (or /5/0/7 PkgVersion with
+# Update Result 1), or Update Result 1 alone (devices that report an SDK version in /3/0/3).
+VERIFY_RULES = ("version", "result")
 
 
 class TargetState(str, Enum):
@@ -43,11 +52,16 @@ _ALLOWED: dict[TargetState, frozenset[TargetState]] = {
     _TD: frozenset({_U, _S, _F, _C, _P}),
     _U: frozenset({_S, _F, _P}),
     _S: frozenset(),
-    _F: frozenset(),
+    _F: frozenset({_P}),  # only an operator's retry (service.retry_deployment) does this
     _C: frozenset(),
 }
 
 ACTIVE_STATES = frozenset({_TI, _TD, _U})
+
+
+def final_state(failed: int) -> str:
+    """The final state of a deployment whose targets are all done, ``failed`` of them failed."""
+    return "completed_with_failures" if failed else "completed"
 
 
 def is_terminal(state: TargetState | str) -> bool:
@@ -109,18 +123,19 @@ def backoff_delay(attempt: int, base: float = 1.0, cap: float = 300.0) -> float:
 
 
 def stage_sizes(total: int, stages: list[int]) -> list[int]:
-    """Cumulative target counts per stage for percentages ``stages`` (each stage gets at least
-    one more target while any are left; the last stage always covers every target)."""
+    """Cumulative target counts per stage for cumulative percentages ``stages``.
+
+    A stage releases floor(total * pct / 100) targets in all, so it never releases more than
+    asked; at least one (a 1 % stage of 20 devices still tests one device); the last stage
+    covers every target. A stage whose count equals the previous one adds nobody and passes.
+    """
     if total <= 0:
         return [0 for _ in stages] or [0]
     out: list[int] = []
     prev = 0
     for i, pct in enumerate(stages):
-        n = -(-total * pct // 100)  # ceiling
-        if i == len(stages) - 1:
-            n = total
-        n = max(n, min(prev + 1, total))
-        n = min(n, total)
+        n = total if i == len(stages) - 1 else max(1, total * pct // 100)
+        n = min(max(n, prev), total)
         out.append(n)
         prev = n
     return out

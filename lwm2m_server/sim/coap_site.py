@@ -10,7 +10,7 @@ partial Write otherwise, DELETE = Delete.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiocoap
 import aiocoap.resource
@@ -22,8 +22,7 @@ from .errors import (BAD_REQUEST, METHOD_NOT_ALLOWED, NOT_ACCEPTABLE, UNSUPPORTE
                      RequestError)
 from .observe import Observation
 
-if TYPE_CHECKING:
-    from .device import SimDevice
+from .host import DeviceHost
 
 __all__ = ["DeviceSite", "SUPPORTED_FORMATS"]
 
@@ -39,7 +38,7 @@ def _error(e: RequestError) -> aiocoap.Message:
 class DeviceSite(aiocoap.resource.ObservableResource):
     """The root resource of a device's context."""
 
-    def __init__(self, device: SimDevice) -> None:
+    def __init__(self, device: DeviceHost) -> None:
         super().__init__()
         self.device = device
         # observation -> (aiocoap's ServerObservation, the request that set it up)

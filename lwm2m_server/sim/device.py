@@ -14,7 +14,6 @@ import logging
 import random
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiocoap
@@ -25,6 +24,7 @@ from ..model import (MODEL_OBJECT_ID, LwM2mObject, MultipleResource, Node, Objec
                      build, default_registry)
 from .errors import (BAD_REQUEST, METHOD_NOT_ALLOWED, NOT_FOUND, RequestError, SimError)
 from .firmware import FirmwareObject
+from .host import DeviceConfig
 from .model_host import ModelHost
 from .model_object import ModelObject
 from .objects import (ConnectivityObject, DeviceObject, ResourceData, SecurityObject, ServerObject,
@@ -32,41 +32,11 @@ from .objects import (ConnectivityObject, DeviceObject, ResourceData, SecurityOb
 from .observe import Attributes, Observation, parse_attributes
 from .software import SoftwareObject
 from .storage import DeviceStorage, SlotInfo
-from .transfer import Faults, coap_request
+from .transfer import coap_request
 
 __all__ = ["SimDevice", "DeviceConfig", "AccessControlObject"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DeviceConfig:
-    """What one simulated device is: identity, server, limits, behaviour, faults."""
-
-    endpoint: str
-    server: str                        # coap://HOST:PORT
-    state_dir: str
-    lifetime: int = 300
-    binding: str = "U"                 # U or UQ
-    lwm2m_version: str = "1.1"
-    preferred_format: int = 112        # ct of the root link: SenML CBOR
-    update_interval: float | None = None   # default: lifetime * 0.75
-    awake_seconds: float = 2.0         # UQ: how long the device listens after each Update
-    slot_bytes: int = 65536            # one model partition
-    flash_bytes: int = 1 << 20         # room for a firmware image
-    ram_bytes: int = 256 * 1024        # a pushed package is assembled in RAM
-    update_seconds: float = 0.05       # time a firmware Update takes
-    firmware_version: str = "1.0.0"
-    trusted_key: Any = None            # public key (ota.keys) that signs SOTA packages
-    initial_model: bytes | None = None
-    initial_model_info: SlotInfo = field(default_factory=lambda: SlotInfo("classifier", "1.0.0"))
-    faults: Faults = field(default_factory=Faults)
-    register_retry: float = 1.0
-    new_port_on_reboot: bool = False   # come back from a new source port after a reboot
-
-    def package_limit(self) -> int:
-        """Largest SOTA package a slot can take (docs/sota-format.md: 12 + 16384 + slot)."""
-        return 12 + 16384 + self.slot_bytes
 
 
 class AccessControlObject(SimObject):

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..model import ObjectDef, Path, ResourceDef, Value, ValueTypeError, check_value
 from .errors import (BAD_REQUEST, METHOD_NOT_ALLOWED, NOT_FOUND, UNAUTHORIZED, RequestError)
 
-if TYPE_CHECKING:
-    from .device import SimDevice as Device
+from .host import DeviceHost as Device
 
 __all__ = ["parse_execute_args", "SimObject", "SecurityObject", "ServerObject", "DeviceObject", "ConnectivityObject",
            "ResourceData"]

@@ -3,7 +3,9 @@
 ``ingest_artifact`` is what ``POST /api/v1/artifacts`` and ``lwm2m-server artifact add`` call: it
 streams the upload into the content-addressed folder, checks the file for its kind with
 ``ota.inspection`` and records the ``Artifact`` row only when every check passed. A refused or
-failed upload leaves neither a file nor a row; an identical upload returns the existing row.
+failed upload leaves neither a file nor a row; an identical upload (same bytes, kind, name and
+version) returns the existing row, and the same bytes with other fields are refused with the
+existing row (409): nothing a caller sends is silently ignored.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from ota import version as ota_version
 from ota.errors import OtaError
-from ota.inspection import ARTIFACT_KINDS, inspect_artifact
+from ota.inspection import ARTIFACT_KINDS, detect_kind, inspect_artifact
 from ota.keys import PublicKey
 from ota.store import ArtifactStore, SizeLimitError
 
@@ -42,9 +44,11 @@ def _utcnow() -> datetime:
 class ArtifactError(ValueError):
     """An artifact request that cannot be carried out; ``status`` is the HTTP code to answer."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400,
+                 existing: Artifact | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.existing = existing  # the stored artifact a 409 refers to
 
 
 class Artifact(SQLModel, table=True):
@@ -171,6 +175,12 @@ def check_artifact(data: bytes, *, kind: str, name: str, version: str,
     _check_fields(kind, name, version)
     _check_key(kind, sota_public_key)
     key = sota_public_key if kind == "sota" else firmware_public_key
+    if kind == "firmware" and detect_kind(data) != "firmware":
+        # A raw image may hold any bytes, but one that opens like a SOTA package or a Wasm
+        # module is that (maybe tampered), not firmware: a device would flash it as such.
+        found = detect_kind(data)
+        raise ArtifactError(f"this file is a {'SOTA package' if found == 'sota' else 'Wasm module'}"
+                            f", not a firmware image: upload it as kind={found}", status=422)
     try:
         meta = inspect_artifact(data, kind, public_key=key, slot_size=slot_size,
                                 allowed_imports=allowed_imports)
@@ -180,6 +190,18 @@ def check_artifact(data: bytes, *, kind: str, name: str, version: str,
         raise ArtifactError(f"version {version!r} differs from the package manifest's "
                             f"{meta['manifest']['version']!r}", status=422)
     return meta
+
+
+def _same_fields(existing: Artifact, kind: str, name: str, version: str) -> None:
+    """Refuse (409, with the stored row) an upload of stored bytes under other fields."""
+    differ = [f"{field} {mine!r} (stored: {theirs!r})" for field, mine, theirs in (
+        ("kind", kind, existing.kind), ("name", name, existing.name),
+        ("version", version, existing.version)) if mine != theirs]
+    if differ:
+        raise ArtifactError(f"these bytes are already stored as {existing.kind} artifact "
+                            f"{existing.id} with other fields: {', '.join(differ)}; artifacts "
+                            f"are stored by content, so one file has one kind, name and version",
+                            status=409, existing=existing)
 
 
 def ingest_artifact(
@@ -201,8 +223,9 @@ def ingest_artifact(
     firmware: an MCUboot image must verify (signature too with ``firmware_public_key``), any other
     file is kept as a raw image. model: Wasm model checks. sota: ``verify_package`` with
     ``sota_public_key`` (required), and the package's version must equal ``version``.
-    Status codes: 400 bad fields, 409 same content stored as another kind, 413 over the size
-    limit, 422 the file fails its checks.
+    Status codes: 400 bad fields, 409 same content stored with another kind, name or version
+    (``ArtifactError.existing`` is that row), 413 over the size limit, 422 the file fails its
+    checks (a SOTA package or Wasm module uploaded as firmware, too).
     """
     _check_fields(kind, name, version)
     _check_key(kind, sota_public_key)
@@ -213,9 +236,7 @@ def ingest_artifact(
     try:
         existing = get_artifact_by_sha256(engine, blob.sha256)
         if existing is not None:
-            if existing.kind != kind:
-                raise ArtifactError(f"this file is already stored as {existing.kind} artifact "
-                                    f"{existing.id}", status=409)
+            _same_fields(existing, kind, name, version)
             return IngestResult(existing, created=False)
         meta = check_artifact(store.read_bytes(blob.sha256), kind=kind, name=name,
                               version=version, sota_public_key=sota_public_key,
@@ -225,7 +246,9 @@ def ingest_artifact(
             meta.pop(dup, None)
         row, created = _insert(engine, kind=kind, name=name, version=version,
                                sha256=blob.sha256, size=blob.size, metadata=meta)
-        return IngestResult(row, created=created)  # False: a concurrent identical upload won
+        if not created:  # a concurrent upload of the same bytes won: same fields, or 409
+            _same_fields(row, kind, name, version)
+        return IngestResult(row, created=created)
     except BaseException:
         if blob.created and get_artifact_by_sha256(engine, blob.sha256) is None:
             store.delete(blob.sha256)

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..events import Event
 from ..model import Path, Value
 from ..protocol.jsonable import tagged, untagged
-from ..protocol.observation import StoredObservation, parse_paths_key, paths_key
+from ..protocol.observations import StoredObservation, parse_paths_key, paths_key
 from ..protocol.queue import QueuedRequest
 from ..protocol.registration import Registration
 from ..protocol.requests import DeviceRequest, request_from_json, request_to_json

@@ -281,3 +281,32 @@ async def test_queued_request_fails_with_a_reason_when_the_sleeper_expires(stack
 
         q = await eventually(failed, timeout=6)
         assert q["error"] and q["result"] is None
+
+
+async def test_device_list_pages_by_keyset_with_a_next_link_and_streams_every_device(stack: Stack) -> None:
+    names = ["page-a", "page-b", "page-c"]
+    async with contextlib.AsyncExitStack() as es:
+        for n in names:
+            await es.enter_async_context(registered(stack, n))
+        listed = sorted(d["endpoint"] for d in (await stack.http.get(
+            "/api/v1/devices", headers=stack.auth("read"))).json())
+        seen: list[str] = []
+        url = "/api/v1/devices?limit=2"
+        while url:
+            r = await stack.http.get(url, headers=stack.auth("read"))
+            assert r.status_code == 200
+            page = [d["endpoint"] for d in r.json()]
+            assert len(page) <= 2 and page == sorted(page)
+            seen += page
+            nxt = r.links.get("next", {}).get("url")
+            url = nxt.split("://", 1)[-1].split("/", 1)[-1] if nxt else ""
+            url = "/" + url if url else ""
+        assert seen == listed and set(names) <= set(seen)
+        r = await stack.http.get("/api/v1/devices", headers={**stack.auth("read"),
+                                                             "Accept": "application/x-ndjson"})
+        assert r.headers["content-type"].startswith("application/x-ndjson")
+        streamed = [json.loads(line)["endpoint"] for line in r.text.splitlines()]
+        assert streamed == listed
+        after = (await stack.http.get("/api/v1/devices?after=page-a&limit=1",
+                                      headers=stack.auth("read"))).json()
+        assert [d["endpoint"] for d in after] == ["page-b"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import cbor2
@@ -32,6 +33,17 @@ def resign(pkg: bytes, signer: Any, *, manifest: dict[int, Any] | None = None,
     unprot = {4: keys.key_id(signer)} if unprotected is None else unprotected
     cose = cbor2.dumps(cbor2.CBORTag(18, [protected, unprot, mbytes, sig]))
     return struct.pack("<4sB3sI", b"SOTA", 1, b"\0\0\0", len(cose)) + cose + body
+
+
+def resign_map(pkg: bytes, signer: Any, edit: Callable[[bytes], bytes]) -> bytes:
+    """Like ``resign`` for changes a dict cannot express (key order, repeated keys, float
+    widths): ``edit`` gets the manifest's CBOR bytes and returns new ones, signed as they are."""
+    old = parse_package(pkg)
+    mbytes = edit(old.manifest_bytes)
+    protected = cbor2.dumps({1: old.alg})
+    sig = keys.sign_raw(signer, cbor2.dumps(["Signature1", protected, b"", mbytes]))
+    cose = cbor2.dumps(cbor2.CBORTag(18, [protected, {4: keys.key_id(signer)}, mbytes, sig]))
+    return struct.pack("<4sB3sI", b"SOTA", 1, b"\0\0\0", len(cose)) + cose + old.payload
 
 
 def flip(data: bytes, index: int, mask: int = 0x01) -> bytes:

@@ -118,7 +118,7 @@ def test_model_section_stays_out_of_the_code_image_and_has_its_own_hex(
 def test_package_built_from_the_firmware_elf_verifies_in_the_c_core(
     firmware_elf: Path, retrained_model_wasm: bytes, core_build: CoreBuild, tmp_path: Path,
 ) -> None:
-    key = keys.generate_private_key("ed25519")
+    key = keys.generate_private_key("p256")
     (tmp_path / "sign.pem").write_bytes(keys.private_key_pem(key))
     (tmp_path / "pub.pem").write_bytes(keys.public_key_pem(key))
     (tmp_path / "new.wasm").write_bytes(retrained_model_wasm)

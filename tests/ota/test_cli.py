@@ -104,7 +104,8 @@ def test_artifact_inspect_reports_and_verifies(workdir: Path,
     (workdir / "bad.sota").write_bytes(pkg[:-1] + bytes([pkg[-1] ^ 1]))
     code, out, err = _run(capsys, "artifact", "inspect", str(workdir / "bad.sota"),
                           "--key", str(workdir / "pub.pem"))
-    assert code == 1 and out == "" and "tampered payload" in err and err.count("\n") == 1
+    assert code == 1 and json.loads(out)["ok"] is False and "tampered payload" in err
+    assert err.count("\n") == 1
 
 
 def test_artifact_add_and_list_through_the_installed_command(
@@ -126,3 +127,28 @@ def test_artifact_add_and_list_through_the_installed_command(
                         "--artifacts-dir", str(workdir / "arts"))
     assert code == 1 and err.startswith("error: model check failed")
     assert len(list((workdir / "arts").iterdir())) == 1
+
+
+def test_artifact_inspect_without_key_still_checks_the_payload_hash(
+        workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key = keys.generate_private_key("ed25519")
+    pkg = sota.build_package((workdir / "new.wasm").read_bytes(), name="clf", version="2.0.0",
+                             private_key=key, slot_size=65536)
+    (workdir / "good.sota").write_bytes(pkg)
+    code, out, _ = _run(capsys, "artifact", "inspect", str(workdir / "good.sota"))
+    info = json.loads(out)
+    assert code == 0 and info["ok"] is True and info["signature_verified"] is False
+    assert info["checks"]["sha256"] == "passed" and info["checks"]["wasm"] == "passed"
+    assert info["checks"]["signature"].startswith("skipped")
+    (workdir / "altered.sota").write_bytes(pkg[:-1] + bytes([pkg[-1] ^ 1]))
+    code, out, err = _run(capsys, "artifact", "inspect", str(workdir / "altered.sota"))
+    info = json.loads(out)
+    assert code == 1 and info["ok"] is False
+    assert info["checks"]["sha256"].startswith("failed") and "tampered payload" in err
+    code, out, _ = _run(capsys, "artifact", "inspect", str(workdir / "good.sota"),
+                        "--installed-version", "2.0.0")
+    assert code == 1 and json.loads(out)["checks"]["version"].startswith("failed")
+    # A SOTA package inspected as firmware is not firmware.
+    code, out, _ = _run(capsys, "artifact", "inspect", str(workdir / "good.sota"),
+                        "--kind", "firmware")
+    assert code == 1 and json.loads(out)["checks"]["kind"].startswith("failed")

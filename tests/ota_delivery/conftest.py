@@ -64,12 +64,13 @@ class Env:
     def coap_uri(self) -> str:
         return f"coap://127.0.0.1:{self.runner.coap_port}"
 
-    async def device(self, endpoint: str, **kw: Any) -> SimDevice:
+    async def device(self, endpoint: str, device_class: type[SimDevice] = SimDevice,
+                     **kw: Any) -> SimDevice:
         kw.setdefault("initial_model", self.model)
         kw.setdefault("trusted_key", public_key_of(self.key))
         kw.setdefault("state_dir", str(self.tmp / "devices" / endpoint))
         kw.setdefault("lifetime", 60)
-        dev = SimDevice(DeviceConfig(endpoint=endpoint, server=self.coap_uri, **kw))
+        dev = device_class(DeviceConfig(endpoint=endpoint, server=self.coap_uri, **kw))
         self.devices[endpoint] = dev
         await dev.start()
         await eventually(lambda: self.server.registrations.get(endpoint) is not None)
@@ -95,7 +96,8 @@ class Env:
         assert r.status_code == 200, r.text
         return r.json()  # type: ignore[no-any-return]
 
-    async def wait_done(self, dep_id: int, states: tuple[str, ...] = ("completed",),
+    async def wait_done(self, dep_id: int,
+                        states: tuple[str, ...] = ("completed", "completed_with_failures"),
                         timeout: float = 30.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:

@@ -80,7 +80,7 @@ async def test_cancel_after_a_restart_removes_an_observation_not_yet_re_establis
     async with running(sqlite_url, **QUIET) as srv2:
         # queue mode: not re-observed at start-up, yet the caller may cancel it (device asleep)
         assert srv2.devices.observations("obs-cancel-late") == []
-        srv2.devices._awake_until["obs-cancel-late"] = float("inf")  # awake: the cancel is not queued
+        srv2.devices.queue._awake_until["obs-cancel-late"] = float("inf")  # awake: the cancel is not queued
         await srv2.devices.send("obs-cancel-late", CancelObserveRequest("/3/0/9"))
         assert srv2.devices.stored_observations("obs-cancel-late") == []
     assert count_rows(sqlite_url, "observation") == 0
@@ -190,3 +190,31 @@ async def test_the_in_memory_store_keeps_observations_for_a_new_server_instance(
         await wait_until(lambda: observes(c, "/3/0/9") == 2)
         await srv2.devices.send("obs-mem", CancelObserveRequest("/3/0/9"))
         assert store.observations == {}
+
+
+async def test_cancel_for_a_sleeping_device_forgets_the_observation_without_queueing(sqlite_url, clients):
+    async with running(sqlite_url, **QUIET) as srv:
+        c = await observing(srv, clients, "obs-asleep", queue=True)
+        await c.sleep()
+        srv.devices.end_awake_window("obs-asleep")
+        resp = await srv.devices.send("obs-asleep", CancelObserveRequest("/3/0/9"))
+        assert resp.code == "2.05"
+        assert srv.devices.stored_observations("obs-asleep") == []
+        assert srv.devices.queued_for("obs-asleep") == []
+    assert count_rows(sqlite_url, "observation") == 0
+
+
+async def test_observe_queued_for_a_sleeping_device_keeps_the_callers_origin(sqlite_url, clients):
+    from lwm2m_server.protocol.errors import Queued
+
+    async with running(sqlite_url, **QUIET) as srv:
+        c = await clients("obs-queued-origin", queue=True, lifetime=300)
+        await c.register(srv.coap_port)
+        await c.sleep()
+        srv.devices.end_awake_window("obs-queued-origin")
+        with pytest.raises(Queued):
+            await srv.devices.send("obs-queued-origin", ObserveRequest("/3/0/9"), origin="rollout")
+        await c.wake()
+        await wait_until(lambda: bool(srv.devices.stored_observations("obs-queued-origin")))
+        [stored] = srv.devices.stored_observations("obs-queued-origin")
+        assert stored.origin == "rollout"

@@ -29,18 +29,26 @@ class FakeDevice:
     active_slot: int = 0
     slot_versions: list[str] = field(default_factory=lambda: ["1.0.0", ""])
     slot_shas: list[str] = field(default_factory=lambda: ["00" * 32, ""])
+    runtime: str = "wasmtime 29"  # /33100/0/10; the Zephyr firmware says "WAMR ..."
     offline: bool = False
     download_result: int | None = None  # Object 5/9 failure result for downloads
     install_result: int | None = None  # Object 9 failure result for Install
     delay: float = 0.01
     update_delay: float | None = None  # Execute Update takes this long (default: delay)
     fw_pkg_version: str = ""
+    fills_pkg_version: bool = True  # False: /5/0/7 PkgVersion stays empty, as on many devices
+    sdk_version: str | None = None  # reported in /3/0/3 instead of the image's version
+    # Finishes a running update right after answering a version read: the read shows the old
+    # version, the next read of /5/0 shows Idle with Update Result 1.
+    flip_on_version_read: bool = False
+    read_gate: asyncio.Event | None = None  # reads wait for it (a device slow to answer)
     stall: bool = False  # downloads never finish
     fw_updates: int = 0
     cancelled: int = 0
     sw_installs: int = 0
     writes: list[tuple[str, object]] = field(default_factory=list)
     _pending: object = None
+    _updating_to: str = ""
 
 
 class FakeFleet:
@@ -51,6 +59,8 @@ class FakeFleet:
         self.packages = packages
         self.waiter = EndpointWaiter()
         self.reads = 0
+        self.waiting_reads = 0
+        self.observing: set[tuple[str, Path]] = set()  # the rollout's live observations
         self._tasks: set[asyncio.Task[None]] = set()
 
     def add(self, endpoint: str, **kw: object) -> FakeDevice:
@@ -73,12 +83,25 @@ class FakeFleet:
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
 
+    def _finish_update(self, d: FakeDevice) -> None:
+        if d.fw_state != 3:
+            return  # finished already (a flip on a version read)
+        d.fw_updates += 1
+        d.fw_version, d.fw_state, d.fw_result = d._updating_to, 0, 1
+        self.waiter.poke(d.endpoint)
+
     # --- DevicePort ------------------------------------------------------
     async def read(self, endpoint: str, path: Path) -> dict[Path, object]:
         d = self._dev(endpoint)
         self.reads += 1
+        if d.read_gate is not None:
+            self.waiting_reads += 1
+            await d.read_gate.wait()
         if path == Path.of(3, 0, 3):
-            return {path: d.fw_version}
+            answer = {path: d.sdk_version or d.fw_version}
+            if d.flip_on_version_read and d.fw_state == 3:
+                self._finish_update(d)
+            return answer
         if path == Path.of(5, 0):
             out: dict[Path, object] = {Path.of(5, 0, 3): d.fw_state, Path.of(5, 0, 5): d.fw_result,
                                        Path.of(5, 0, 9): d.delivery,
@@ -89,7 +112,7 @@ class FakeFleet:
         if path == Path.of(9, 0):
             return {Path.of(9, 0, 7): d.sw_state, Path.of(9, 0, 9): d.sw_result}
         if path == Path.of(33100, 0):
-            out = {Path.of(33100, 0, 0): d.active_slot}
+            out = {Path.of(33100, 0, 0): d.active_slot, Path.of(33100, 0, 10): d.runtime}
             for i in (0, 1):
                 out[Path.of(33100, 0, 2, i)] = d.slot_versions[i]
                 out[Path.of(33100, 0, 3, i)] = d.slot_shas[i]
@@ -113,7 +136,8 @@ class FakeFleet:
                     d.sw_state, d.sw_result = 0, d.download_result
             elif obj == 5:
                 d.fw_state = 2
-                d.fw_pkg_version = self.packages[sha][0]
+                if d.fills_pkg_version:
+                    d.fw_pkg_version = self.packages[sha][0]
             else:
                 d.sw_state, d.sw_result = 3, 3
         self._later(d, done)
@@ -141,11 +165,8 @@ class FakeFleet:
             if d.fw_state != 2:
                 raise DeviceError("not downloaded", "4.05")
             d.fw_state = 3
-
-            def reboot() -> None:
-                d.fw_updates += 1
-                d.fw_version, d.fw_state, d.fw_result = version, 0, 1
-            self._later(d, reboot, d.update_delay)
+            d._updating_to = version
+            self._later(d, lambda: self._finish_update(d), d.update_delay)
         elif path == Path.of(9, 0, 4):
             if d.sw_state != 3:
                 raise DeviceError("not delivered", "4.05")
@@ -170,8 +191,14 @@ class FakeFleet:
             raise DeviceError(f"cannot execute {path}", "4.05")
         self.waiter.poke(endpoint)
 
-    async def observe(self, endpoint: str, path: Path) -> None:
+    async def observe(self, endpoint: str, path: Path) -> bool:
         self._dev(endpoint)
+        self.observing.add((endpoint, path))
+        return True
+
+    async def cancel_observe(self, endpoint: str, path: Path) -> None:
+        self._dev(endpoint)
+        self.observing.discard((endpoint, path))
 
     async def wait(self, endpoint: str, timeout: float) -> None:
         await self.waiter.wait(endpoint, timeout)

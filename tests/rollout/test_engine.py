@@ -32,8 +32,11 @@ ARTIFACTS = {
     1: ArtifactInfo(1, "firmware", FW_SHA, len(FW), "1.1.10", "fw"),
     2: ArtifactInfo(2, "sota", SOTA_SHA, len(SOTA), "2.0.0", "model"),
     3: ArtifactInfo(3, "model", "ab" * 32, 10, "1.0.0", "raw-wasm"),
+    4: ArtifactInfo(4, "sota", SOTA_SHA, len(SOTA), "2.0.0", "model", payload_sha256=WASM_SHA,
+                    sota_alg=-8),  # signed with EdDSA (Ed25519)
 }
 BLOBS = {FW_SHA: FW, SOTA_SHA: SOTA}
+FINAL = {"completed", "completed_with_failures"}
 
 
 def lookup(_session: Session, artifact_id: int) -> ArtifactInfo | None:
@@ -88,7 +91,7 @@ async def deploy_and_wait(db, fleet, **kw):  # type: ignore[no-untyped-def]
     dep = create(db, **kw)
     await eng.start()
     try:
-        return await wait_state(db, dep.id, {"completed"})
+        return await wait_state(db, dep.id, FINAL)
     finally:
         await eng.stop()
 
@@ -109,7 +112,7 @@ async def test_firmware_pull_updates_every_device_once_and_publishes_each_state(
     dep = create(db, artifact_id=1, endpoints=[f"d{i}" for i in range(5)], max_concurrent=2)
     await eng.start()
     try:
-        view = await wait_state(db, dep.id, {"completed"})
+        view = await wait_state(db, dep.id, FINAL)
     finally:
         await eng.stop()
         collector.cancel()
@@ -160,7 +163,7 @@ async def test_connection_lost_is_retried_with_backoff_then_succeeds(db, fleet):
     try:
         await until(lambda: service.deployment_view(db, dep.id)["targets"][0]["attempt"] >= 1)
         d.download_result = None  # the link is back
-        view = await wait_state(db, dep.id, {"completed"})
+        view = await wait_state(db, dep.id, FINAL)
     finally:
         await eng.stop()
     (t,) = view["targets"]
@@ -200,7 +203,7 @@ async def test_failure_threshold_pauses_and_resume_continues(db, fleet):  # type
         for d in fleet.devices.values():
             d.download_result = None
         service.resume_deployment(db, dep.id)
-        view = await wait_state(db, dep.id, {"completed", "paused"})
+        view = await wait_state(db, dep.id, FINAL | {"paused"})
     finally:
         await eng.stop()
     # After resume only new failures count; d1 failed again only if it ran after d0's pause.
@@ -229,7 +232,7 @@ async def test_stages_release_targets_in_order(db, fleet):  # type: ignore[no-un
     await asyncio.sleep(0)
     await eng.start()
     try:
-        await wait_state(db, dep.id, {"completed"})
+        await wait_state(db, dep.id, FINAL)
         await asyncio.sleep(0.05)
     finally:
         await eng.stop()
@@ -281,7 +284,7 @@ async def stop_mid_way_and_restart(db, fleet, artifact_id: int, prefix: str,  # 
     eng2 = make_engine_for(db, fleet)
     await eng2.start()
     try:
-        return await wait_state(db, dep.id, {"completed"})
+        return await wait_state(db, dep.id, FINAL)
     finally:
         await eng2.stop()
 
@@ -309,6 +312,20 @@ async def test_sota_signature_failure_reports_update_result_53(db, fleet):  # ty
     (t,) = view["targets"]
     assert t["state"] == "failed" and t["result"] == 53 and "integrity" in t["reason"]
     assert d.active_slot == 0 and d.sw_installs == 0
+
+
+async def test_ed25519_sota_package_fails_at_once_on_firmware_devices_and_installs_elsewhere(
+        db, fleet):  # type: ignore[no-untyped-def]
+    zephyr = fleet.add("zephyr", runtime="WAMR interpreter")
+    sim = fleet.add("sim")
+    view = await deploy_and_wait(db, fleet, artifact_id=4, endpoints=["zephyr", "sim"],
+                                 failure_threshold=1.0)
+    by_ep = {t["endpoint"]: t for t in view["targets"]}
+    assert by_ep["zephyr"]["state"] == "failed"
+    assert "ES256 (P-256) packages only" in by_ep["zephyr"]["reason"]
+    assert "EdDSA (Ed25519)" in by_ep["zephyr"]["reason"]
+    assert zephyr.writes == [] and zephyr.sw_installs == 0  # nothing was sent
+    assert by_ep["sim"]["state"] == "succeeded" and sim.slot_versions[sim.active_slot] == "2.0.0"
 
 
 def test_bad_deployment_requests_are_refused_with_a_reason(db):  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ import pytest
 from lwm2m_server.rollout.drivers import TargetFailed, choose_method, versions_equal
 from lwm2m_server.rollout.state import (InvalidTransition, TargetState, backoff_delay,
                                         check_transition, is_transient_result, result_reason,
-                                        stage_sizes)
+                                        final_state, stage_sizes)
 
 S = TargetState
 
@@ -19,8 +19,12 @@ def test_happy_path_transitions_are_allowed_in_order() -> None:
 
 
 @pytest.mark.parametrize("terminal", [S.SUCCEEDED, S.FAILED, S.CANCELLED])
-def test_terminal_states_never_change(terminal: TargetState) -> None:
+def test_terminal_states_never_change_except_an_operators_retry_of_a_failure(
+        terminal: TargetState) -> None:
     for s in TargetState:
+        if terminal == S.FAILED and s == S.PENDING:
+            assert check_transition(terminal, s) == S.PENDING
+            continue
         with pytest.raises(InvalidTransition):
             check_transition(terminal, s)
 
@@ -47,8 +51,25 @@ def test_backoff_doubles_and_is_capped() -> None:
 def test_stage_sizes_are_cumulative_and_cover_everyone() -> None:
     assert stage_sizes(1000, [1, 10, 100]) == [10, 100, 1000]
     assert stage_sizes(20, [5, 50, 100]) == [1, 10, 20]
-    assert stage_sizes(3, [1, 10, 100]) == [1, 2, 3]
     assert stage_sizes(1, [50, 100]) == [1, 1]
+
+
+def test_a_stage_never_releases_more_than_asked_but_at_least_one() -> None:
+    assert stage_sizes(3, [34, 100]) == [1, 3]  # 34 % of 3 is 1.02: one device, not two
+    assert stage_sizes(3, [1, 10, 100]) == [1, 1, 3]  # 10 % of 3 rounds down to the 1 released
+    assert stage_sizes(7, [50, 100]) == [3, 7]
+    for total in range(1, 60):
+        for stages in ([1, 100], [5, 34, 67, 100], [10, 50, 99, 100]):
+            sizes = stage_sizes(total, stages)
+            assert sizes[-1] == total and sizes[0] >= 1
+            assert sizes == sorted(sizes)
+            for n, pct in zip(sizes[:-1], stages[:-1]):
+                assert n <= max(1, total * pct / 100)
+
+
+def test_the_final_state_says_whether_a_target_failed() -> None:
+    assert final_state(0) == "completed"
+    assert final_state(2) == "completed_with_failures"
 
 
 def test_semantic_version_equality() -> None:

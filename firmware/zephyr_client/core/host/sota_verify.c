@@ -5,9 +5,11 @@
  *   sota_verify PUBKEY_FILE PACKAGE [--installed-version V] [--slot-size N]
  *               [--allow-import MODULE.FIELD]... [--stream CHUNK]
  *
- * PUBKEY_FILE: the Ed25519 public key (32 raw bytes) or the P-256 one (65-byte uncompressed
- * point), raw, in hex, or as a PEM "PUBLIC KEY"; the key decides the algorithm. --stream feeds the package through the streaming writer into a RAM flash
- * slot in CHUNK-byte pieces (as a device receives it) instead of the one-shot verifier.
+ * PUBKEY_FILE: the P-256 public key the device trusts (ES256, the core's only algorithm): the
+ * 65-byte uncompressed point raw or in hex, or a PEM "PUBLIC KEY" (read by mbed TLS's pk
+ * module). An Ed25519 key is refused with a message. --stream feeds the package through the
+ * streaming writer into a RAM flash slot in CHUNK-byte pieces (as a device receives it)
+ * instead of the one-shot verifier.
  * Prints the reason ("ok", "format", "oversize", "signature", "hash", "downgrade", "wasm")
  * and, on success, the manifest; exits 0 when accepted, 1 when refused, 2 on usage errors.
  */
@@ -15,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <mbedtls/ecp.h>
+#include <mbedtls/pk.h>
 
 #include "ram_flash.h"
 #include "sota/sota.h"
@@ -56,60 +61,49 @@ static uint8_t *read_file(const char *path, size_t *len)
 	return buf;
 }
 
-static int b64val(int c)
+enum key_kind { KEY_BAD, KEY_P256, KEY_ED25519 };
+
+/* The P-256 point of a PEM public key, through mbed TLS. */
+static enum key_kind parse_pem(const uint8_t *buf, size_t len, uint8_t key[65])
 {
-	if (c >= 'A' && c <= 'Z') return c - 'A';
-	if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-	if (c >= '0' && c <= '9') return c - '0' + 52;
-	if (c == '+') return 62;
-	if (c == '/') return 63;
-	return -1;
+	mbedtls_pk_context pk;
+	enum key_kind kind = KEY_BAD;
+	char *text = malloc(len + 1); /* mbed TLS wants PEM NUL-terminated, length included */
+	if (text == NULL) {
+		return KEY_BAD;
+	}
+	memcpy(text, buf, len);
+	text[len] = '\0';
+	mbedtls_pk_init(&pk);
+	int rc = mbedtls_pk_parse_public_key(&pk, (const unsigned char *)text, len + 1);
+	if (rc == 0 && mbedtls_pk_get_type(&pk) == MBEDTLS_PK_ECKEY &&
+	    mbedtls_pk_ec(pk)->grp.id == MBEDTLS_ECP_DP_SECP256R1) {
+		size_t n = 0;
+		const mbedtls_ecp_keypair *ec = mbedtls_pk_ec(pk);
+		if (mbedtls_ecp_point_write_binary(&ec->grp, &ec->Q, MBEDTLS_ECP_PF_UNCOMPRESSED, &n,
+						   key, 65) == 0 && n == 65) {
+			kind = KEY_P256;
+		}
+	} else if (rc == MBEDTLS_ERR_PK_UNKNOWN_PK_ALG) {
+		kind = KEY_ED25519; /* the other kind ota.keys writes; mbed TLS has no Ed25519 */
+	}
+	mbedtls_pk_free(&pk);
+	free(text);
+	return kind;
 }
 
-/* Ed25519 (32-byte) or P-256 (65-byte uncompressed point) public key from raw, hex or PEM
- * (SubjectPublicKeyInfo) bytes; the key length, or -1. */
-static int parse_key(const uint8_t *buf, size_t len, uint8_t key[65])
+/* P-256 public key (65-byte uncompressed point) from raw, hex or PEM bytes. */
+static enum key_kind parse_key(const uint8_t *buf, size_t len, uint8_t key[65])
 {
-	static const uint8_t ed25519_spki[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
-						 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
-	static const uint8_t p256_spki[26] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
-					      0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
-					      0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
-	if (len == 32 || (len == 65 && buf[0] == 0x04)) {
+	if (len == 65 && buf[0] == 0x04) {
 		memcpy(key, buf, len);
-		return (int)len;
+		return KEY_P256;
 	}
-	const char *begin = "-----BEGIN PUBLIC KEY-----";
-	const char *text = (const char *)buf;
-	if (len > strlen(begin) && memcmp(text, begin, strlen(begin)) == 0) {
-		uint8_t der[96];
-		size_t nd = 0;
-		uint32_t acc = 0;
-		int bits = 0;
-		for (size_t i = strlen(begin); i < len && text[i] != '-'; i++) {
-			int v = b64val(text[i]);
-			if (v < 0) {
-				continue; /* newlines, padding */
-			}
-			acc = (acc << 6) | (uint32_t)v;
-			bits += 6;
-			if (bits >= 8) {
-				bits -= 8;
-				if (nd == sizeof(der)) {
-					return -1;
-				}
-				der[nd++] = (uint8_t)(acc >> bits);
-			}
-		}
-		if (nd == 44 && memcmp(der, ed25519_spki, sizeof(ed25519_spki)) == 0) {
-			memcpy(key, der + 12, 32);
-			return 32;
-		}
-		if (nd == 91 && memcmp(der, p256_spki, sizeof(p256_spki)) == 0) {
-			memcpy(key, der + 26, 65);
-			return 65;
-		}
-		return -1;
+	if (len == 32) {
+		return KEY_ED25519;
+	}
+	if (len > 5 && memcmp(buf, "-----", 5) == 0) {
+		return parse_pem(buf, len, key);
 	}
 	size_t digits = 0;
 	for (size_t i = 0; i < len; i++) {
@@ -120,15 +114,15 @@ static int parse_key(const uint8_t *buf, size_t len, uint8_t key[65])
 			if (c == '\n' || c == '\r' || c == ' ') {
 				continue;
 			}
-			return -1;
+			return KEY_BAD;
 		}
 		if (digits >= 130) {
-			return -1;
+			return KEY_BAD;
 		}
 		key[digits / 2] = (uint8_t)(digits % 2 ? (key[digits / 2] | v) : v << 4);
 		digits++;
 	}
-	return digits == 64 ? 32 : (digits == 130 && key[0] == 0x04) ? 65 : -1;
+	return digits == 64 ? KEY_ED25519 : (digits == 130 && key[0] == 0x04) ? KEY_P256 : KEY_BAD;
 }
 
 static enum sota_err stream(const uint8_t *pkg, size_t len, size_t chunk,
@@ -218,17 +212,20 @@ int main(int argc, char **argv)
 	if (kbuf == NULL) {
 		return 2;
 	}
-	int key_len = parse_key(kbuf, klen, key);
+	enum key_kind kind = parse_key(kbuf, klen, key);
 	free(kbuf);
-	if (key_len < 0) {
-		return usage("PUBKEY_FILE is not an Ed25519 or P-256 public key (raw, hex or PEM)");
+	if (kind == KEY_ED25519) {
+		return usage("PUBKEY_FILE is an Ed25519 key: the core verifies ES256 (P-256) packages "
+			     "only");
+	}
+	if (kind != KEY_P256) {
+		return usage("PUBKEY_FILE is not a P-256 public key (raw, hex or PEM)");
 	}
 	uint8_t *pkg = read_file(pos[1], &plen);
 	if (pkg == NULL) {
 		return 2;
 	}
-	struct sota_trust trust = {sota_trust_alg_for_key_len((size_t)key_len), key,
-				   (size_t)key_len};
+	struct sota_trust trust = {SOTA_ALG_ES256, key, SOTA_P256_KEY_LEN};
 	struct sota_manifest m;
 	enum sota_err e = chunk ? stream(pkg, plen, chunk, &trust, &policy, &m)
 				: sota_verify_package(pkg, plen, &trust, &policy, &m, NULL);

@@ -147,7 +147,9 @@ enum sota_err sota_slot_read_checked(const struct sota_flash *f, uint32_t len,
 	if (f->read(f, 0, ram, len) != 0) {
 		return SOTA_ERR_FLASH;
 	}
-	sota_sha256(ram, len, digest);
+	if (sota_sha256(ram, len, digest) != 0) {
+		return SOTA_ERR_CRYPTO;
+	}
 	return memcmp(digest, sha256, SOTA_SHA256_LEN) == 0 ? SOTA_OK : SOTA_ERR_HASH;
 }
 
@@ -164,7 +166,7 @@ enum sota_err sota_slots_boot(struct sota_slots *s, uint8_t *ram, size_t ram_cap
 			}
 			enum sota_err e = sota_slot_read_checked(s->slot[order[i]], info->size,
 								 info->sha256, ram, ram_cap);
-			if (e == SOTA_ERR_FLASH) {
+			if (e == SOTA_ERR_FLASH || e == SOTA_ERR_CRYPTO) {
 				return e;
 			}
 			if (e == SOTA_OK) {
@@ -195,7 +197,9 @@ enum sota_err sota_slots_boot(struct sota_slots *s, uint8_t *ram, size_t ram_cap
 	s->rec.active = SOTA_SLOT_A;
 	a->valid = true;
 	a->size = (uint32_t)factory_len;
-	sota_sha256(ram, factory_len, a->sha256);
+	if (sota_sha256(ram, factory_len, a->sha256) != 0) {
+		return SOTA_ERR_CRYPTO;
+	}
 	copy_field(a->name, SOTA_RECORD_NAME_MAX, "factory");
 	*model_len = factory_len;
 	return SOTA_OK;

@@ -1,17 +1,17 @@
 /*
  * SOTA package verification: header, COSE_Sign1 decode and signature, manifest map, sizes,
  * version order. Pure functions over caller buffers; the streaming writer (writer.c) and the
- * one-shot sota_verify_package() share them so both report the same reasons.
+ * one-shot sota_verify_package() share them so both report the same reasons. The CBOR
+ * structure is checked by the zcbor decoder generated from sota_manifest.cddl; what CDDL
+ * cannot say (version syntax, finite numbers, text without NUL) is checked here.
  */
 #include "sota/sota.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "sota/cbor.h"
-#include "sota/ed25519.h"
-#include "sota/p256.h"
 #include "sota/wasm_check.h"
+#include "sota_manifest_decode.h"
 
 static const char *const ERR_NAMES[] = {
 	[SOTA_OK] = "ok",
@@ -24,6 +24,7 @@ static const char *const ERR_NAMES[] = {
 	[SOTA_ERR_SELFTEST] = "selftest",
 	[SOTA_ERR_FLASH] = "flash",
 	[SOTA_ERR_STATE] = "state",
+	[SOTA_ERR_CRYPTO] = "crypto",
 };
 
 const char *sota_err_name(enum sota_err err)
@@ -113,170 +114,117 @@ enum sota_err sota_header_parse(const uint8_t hdr[SOTA_HEADER_LEN], uint32_t *ma
 	return SOTA_OK;
 }
 
+/* zcbor's verdict on a whole buffer: decoded, and nothing after the item. (The caller keeps
+ * the call and the check apart: argument evaluation order is unspecified in C.) */
+static bool whole(int zcbor_rc, size_t used, size_t len)
+{
+	return zcbor_rc == ZCBOR_SUCCESS && used == len;
+}
+
 enum sota_err sota_cose_decode(const uint8_t *buf, size_t len, struct sota_cose *out)
 {
-	struct sota_cbor c;
-	size_t n;
+	struct SOTA_COSE_Sign1_r cose;
+	struct SOTA_Protected prot;
+	size_t used = 0;
 	memset(out, 0, sizeof(*out));
-	sota_cbor_init(&c, buf, len);
-	if (sota_cbor_peek(&c) == SOTA_CBOR_TAG) {
-		uint64_t tag;
-		if (!sota_cbor_tag(&c, &tag) || tag != 18) {
-			return SOTA_ERR_FORMAT;
-		}
-	}
-	if (!sota_cbor_array(&c, &n) || n != 4) {
+	int rc = cbor_decode_SOTA_COSE_Sign1(buf, len, &cose, &used);
+	if (!whole(rc, used, len)) {
 		return SOTA_ERR_FORMAT;
 	}
-	if (!sota_cbor_bstr(&c, &out->protected_hdr, &out->protected_len)) {
+	const struct SOTA_COSE_Sign1_Untagged *s =
+		cose.SOTA_COSE_Sign1_choice == SOTA_COSE_Sign1_Tagged_m_c
+			? &cose.SOTA_COSE_Sign1_Tagged_m
+			: &cose.SOTA_COSE_Sign1_Untagged_m;
+	out->protected_hdr = s->protected.value;
+	out->protected_len = s->protected.len;
+	out->payload = s->payload.value;
+	out->payload_len = s->payload.len;
+	out->signature = s->signature.value;
+	out->signature_len = s->signature.len;
+	out->has_kid = s->unprotected.SOTA_kid_m_present;
+	if (out->has_kid) {
+		out->kid = s->unprotected.SOTA_kid_m.SOTA_kid_m.SOTA_kid.value;
+		out->kid_len = s->unprotected.SOTA_kid_m.SOTA_kid_m.SOTA_kid.len;
+	}
+	/* The protected header is a CBOR encoding inside the byte string: exactly {1: alg}. */
+	rc = cbor_decode_SOTA_Protected(out->protected_hdr, out->protected_len, &prot, &used);
+	if (!whole(rc, used, out->protected_len)) {
 		return SOTA_ERR_FORMAT;
 	}
-	/* Unprotected header: at most {4: kid}. */
-	if (!sota_cbor_map(&c, &n) || n > 1) {
-		return SOTA_ERR_FORMAT;
-	}
-	if (n == 1) {
-		int64_t label;
-		if (!sota_cbor_int(&c, &label) || label != 4 ||
-		    !sota_cbor_bstr(&c, &out->kid, &out->kid_len)) {
-			return SOTA_ERR_FORMAT;
-		}
-		out->has_kid = true;
-	}
-	if (!sota_cbor_bstr(&c, &out->payload, &out->payload_len) ||
-	    !sota_cbor_bstr(&c, &out->signature, &out->signature_len) || !sota_cbor_at_end(&c)) {
-		return SOTA_ERR_FORMAT;
-	}
-	/* Protected header: the encoding of exactly {1: alg}. */
-	struct sota_cbor p;
-	int64_t label;
-	sota_cbor_init(&p, out->protected_hdr, out->protected_len);
-	if (!sota_cbor_map(&p, &n) || n != 1 || !sota_cbor_int(&p, &label) || label != 1 ||
-	    !sota_cbor_int(&p, &out->alg) || !sota_cbor_at_end(&p)) {
-		return SOTA_ERR_FORMAT;
-	}
+	out->alg = prot.SOTA_alg_m.SOTA_alg;
 	return SOTA_OK;
 }
 
-static bool copy_text(struct sota_cbor *c, char *dst, size_t cap)
+/* A decoded text into a C string; false when it holds a NUL (it would read as shorter). */
+static bool copy_text(const struct zcbor_string *t, char *dst, size_t cap)
 {
-	const char *s;
-	size_t n;
-	if (!sota_cbor_tstr(c, &s, &n) || n == 0 || n > cap) {
+	if (t->len == 0 || t->len > cap || memchr(t->value, '\0', t->len) != NULL) {
 		return false;
 	}
-	memcpy(dst, s, n);
-	dst[n] = '\0';
-	return memchr(s, '\0', n) == NULL;
-}
-
-static bool read_u32(struct sota_cbor *c, uint32_t *v)
-{
-	uint64_t x;
-	if (!sota_cbor_uint(c, &x) || x > UINT32_MAX) {
-		return false;
-	}
-	*v = (uint32_t)x;
+	memcpy(dst, t->value, t->len);
+	dst[t->len] = '\0';
 	return true;
 }
 
-static bool decode_selftest(struct sota_cbor *c, struct sota_manifest *m)
+static bool copy_selftest(const struct SOTA_selftest_r *st, struct sota_manifest *m)
 {
-	size_t n, k;
-	bool have_input = false, have_expected = false;
-	if (!sota_cbor_map(c, &n)) {
+	const struct SOTA_input_r *in = &st->SOTA_input_m;
+	if (in->SOTA_feature_m_count == 0 || in->SOTA_feature_m_count > SOTA_SELFTEST_MAX) {
 		return false;
 	}
-	for (size_t i = 0; i < n; i++) {
-		uint64_t key;
-		if (!sota_cbor_uint(c, &key)) {
+	for (size_t i = 0; i < in->SOTA_feature_m_count; i++) {
+		const struct SOTA_feature_r *f = &in->SOTA_feature_m[i];
+		double v = f->SOTA_feature_choice == SOTA_feature_int_c ? (double)f->Int : f->Float;
+		/* ota.sota.SelfTest refuses what does not give a finite number: so does the device */
+		if (!isfinite(v) || !isfinite((float)v)) {
 			return false;
 		}
-		if (key == 1 && !have_input) {
-			if (!sota_cbor_array(c, &k) || k == 0 || k > SOTA_SELFTEST_MAX) {
-				return false;
-			}
-			for (size_t j = 0; j < k; j++) {
-				if (!sota_cbor_float(c, &m->selftest_input[j]) ||
-				    !isfinite(m->selftest_input[j])) {
-					return false;
-				}
-			}
-			m->selftest_len = (uint8_t)k;
-			have_input = true;
-		} else if (key == 2 && !have_expected) {
-			if (!read_u32(c, &m->selftest_expected)) {
-				return false;
-			}
-			have_expected = true;
-		} else {
-			return false;
-		}
+		m->selftest_input[i] = (float)v;
 	}
-	return have_input && have_expected;
+	m->selftest_len = (uint8_t)in->SOTA_feature_m_count;
+	m->selftest_expected = st->SOTA_expected_m.SOTA_expected;
+	return true;
 }
 
 enum sota_err sota_manifest_decode(const uint8_t *buf, size_t len, struct sota_manifest *m)
 {
-	struct sota_cbor c;
-	size_t n;
-	uint32_t seen = 0;
-	const uint32_t required = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) |
-				  (1u << 6) | (1u << 7);
+	/* zcbor's result holds every export and self-test number: static, it would make the
+	 * decoder non-reentrant; on the stack it is about 1.3 KiB on a 32-bit MCU. */
+	struct SOTA_Manifest d;
+	size_t used = 0;
 	memset(m, 0, sizeof(*m));
-	sota_cbor_init(&c, buf, len);
-	if (!sota_cbor_map(&c, &n)) {
+	int rc = cbor_decode_SOTA_Manifest(buf, len, &d, &used);
+	if (!whole(rc, used, len)) {
+		return SOTA_ERR_FORMAT; /* wrong types, missing, unknown, repeated or unordered keys */
+	}
+	if (!copy_text(&d.SOTA_name_m.SOTA_name, m->name, SOTA_NAME_MAX) ||
+	    !copy_text(&d.SOTA_version_m.SOTA_version, m->version, SOTA_VERSION_MAX) ||
+	    sota_version_parse(m->version, strlen(m->version), &m->ver) != 0 ||
+	    !copy_text(&d.SOTA_section_m.SOTA_section, m->section, SOTA_SECTION_MAX)) {
 		return SOTA_ERR_FORMAT;
 	}
-	for (size_t i = 0; i < n; i++) {
-		uint64_t key;
-		bool ok;
-		if (!sota_cbor_uint(&c, &key) || key < 1 || key > 9 || (seen & (1u << key))) {
-			return SOTA_ERR_FORMAT; /* unknown or repeated keys are refused */
-		}
-		seen |= 1u << key;
-		switch (key) {
-		case 1: ok = copy_text(&c, m->name, SOTA_NAME_MAX); break;
-		case 2:
-			ok = copy_text(&c, m->version, SOTA_VERSION_MAX) &&
-			     sota_version_parse(m->version, strlen(m->version), &m->ver) == 0;
-			break;
-		case 3: ok = copy_text(&c, m->section, SOTA_SECTION_MAX); break;
-		case 4: ok = sota_cbor_uint(&c, &m->slot_size); break;
-		case 5: ok = read_u32(&c, &m->payload_size); break;
-		case 6: {
-			const uint8_t *h;
-			size_t hl;
-			ok = sota_cbor_bstr(&c, &h, &hl) && hl == SOTA_SHA256_LEN;
-			if (ok) {
-				memcpy(m->sha256, h, SOTA_SHA256_LEN);
-			}
-			break;
-		}
-		case 7: {
-			size_t k;
-			ok = sota_cbor_array(&c, &k) && k <= SOTA_EXPORTS_MAX;
-			for (size_t j = 0; ok && j < k; j++) {
-				ok = copy_text(&c, m->exports[j], SOTA_EXPORT_NAME_MAX);
-			}
-			m->n_exports = (uint8_t)k;
-			break;
-		}
-		case 8:
-			ok = decode_selftest(&c, m);
-			m->has_selftest = ok;
-			break;
-		default: /* 9 */
-			ok = sota_cbor_uint(&c, &m->created);
-			m->has_created = ok;
-			break;
-		}
-		if (!ok) {
+	m->slot_size = d.SOTA_slot_size_m.SOTA_slot_size;
+	m->payload_size = d.SOTA_payload_size_m.SOTA_payload_size;
+	memcpy(m->sha256, d.SOTA_sha256_m.SOTA_sha256.value, SOTA_SHA256_LEN);
+	const struct SOTA_exports_r *ex = &d.SOTA_exports_m;
+	if (ex->SOTA_export_m_count > SOTA_EXPORTS_MAX) {
+		return SOTA_ERR_FORMAT;
+	}
+	for (size_t i = 0; i < ex->SOTA_export_m_count; i++) {
+		if (!copy_text(&ex->SOTA_export_m[i], m->exports[i], SOTA_EXPORT_NAME_MAX)) {
 			return SOTA_ERR_FORMAT;
 		}
 	}
-	if (!sota_cbor_at_end(&c) || (seen & required) != required) {
-		return SOTA_ERR_FORMAT;
+	m->n_exports = (uint8_t)ex->SOTA_export_m_count;
+	if (d.SOTA_selftest_m_present) {
+		if (!copy_selftest(&d.SOTA_selftest_m.SOTA_selftest_m, m)) {
+			return SOTA_ERR_FORMAT;
+		}
+		m->has_selftest = true;
+	}
+	if (d.SOTA_created_m_present) {
+		m->has_created = true;
+		m->created = d.SOTA_created_m.SOTA_created_m;
 	}
 	return SOTA_OK;
 }
@@ -292,88 +240,66 @@ enum sota_err sota_manifest_check_size(const struct sota_manifest *m, uint32_t s
 	return SOTA_OK;
 }
 
-/* CBOR head for a byte or text string of length n. */
-static size_t cbor_head(uint8_t out[9], uint8_t major, uint64_t n)
+/* CBOR head of a byte string of length n (RFC 8949 section 3: major type 2, shortest form). */
+static size_t bstr_head(uint8_t out[9], uint64_t n)
 {
-	uint8_t mt = (uint8_t)(major << 5);
 	if (n < 24) {
-		out[0] = mt | (uint8_t)n;
+		out[0] = (uint8_t)(0x40 | n);
 		return 1;
 	}
 	size_t bytes = n <= 0xff ? 1 : n <= 0xffff ? 2 : n <= 0xffffffffu ? 4 : 8;
-	out[0] = mt | (uint8_t)(bytes == 1 ? 24 : bytes == 2 ? 25 : bytes == 4 ? 26 : 27);
+	out[0] = (uint8_t)(0x40 | (bytes == 1 ? 24 : bytes == 2 ? 25 : bytes == 4 ? 26 : 27));
 	for (size_t i = 0; i < bytes; i++) {
 		out[1 + i] = (uint8_t)(n >> (8 * (bytes - 1 - i)));
 	}
 	return 1 + bytes;
 }
 
-typedef void (*sink_fn)(void *ctx, const void *data, size_t len);
-
-/* Feed Sig_structure = ["Signature1", protected, h'', payload] (CBOR) to a hash, piece by
- * piece, so it never sits in RAM in one piece. */
-static void feed_sig_structure(const struct sota_cose *cose, sink_fn sink, void *ctx)
-{
-	static const uint8_t context[] = {0x84, 0x6a, 'S', 'i', 'g', 'n', 'a', 't', 'u', 'r', 'e',
-					  '1'};
-	static const uint8_t empty_aad = 0x40;
-	uint8_t hdr[9];
-	sink(ctx, context, sizeof(context));
-	sink(ctx, hdr, cbor_head(hdr, SOTA_CBOR_BSTR, cose->protected_len));
-	sink(ctx, cose->protected_hdr, cose->protected_len);
-	sink(ctx, &empty_aad, 1);
-	sink(ctx, hdr, cbor_head(hdr, SOTA_CBOR_BSTR, cose->payload_len));
-	sink(ctx, cose->payload, cose->payload_len);
-}
-
-static void ed25519_sink(void *ctx, const void *data, size_t len)
-{
-	sota_ed25519_verify_update(ctx, data, len);
-}
-
-static void sha256_sink(void *ctx, const void *data, size_t len)
-{
-	sota_sha256_update(ctx, data, len);
-}
-
 enum sota_err sota_cose_verify(const struct sota_cose *cose, const struct sota_trust *trust)
 {
-	if (cose->alg != trust->alg || cose->signature_len != 64 ||
-	    trust->key_len != sota_trust_key_len(trust->alg)) {
-		return SOTA_ERR_SIGNATURE; /* unknown alg, or signed for another kind of key */
+	if (cose->alg != SOTA_ALG_ES256 || trust->alg != SOTA_ALG_ES256 ||
+	    cose->signature_len != SOTA_ES256_SIG_LEN || trust->key_len != SOTA_P256_KEY_LEN) {
+		return SOTA_ERR_SIGNATURE; /* EdDSA or an unknown alg, or a key of another kind */
 	}
+	uint8_t digest[SOTA_SHA256_LEN];
 	if (cose->has_kid) {
-		uint8_t digest[SOTA_SHA256_LEN];
-		sota_sha256(trust->key, trust->key_len, digest);
+		if (sota_sha256(trust->key, trust->key_len, digest) != 0) {
+			return SOTA_ERR_CRYPTO;
+		}
 		if (cose->kid_len != SOTA_KID_LEN || memcmp(cose->kid, digest, SOTA_KID_LEN) != 0) {
 			return SOTA_ERR_SIGNATURE;
 		}
 	}
-	int ok;
-	if (trust->alg == SOTA_ALG_EDDSA) {
-		struct sota_ed25519_verify v;
-		sota_ed25519_verify_init(&v, cose->signature, trust->key);
-		feed_sig_structure(cose, ed25519_sink, &v);
-		ok = sota_ed25519_verify_final(&v);
-	} else {
-		struct sota_sha256 h;
-		uint8_t digest[SOTA_SHA256_LEN];
-		sota_sha256_init(&h);
-		feed_sig_structure(cose, sha256_sink, &h);
-		sota_sha256_final(&h, digest);
-		ok = sota_p256_verify(cose->signature, trust->key, digest);
+	/* Sig_structure = ["Signature1", protected, h'', payload], hashed in place: the CBOR
+	 * encoding of that array is these six pieces, so it never sits in RAM in one piece. */
+	static const uint8_t context[] = {0x84, 0x6a, 'S', 'i', 'g', 'n', 'a', 't', 'u', 'r', 'e',
+					  '1'};
+	static const uint8_t empty_aad = 0x40;
+	uint8_t prot_head[9], payload_head[9];
+	const struct sota_piece sig_structure[] = {
+		{context, sizeof(context)},
+		{prot_head, bstr_head(prot_head, cose->protected_len)},
+		{cose->protected_hdr, cose->protected_len},
+		{&empty_aad, 1},
+		{payload_head, bstr_head(payload_head, cose->payload_len)},
+		{cose->payload, cose->payload_len},
+	};
+	if (sota_sha256_pieces(sig_structure, sizeof(sig_structure) / sizeof(sig_structure[0]),
+			       digest) != 0) {
+		return SOTA_ERR_CRYPTO;
 	}
-	return ok == 0 ? SOTA_OK : SOTA_ERR_SIGNATURE;
+	return sota_es256_verify(trust->key, digest, cose->signature) == 0 ? SOTA_OK
+									      : SOTA_ERR_SIGNATURE;
 }
 
 size_t sota_trust_key_len(int64_t alg)
 {
-	return alg == SOTA_ALG_EDDSA ? 32 : alg == SOTA_ALG_ES256 ? 65 : 0;
+	return alg == SOTA_ALG_ES256 ? SOTA_P256_KEY_LEN : 0;
 }
 
 int64_t sota_trust_alg_for_key_len(size_t key_len)
 {
-	return key_len == 32 ? SOTA_ALG_EDDSA : key_len == 65 ? SOTA_ALG_ES256 : 0;
+	return key_len == SOTA_P256_KEY_LEN ? SOTA_ALG_ES256 : 0;
 }
 
 enum sota_err sota_manifest_check_version(const struct sota_manifest *m,
@@ -427,7 +353,9 @@ enum sota_err sota_verify_package(const uint8_t *pkg, size_t len, const struct s
 	/* 4. hash */
 	const uint8_t *body = pkg + SOTA_HEADER_LEN + mlen;
 	uint8_t digest[SOTA_SHA256_LEN];
-	sota_sha256(body, manifest->payload_size, digest);
+	if (sota_sha256(body, manifest->payload_size, digest) != 0) {
+		return SOTA_ERR_CRYPTO;
+	}
 	if (memcmp(digest, manifest->sha256, SOTA_SHA256_LEN) != 0) {
 		return SOTA_ERR_HASH;
 	}

@@ -12,12 +12,12 @@
 
 static struct test_device T;
 static struct sota_writer W;
-static uint8_t KEY[32], OTHER[32];
+static uint8_t KEY[SOTA_P256_KEY_LEN], OTHER[SOTA_P256_KEY_LEN];
 
 static enum sota_err stream(const uint8_t *pkg, size_t len, size_t chunk, const uint8_t *key,
 			    const struct sota_version *installed, uint32_t capacity)
 {
-	struct sota_trust trust = {SOTA_ALG_EDDSA, key, 32};
+	struct sota_trust trust = {SOTA_ALG_ES256, key, SOTA_P256_KEY_LEN};
 	struct sota_policy pol = {0};
 	pol.installed = installed;
 	pol.slot_capacity = capacity;
@@ -153,10 +153,10 @@ void test_writer(void)
 	uint8_t *p3 = unit_read_vector("v3.sota", &lp3);
 	uint8_t *p1 = unit_read_vector("v1.sota", &lp1);
 	uint8_t *k = unit_read_vector("key.raw", &kl);
-	memcpy(KEY, k, 32);
+	memcpy(KEY, k, SOTA_P256_KEY_LEN);
 	free(k);
 	k = unit_read_vector("other.raw", &kl);
-	memcpy(OTHER, k, 32);
+	memcpy(OTHER, k, SOTA_P256_KEY_LEN);
 	free(k);
 
 	streaming(v1, l1, p2, lp2, v2, l2);

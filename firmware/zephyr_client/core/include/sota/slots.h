@@ -15,7 +15,6 @@
 #include <stdint.h>
 
 #include "sota/flash.h"
-#include "sota/sha2.h"
 #include "sota/sota.h"
 
 #define SOTA_SLOT_A 0

@@ -1,7 +1,8 @@
 /*
  * SOTA package verification (docs/sota-format.md): package header, COSE_Sign1 manifest,
  * signature, payload hash, version, Wasm checks. The error codes carry the same names as the
- * reasons of ota.sota.verify_package, and are checked in the same order.
+ * reasons of ota.sota.verify_package, and are checked in the same order. The CBOR decoding is
+ * zcbor's, generated from sota_manifest.cddl; hashes and signatures are PSA Crypto's.
  */
 #ifndef SOTA_SOTA_H
 #define SOTA_SOTA_H
@@ -10,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sota/sha2.h"
+#include "sota/crypto.h"
 
 #define SOTA_HEADER_LEN 12
 #define SOTA_MANIFEST_MAX 16384u
@@ -22,7 +23,8 @@
 #define SOTA_SELFTEST_MAX 64
 #define SOTA_KID_LEN 8
 
-#define SOTA_ALG_EDDSA (-8)
+/* The one COSE algorithm this core verifies: ES256 (ECDSA P-256 with SHA-256). Packages signed
+ * with EdDSA (-8, Ed25519: not in mbed TLS) are refused with SOTA_ERR_SIGNATURE. */
 #define SOTA_ALG_ES256 (-7)
 
 enum sota_err {
@@ -36,6 +38,7 @@ enum sota_err {
 	SOTA_ERR_SELFTEST,  /* self-test input does not give the expected class */
 	SOTA_ERR_FLASH,     /* the flash driver failed (device side only) */
 	SOTA_ERR_STATE,     /* call out of order (device side only) */
+	SOTA_ERR_CRYPTO,    /* the crypto library failed (device side only) */
 };
 
 /* The reason name shared with ota.sota ("format", "signature", ...). */
@@ -86,12 +89,13 @@ struct sota_cose {
 
 /* The trusted signing key compiled into the device. */
 struct sota_trust {
-	int64_t alg;        /* SOTA_ALG_EDDSA or SOTA_ALG_ES256 */
-	const uint8_t *key; /* Ed25519: 32 bytes; P-256: 65-byte uncompressed point */
+	int64_t alg;        /* SOTA_ALG_ES256 */
+	const uint8_t *key; /* P-256: 65-byte uncompressed point */
 	size_t key_len;
 };
 
-/* Raw key length for an alg (32, 65; 0 for others) and the alg for a raw key length. */
+/* Raw key length for an alg (65 for ES256; 0 for others) and the alg for a raw key length
+ * (ES256 for 65; 0, which no package has, for others such as a 32-byte Ed25519 key). */
 size_t sota_trust_key_len(int64_t alg);
 int64_t sota_trust_alg_for_key_len(size_t key_len);
 
@@ -105,7 +109,8 @@ struct sota_policy {
 
 /* Package header: manifest length, or SOTA_ERR_FORMAT. */
 enum sota_err sota_header_parse(const uint8_t hdr[SOTA_HEADER_LEN], uint32_t *manifest_len);
-/* COSE_Sign1 structure and its protected header; SOTA_ERR_FORMAT when malformed. */
+/* COSE_Sign1 structure and its protected header; SOTA_ERR_FORMAT when malformed or followed
+ * by other bytes. */
 enum sota_err sota_cose_decode(const uint8_t *buf, size_t len, struct sota_cose *out);
 /* Manifest map from the COSE payload; SOTA_ERR_FORMAT when malformed or with unknown keys. */
 enum sota_err sota_manifest_decode(const uint8_t *buf, size_t len, struct sota_manifest *out);

@@ -1,0 +1,175 @@
+"""Work the server does on its own after a device registers or updates: re-establishing its
+stored observations and reading its summary (/3/0, and /33100/0 where present) into latest
+values (``read_on_register``).
+
+Each device has at most one such task; a start-up with many stored observations, or a burst of
+Registers, runs it for a bounded number of devices at a time. It only talks to a device that is
+reachable now (online; awake if in queue mode): it never queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from ..events import EventBus, new_event
+from ..model import Path
+from .errors import DeviceOffline, DeviceTimeout, LwM2MError
+from .observations import ORIGIN, RESTORING, Observations
+from .registration import Registration, RegistrationManager
+from .requests import (
+    DeviceRequest,
+    DeviceResponse,
+    ObserveCompositeRequest,
+    ObserveRequest,
+    ReadRequest,
+    WriteAttributesRequest,
+)
+
+__all__ = ["Background", "SUMMARY_PATHS"]
+
+log = logging.getLogger(__name__)
+
+# Read after each Register when read_on_register is on: device info, and the model object if any.
+SUMMARY_PATHS = (Path.of(3, 0), Path.of(33100, 0))
+
+Execute = Callable[[Registration, DeviceRequest, float], Awaitable[DeviceResponse]]
+
+
+class Background:
+    """Per-device background tasks after Register/Update, bounded in number."""
+
+    def __init__(self, registrations: RegistrationManager, observations: Observations,
+                 events: EventBus, execute: Execute, awake: Callable[[str], bool], *,
+                 request_timeout: float, read_on_register: bool, slots: int = 64) -> None:
+        self._registrations = registrations
+        self._observations = observations
+        self._events = events
+        self._execute = execute
+        self._awake = awake
+        self.request_timeout = request_timeout
+        self.read_on_register = read_on_register
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(slots)
+
+    def on_registered(self, reg: Registration) -> None:
+        """A new registration: read its summary and re-observe (it dropped its observations)."""
+        if self.read_on_register or self._observations.has_stored(reg.endpoint):
+            self._start(reg, read_summary=self.read_on_register, restart=True)
+
+    def on_updated(self, reg: Registration) -> None:
+        """An Update: re-observe what is stored but not running (e.g. it was asleep at start-up)."""
+        if self._observations.inactive(reg.endpoint):
+            self._start(reg, read_summary=False, restart=False)
+
+    def resume(self) -> None:
+        """Once the transport is up after a restart: re-observe at once on every device still
+        registered and not in queue mode (queue-mode devices: at their next Update)."""
+        for ep in self._observations.stored_endpoints():
+            reg = self._registrations.get(ep)
+            if reg is not None and reg.online and not reg.queue_mode:
+                self._start(reg, read_summary=False, restart=False)
+
+    def cancel(self, endpoint: str) -> None:
+        """The device left: stop its task."""
+        task = self._tasks.pop(endpoint, None)
+        if task is not None:
+            task.cancel()
+
+    def close(self) -> None:
+        for t in self._tasks.values():
+            t.cancel()
+
+    def _start(self, reg: Registration, *, read_summary: bool, restart: bool) -> None:
+        """Run the work for ``reg`` in a task of its own, after the 2.01/2.04 has left.
+        ``restart`` replaces a task still running (a new registration)."""
+        ep = reg.endpoint
+        task = self._tasks.get(ep)
+        if task is not None and not task.done():
+            if not restart:
+                return
+            task.cancel()
+
+        async def run() -> None:
+            await asyncio.sleep(0.01)  # let the 2.01/2.04 leave first
+            try:
+                async with self._slots:
+                    if read_summary:
+                        await self._read_summary(reg.endpoint, reg.registration_id)
+                    await self._reestablish(ep)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("re-observing / reading %s after its registration failed", ep)
+            finally:
+                if self._tasks.get(ep) is current:
+                    del self._tasks[ep]
+
+        current = self._tasks[ep] = asyncio.ensure_future(run())
+
+    def _reachable(self, ep: str, registration_id: str | None = None) -> Registration | None:
+        """The registration of ``ep`` if a request may go out now (online; awake if queue mode)."""
+        reg = self._registrations.get(ep)
+        if reg is None or not reg.online or (reg.queue_mode and not self._awake(ep)):
+            return None
+        if registration_id is not None and reg.registration_id != registration_id:
+            return None
+        return reg
+
+    async def _read_summary(self, ep: str, registration_id: str) -> None:
+        """Read the summary paths into latest values; failures become ``read_on_register_failed``
+        events."""
+        for path in SUMMARY_PATHS:
+            reg = self._reachable(ep, registration_id)
+            if reg is None:
+                return
+            if path.object_id not in reg.object_ids:
+                continue
+            try:
+                await self._execute(reg, ReadRequest(path), self.request_timeout)
+            except LwM2MError as e:
+                self._events.publish(new_event("read_on_register_failed", ep, path=str(path), error=str(e),
+                                               coap_code=getattr(e, "coap_code", None)))
+                if isinstance(e, (DeviceTimeout, DeviceOffline)):
+                    return
+
+    async def _reestablish(self, ep: str) -> None:
+        """Observe again every stored observation of ``ep`` that is not active (with its
+        Write-Attributes first). One the device refuses (4.xx) is dropped; one it does not answer
+        stays stored for its next Register or Update."""
+        for stored in self._observations.stored(ep):
+            key = stored.paths
+            reg = self._reachable(ep)
+            if reg is None:
+                return
+            if self._observations.is_active(ep, key) or not self._observations.is_stored(ep, key, stored):
+                continue
+            paths = [str(p) for p in key]
+            ORIGIN.set(stored.origin)  # this task's own context: the observation keeps its origin
+            RESTORING.set(stored)
+            try:
+                if stored.attributes:
+                    await self._execute(reg, WriteAttributesRequest(key[0], stored.attributes),
+                                        self.request_timeout)
+                request: DeviceRequest = (ObserveCompositeRequest(key) if stored.composite
+                                          else ObserveRequest(key[0]))
+                await self._execute(reg, request, self.request_timeout)
+            except (DeviceTimeout, DeviceOffline) as e:
+                self._events.publish(new_event("observation_restore_failed", ep, paths=paths, error=str(e)))
+                return
+            except LwM2MError as e:
+                code = getattr(e, "coap_code", None) or ""
+                if code.startswith("4."):
+                    await self._observations.forget(ep, key)
+                    self._events.publish(new_event("observation_ended", ep, paths=paths,
+                                                   reason=f"re-observing failed: {e}"))
+                else:
+                    self._events.publish(new_event("observation_restore_failed", ep, paths=paths,
+                                                   error=str(e)))
+                continue
+            finally:
+                RESTORING.set(None)
+            if not self._observations.is_stored(ep, key, stored):
+                continue  # cancelled while it was being re-established
+            self._events.publish(new_event("observation_restored", ep, paths=paths, origin=stored.origin))
