@@ -27,14 +27,19 @@ from .auth import CONSOLE_PREFIX, ConsoleError, checked_form
 from .common import SignedIn, act, error_status, json_response, page_errors, render
 from .fleet import FINAL_STATES, deployment_progress, final_summary, tags_by_endpoint
 
-__all__ = ["router", "VERIFY_SUPPORTED", "STATE_FILTERS", "form_to_body", "count_targets"]
+__all__ = ["router", "VERIFY_SUPPORTED", "DOWNGRADE_SUPPORTED", "STATE_FILTERS", "form_to_body", "count_targets"]
 
 router = APIRouter(include_in_schema=False)
 
 # The rollout service may know a per-deployment verification rule (``verify``: "version" or
 # "result"); the form offers it only then, so the console works with and without it.
-VERIFY_SUPPORTED = "verify" in {f.name for f in dataclasses.fields(rollout.DeploymentSpec)} and \
-    "verify" in api_deployments.DeploymentCreate.model_fields
+def _supported(name: str) -> bool:
+    return name in {f.name for f in dataclasses.fields(rollout.DeploymentSpec)} and \
+        name in api_deployments.DeploymentCreate.model_fields
+
+
+VERIFY_SUPPORTED = _supported("verify")
+DOWNGRADE_SUPPORTED = _supported("allow_downgrade")  # the same, for updates to older versions
 STATE_FILTERS = ("running", "paused", "completed", "completed_with_failures", "cancelled")
 MAX_LISTED_ENDPOINTS = 10_000
 
@@ -72,6 +77,8 @@ def form_to_body(form: Any) -> dict[str, Any]:
     body["delivery"] = str(form.get("delivery") or "auto")
     if VERIFY_SUPPORTED and form.get("verify"):
         body["verify"] = str(form.get("verify"))
+    if DOWNGRADE_SUPPORTED:
+        body["allow_downgrade"] = form.get("allow_downgrade") == "on"
     return body
 
 
@@ -113,12 +120,14 @@ def _new_page(request: Request, session: Any, engine: Any, values: dict[str, Any
     tags = sorted({t for ts in tags_by_endpoint(engine).values() for t in ts})
     return render(request, "deployment_new.html", session, artifacts=_deployable(engine),
                   tags=tags, v=values, error=error, verify_supported=VERIFY_SUPPORTED,
+                  downgrade_supported=DOWNGRADE_SUPPORTED,
                   status=status)
 
 
 _DEFAULTS = {"artifact_id": "", "target_mode": "tag", "tag": "", "endpoints": "",
              "stages": "10, 50, 100", "max_concurrent": "10", "failure_threshold": "20",
-             "timeout": "600", "retries": "2", "delivery": "auto", "verify": "version"}
+             "timeout": "600", "retries": "2", "delivery": "auto", "verify": "version",
+             "allow_downgrade": ""}
 
 
 @router.get(CONSOLE_PREFIX + "/deployments/new")

@@ -199,12 +199,14 @@ async def test_operator_runs_a_staged_deployment_to_the_end_and_retries_the_fail
     await page.get_by_label("Failure threshold").fill("100")
     await page.get_by_label("Timeout per attempt").fill("30")
     await page.get_by_label("Retries").fill("0")
+    await page.get_by_label("Verification").select_option("result")
     await shot(page, "deployment-new")
     await page.get_by_role("button", name="Start deployment").click()
     await page.wait_for_url(re.compile(r".*/console/deployments/\d+$"))
     dep_id = int(page.url.rsplit("/", 1)[1])
     await expect(page.locator("#flash")).to_contain_text(f"deployment {dep_id} created")
     await expect(page.locator("#targets tbody tr")).to_have_count(3)
+    await expect(page.locator("#dep-verify")).to_have_text("result")
 
     # It runs through both stages by itself; op-3 has too little flash and fails.
     await expect(page.locator("#dep-final")).to_be_visible(timeout=60_000)
@@ -259,10 +261,13 @@ async def test_operator_rolls_a_new_model_out_as_a_signed_sota_package(
     await expect(page.locator("#target-count")).to_have_text(
         "2 devices targeted: 2 registered, 2 online")
     await page.get_by_label("Stages").fill("100")
+    await expect(page.get_by_label("Verification")).to_have_value("version")
     await page.get_by_role("button", name="Start deployment").click()
+    await expect(page.locator("#form-error")).to_have_count(0)
     await page.wait_for_url(re.compile(r".*/console/deployments/\d+$"))
     await expect(page.locator('#dep-final [data-field="title"]')).to_have_text("Completed",
                                                                                  timeout=60_000)
+    await expect(page.locator("#dep-verify")).to_have_text("version")
     await shot(page, "deployment-sota")
 
     await page.goto(fleet.base + "/console/devices/op-2")
