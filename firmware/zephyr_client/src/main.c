@@ -45,9 +45,35 @@ static void rd_event(struct lwm2m_ctx *ctx, enum lwm2m_rd_client_event event)
 	}
 }
 
+#if defined(CONFIG_ARCH_POSIX)
+#include "cmdline.h"
+#include "soc.h"
+
+static char *endpoint_arg;
+
+/* native_sim has no hardware ID: every instance would register as <prefix>unknown, so the
+ * endpoint name comes from the command line (zephyr.exe --endpoint=NAME). */
+static void endpoint_option(void)
+{
+	static struct args_struct_t options[] = {
+		{ .option = "endpoint", .name = "name", .type = 's', .dest = (void *)&endpoint_arg,
+		  .descript = "LwM2M endpoint name (default: the prefix and the hardware ID)" },
+		ARG_TABLE_ENDMARKER
+	};
+	native_add_command_line_opts(options);
+}
+NATIVE_TASK(endpoint_option, PRE_BOOT_1, 10);
+#endif
+
 static void make_endpoint(void)
 {
 	uint8_t id[8];
+#if defined(CONFIG_ARCH_POSIX)
+	if (endpoint_arg != NULL && endpoint_arg[0] != '\0') {
+		snprintf(endpoint, sizeof(endpoint), "%s", endpoint_arg);
+		return;
+	}
+#endif
 	ssize_t n = hwinfo_get_device_id(id, sizeof(id));
 	int off = snprintf(endpoint, sizeof(endpoint), "%s", CONFIG_APP_ENDPOINT_PREFIX);
 	for (ssize_t i = 0; i < n && off < (int)sizeof(endpoint) - 2; i++) {
@@ -64,19 +90,21 @@ static void setup_core_objects(void)
 	lwm2m_set_string(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 0), CONFIG_APP_LWM2M_SERVER);
 	lwm2m_set_u8(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 2), LWM2M_SECURITY_NOSEC);
 	lwm2m_set_u16(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 10), CONFIG_LWM2M_SERVER_DEFAULT_SSID);
-	lwm2m_create_object_inst(&LWM2M_OBJ(LWM2M_OBJECT_SERVER_ID, 0));
+	/* Without bootstrap the engine creates Server 1/0 itself at boot: creating it here
+	 * again fails (-EEXIST) and the engine logs an error. */
 	lwm2m_set_u16(&LWM2M_OBJ(LWM2M_OBJECT_SERVER_ID, 0, 0), CONFIG_LWM2M_SERVER_DEFAULT_SSID);
 	lwm2m_set_u32(&LWM2M_OBJ(LWM2M_OBJECT_SERVER_ID, 0, 1), CONFIG_LWM2M_ENGINE_DEFAULT_LIFETIME);
 
 	/* Device 3/0. */
+	/* Data lengths without the NUL: a read answers exactly the text. */
 	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 0), manufacturer,
-			  sizeof(manufacturer), sizeof(manufacturer), LWM2M_RES_DATA_FLAG_RO);
+			  sizeof(manufacturer), strlen(manufacturer), LWM2M_RES_DATA_FLAG_RO);
 	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 1), model_number,
-			  sizeof(model_number), sizeof(model_number), LWM2M_RES_DATA_FLAG_RO);
+			  sizeof(model_number), strlen(model_number), LWM2M_RES_DATA_FLAG_RO);
 	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 2), endpoint, sizeof(endpoint),
-			  strlen(endpoint) + 1, LWM2M_RES_DATA_FLAG_RO);
+			  strlen(endpoint), LWM2M_RES_DATA_FLAG_RO);
 	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 3), firmware_version,
-			  sizeof(firmware_version), sizeof(firmware_version), LWM2M_RES_DATA_FLAG_RO);
+			  sizeof(firmware_version), strlen(firmware_version), LWM2M_RES_DATA_FLAG_RO);
 }
 
 int main(void)
