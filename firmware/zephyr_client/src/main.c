@@ -50,14 +50,18 @@ static void rd_event(struct lwm2m_ctx *ctx, enum lwm2m_rd_client_event event)
 #include "soc.h"
 
 static char *endpoint_arg;
+static char *server_arg;
 
 /* native_sim has no hardware ID: every instance would register as <prefix>unknown, so the
- * endpoint name comes from the command line (zephyr.exe --endpoint=NAME). */
+ * endpoint name comes from the command line (zephyr.exe --endpoint=NAME), and so may the
+ * server URI (--server=coap://127.0.0.1:PORT), so that several instances share one build. */
 static void endpoint_option(void)
 {
 	static struct args_struct_t options[] = {
 		{ .option = "endpoint", .name = "name", .type = 's', .dest = (void *)&endpoint_arg,
 		  .descript = "LwM2M endpoint name (default: the prefix and the hardware ID)" },
+		{ .option = "server", .name = "uri", .type = 's', .dest = (void *)&server_arg,
+		  .descript = "LwM2M server URI (default: CONFIG_APP_LWM2M_SERVER)" },
 		ARG_TABLE_ENDMARKER
 	};
 	native_add_command_line_opts(options);
@@ -87,7 +91,13 @@ static void make_endpoint(void)
 static void setup_core_objects(void)
 {
 	/* Security 0/0 and Server 1/0 without bootstrap: NoSec to the configured server. */
-	lwm2m_set_string(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 0), CONFIG_APP_LWM2M_SERVER);
+	const char *server = CONFIG_APP_LWM2M_SERVER;
+#if defined(CONFIG_ARCH_POSIX)
+	if (server_arg != NULL && server_arg[0] != '\0') {
+		server = server_arg;
+	}
+#endif
+	lwm2m_set_string(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 0), server);
 	lwm2m_set_u8(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 2), LWM2M_SECURITY_NOSEC);
 	lwm2m_set_u16(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 10), CONFIG_LWM2M_SERVER_DEFAULT_SSID);
 	/* Without bootstrap the engine creates Server 1/0 itself at boot: creating it here
@@ -96,15 +106,15 @@ static void setup_core_objects(void)
 	lwm2m_set_u32(&LWM2M_OBJ(LWM2M_OBJECT_SERVER_ID, 0, 1), CONFIG_LWM2M_ENGINE_DEFAULT_LIFETIME);
 
 	/* Device 3/0. */
-	/* Data lengths without the NUL: a read answers exactly the text. */
+	/* String data lengths count the NUL: the engine answers data_len - 1 characters. */
 	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 0), manufacturer,
-			  sizeof(manufacturer), strlen(manufacturer), LWM2M_RES_DATA_FLAG_RO);
+			  sizeof(manufacturer), sizeof(manufacturer), LWM2M_RES_DATA_FLAG_RO);
 	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 1), model_number,
-			  sizeof(model_number), strlen(model_number), LWM2M_RES_DATA_FLAG_RO);
+			  sizeof(model_number), sizeof(model_number), LWM2M_RES_DATA_FLAG_RO);
 	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 2), endpoint, sizeof(endpoint),
-			  strlen(endpoint), LWM2M_RES_DATA_FLAG_RO);
+			  strlen(endpoint) + 1, LWM2M_RES_DATA_FLAG_RO);
 	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 3), firmware_version,
-			  sizeof(firmware_version), strlen(firmware_version), LWM2M_RES_DATA_FLAG_RO);
+			  sizeof(firmware_version), sizeof(firmware_version), LWM2M_RES_DATA_FLAG_RO);
 }
 
 int main(void)
