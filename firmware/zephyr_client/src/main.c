@@ -132,8 +132,11 @@ int main(void)
 				model_manager_stats()->update_error);
 		} else {
 			const struct sota_slot_record *rec = model_manager_record();
-			LOG_INF("model slot %d: %s %s", rec->active, rec->slot[rec->active].name,
-				rec->slot[rec->active].version);
+			size_t peak = 0, total = 0;
+			(void)model_rt_pool_usage(&peak, &total);
+			LOG_INF("model slot %d: %s %s (WAMR pool high-water mark %zu of %zu bytes)",
+				rec->active, rec->slot[rec->active].name,
+				rec->slot[rec->active].version, peak, total);
 		}
 	}
 

@@ -289,7 +289,10 @@ static int activate_cb(uint16_t obj_inst_id, uint8_t *args, uint16_t args_len)
 		return 0;
 	}
 	lwm2m_set_bool(SW_PATH(RES_ACTIVATION_STATE), true);
-	LOG_INF("model slot %d active, no reboot", model_manager_record()->active);
+	size_t peak = 0, total = 0;
+	(void)model_rt_pool_usage(&peak, &total);
+	LOG_INF("model slot %d active, no reboot (WAMR pool high-water mark %zu of %zu bytes)",
+		model_manager_record()->active, peak, total);
 	model_object_refresh();
 	return 0;
 }
