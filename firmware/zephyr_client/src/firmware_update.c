@@ -103,7 +103,9 @@ static int image_write_refused(uint16_t obj_inst_id, uint16_t res_id, uint16_t r
 	ARG_UNUSED(obj_inst_id); ARG_UNUSED(res_id); ARG_UNUSED(res_inst_id); ARG_UNUSED(data);
 	ARG_UNUSED(data_len); ARG_UNUSED(last_block); ARG_UNUSED(total_size); ARG_UNUSED(offset);
 	LOG_WRN("full firmware updates need overlay-mcuboot.conf");
-	return -ENOTSUP;
+	/* -EIO: Update Result 8 "firmware update failed" for push and pull alike (the engine's
+	 * pull maps -ENOTSUP to 7 "invalid URI", which would send the operator the wrong way). */
+	return -EIO;
 }
 
 int init_firmware_update(void)
