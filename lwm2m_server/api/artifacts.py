@@ -2,7 +2,7 @@
 
 Uploads are checked for their kind before anything is kept (``ingest_artifact``): an MCUboot
 image must verify, a model must pass the Wasm checks, a SOTA package must verify against the
-configured public key (``LWM2M_SOTA_PUBLIC_KEY``, a PEM file). Too large: 413 (from
+configured public key (``LWM2M_SOTA_PUBLIC_KEY``, a PEM file; default: the data folder's key). Too large: 413 (from
 Content-Length before the body is read, or as soon as a chunked body passes the limit, and
 again while streaming into the store); tampered: 422; nothing of a refused upload is kept.
 """
@@ -85,8 +85,9 @@ def _store(request: Request, settings: Any) -> ArtifactStore:
     return ArtifactStore(settings.artifacts_dir)
 
 
-def _sota_key() -> Any:
-    path = os.environ.get(SOTA_KEY_ENV)
+def _sota_key(settings: Any) -> Any:
+    # The variable is read per upload too, so a key set after start-up counts at once.
+    path = os.environ.get(SOTA_KEY_ENV) or settings.sota_public_key
     if not path:
         return None
     try:
@@ -122,7 +123,7 @@ async def post_artifact(request: Request, engine: EngineDep, settings: SettingsD
                          + (f" (missing: {', '.join(missing)})" if missing else ""),
                          "invalid_request")
         kind = str(fields["kind"])
-        key = _sota_key() if kind == "sota" else None
+        key = _sota_key(settings) if kind == "sota" else None
         try:
             result = await run_in_threadpool(
                 ingest_artifact, engine, _store(request, settings), upload.file, kind=kind,

@@ -14,16 +14,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..config import Settings
 from ..rollout import service
 from ..store.db import init_db, make_engine
+from ._datadir import add_data_dir_arg, settings_for
 from ._ota_cli import cli_errors
 
 __all__ = ["register"]
 
 
-def _engine(args: argparse.Namespace) -> Any:
-    engine = make_engine(Settings.from_args(db_url=args.db).db_url)
+def _engine(args: argparse.Namespace, *, quiet: bool = False) -> Any:
+    engine = make_engine(settings_for(args, quiet=quiet, db_url=args.db).db_url)
     init_db(engine)
     return engine
 
@@ -64,13 +64,46 @@ def _create(args: argparse.Namespace) -> int:
         view = service.deployment_view(engine, int(dep.id), with_targets=False)  # type: ignore[arg-type]
     finally:
         engine.dispose()
-    if args.json:
+    if args.json and not args.wait:
         print(json.dumps(view))
-    else:
+    elif not args.wait:
         print(dep.id)
-        print(f"created deployment {dep.id} of artifact {args.artifact} to "
-              f"{sum(view['counts'].values())} devices", file=sys.stderr)
+    print(f"created deployment {dep.id} of artifact {args.artifact} to "
+          f"{sum(view['counts'].values())} devices", file=sys.stderr)
+    if args.wait:
+        return _wait(args, int(dep.id))  # type: ignore[arg-type]
     return 0
+
+
+_FINAL = ("completed", "cancelled")
+
+
+def _wait(args: argparse.Namespace, dep_id: int) -> int:
+    """Follow a deployment until it ends; 0 only when every target succeeded."""
+    import time
+
+    engine = _engine(args, quiet=True)
+    deadline = time.monotonic() + args.wait_timeout
+    last = None
+    try:
+        while True:
+            view = service.deployment_view(engine, dep_id, with_targets=False)
+            counts = ", ".join(f"{k} {v}" for k, v in view["counts"].items() if v)
+            if counts != last:
+                print(f"deployment {dep_id}: {view['state']}: {counts}", file=sys.stderr)
+                last = counts
+            if view["state"] in _FINAL or view["state"] == "paused":
+                break
+            if time.monotonic() > deadline:
+                print(f"error: deployment {dep_id} still {view['state']} after "
+                      f"{args.wait_timeout:g} s", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+        _print_view(service.deployment_view(engine, dep_id), args.json)
+    finally:
+        engine.dispose()
+    total = sum(view["counts"].values())
+    return 0 if view["counts"].get("succeeded", 0) == total and view["state"] == "completed" else 1
 
 
 @cli_errors
@@ -132,8 +165,9 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="deploy_command", metavar="ACTION", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--db", default=None, help="database URL (default: LWM2M_DB_URL or "
-                                                   "sqlite:///./lwm2m.db)")
+        sp.add_argument("--db", default=None, help="database URL (default: LWM2M_DB_URL, "
+                                                   "else lwm2m.db in the data folder)")
+        add_data_dir_arg(sp)
         sp.add_argument("--json", action="store_true", help="print JSON")
 
     c = sub.add_parser("create", help="deploy an artifact to endpoints or a tag")
@@ -149,6 +183,10 @@ def register(subparsers: Any) -> None:
     c.add_argument("--timeout", type=float, default=600, help="seconds per device attempt")
     c.add_argument("--retries", type=int, default=2)
     c.add_argument("--delivery", choices=["auto", "pull", "push"], default="auto")
+    c.add_argument("--wait", action="store_true",
+                   help="follow it until it ends (a running server does the work); exit 0 only "
+                        "when every target succeeded")
+    c.add_argument("--wait-timeout", type=float, default=600, help="seconds --wait waits (default 600)")
     common(c)
     c.set_defaults(func=_create)
 

@@ -175,8 +175,11 @@ def ingest_artifact(
     """
     _check_fields(kind, name, version)
     if kind == "sota" and sota_public_key is None:
-        raise ArtifactError("no SOTA public key is configured: SOTA packages cannot be verified",
-                            status=422)
+        raise ArtifactError("no SOTA public key is configured, so SOTA packages cannot be "
+                            "verified: set LWM2M_SOTA_PUBLIC_KEY to the PEM public key that signs "
+                            "them (lwm2m-server keys generate --public-out), or let the server "
+                            "create keys/sota-signing.pub.pem in its data folder on start "
+                            "(docs/models.md)", status=422)
     try:
         blob = store.put(source, max_size=max_size)
     except SizeLimitError as e:
