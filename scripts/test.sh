@@ -12,6 +12,8 @@ command -v arm-none-eabi-gcc >/dev/null || need_apt+=(gcc-arm-none-eabi libnewli
 command -v chromium >/dev/null || need_apt+=(chromium chromium-driver)
 command -v gcc >/dev/null || need_apt+=(gcc)
 command -v make >/dev/null || need_apt+=(make)
+command -v curl >/dev/null || need_apt+=(curl)          # the README quick tour test
+command -v ip >/dev/null || need_apt+=(iproute2)        # its private loopback namespace
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
