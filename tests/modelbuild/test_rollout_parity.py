@@ -80,3 +80,39 @@ async def test_inventory_needs_a_token_with_read_scope(env: Env) -> None:
     async with httpx.AsyncClient(base_url=str(env.http.base_url)) as anon:
         r = await anon.get("/api/v1/models")
     assert r.status_code == 401
+
+
+async def test_console_models_page_lists_versions_and_devices_for_signed_in_operators(
+        env: Env, iris_forest_file: Path) -> None:
+    import re
+
+    import httpx
+
+    from lwm2m_server.console import models as console_models
+    from ota.modelbuild import build_model, sota_package
+
+    # What mount_console will do: the page's route goes before the console's catch-all 404.
+    app = env.runner.app
+    before = len(app.router.routes)
+    app.include_router(console_models.router)
+    added = app.router.routes[before:]
+    del app.router.routes[before:]
+    app.router.routes[0:0] = added
+    result = build_model(iris_forest_file)
+    await env.device("page-1")
+    art = env.add_artifact(sota_package(result, private_key=env.key, name="iris", version="1.1.0",
+                                        slot_size=SLOT), "sota", "1.1.0", name="iris")
+    view = await env.wait_done(await env.deploy(artifact_id=art, endpoints=["page-1"]))
+    assert view["targets"][0]["state"] == "succeeded", view
+    async with httpx.AsyncClient(base_url=str(env.http.base_url)) as http:
+        r = await http.get("/console/models")
+        assert r.status_code in (302, 303, 307) and "/console/login" in r.headers["location"]
+        page = await http.get("/console/login")
+        nonce = re.search(r'name="login_nonce" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        r = await http.post("/console/login", data={"token": env.token, "login_nonce": nonce})
+        assert r.status_code == 303, r.text
+        r = await http.get("/console/models", params={"refresh": "true"})
+    assert r.status_code == 200, r.text
+    section = r.text.split('id="model-iris"', 1)[1].split("</section>", 1)[0]
+    assert "<td>1.1.0</td>" in section and ">page-1</a> (B)" in section
+    assert 'id="model-classifier"' in r.text
