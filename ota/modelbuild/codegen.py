@@ -49,7 +49,7 @@ _SCORE_EXPORT = 'EXPORT("output_score") float output_score(void) { return last_s
 
 
 def _trees(spec: ModelSpec) -> tuple[str, str]:
-    from emlearn import trees
+    from emlearn import trees  # type: ignore[import-untyped]
 
     # A forest votes with each tree's class proportions, as scikit-learn's predict averages
     # them (8-bit leaves); a single tree answers its leaf's majority class.
@@ -65,7 +65,7 @@ def _trees(spec: ModelSpec) -> tuple[str, str]:
 
 
 def _net(spec: ModelSpec) -> tuple[str, str]:
-    from emlearn import net
+    from emlearn import net  # type: ignore[import-untyped]
 
     if isinstance(spec.model, DenseNet):
         weights, biases, acts = spec.model.weights, spec.model.biases, spec.model.activations
@@ -93,7 +93,7 @@ def _net(spec: ModelSpec) -> tuple[str, str]:
 
 def _bayes(spec: ModelSpec) -> tuple[str, str]:
     import numpy as np
-    from emlearn import bayes
+    from emlearn import bayes  # type: ignore[import-untyped]
 
     est = spec.model
     variance = est.var_

@@ -39,7 +39,7 @@ def find_clang() -> str:
 
 def _emlearn_include() -> str:
     try:
-        import emlearn
+        import emlearn  # type: ignore[import-untyped]
     except ImportError:
         raise ModelBuildError("model build needs emlearn: pip install 'lwm2m-server[model]'") from None
     return str(emlearn.common.get_include_dir())

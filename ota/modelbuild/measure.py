@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import ModelBuildError
 
@@ -51,24 +52,25 @@ class WasmModel:
         except (wasmtime.WasmtimeError, wasmtime.Trap) as e:
             raise ModelBuildError(f"the built module does not load in wasmtime: {e}") from None
         ex = inst.exports(self._store)
-        self._ex = {name: ex[name] for name in ex}  # type: ignore[union-attr]
-        self._mem = self._ex["memory"]
+        # Exports by name; typed loosely, the model ABI fixes what each one is.
+        self._ex: dict[str, Any] = {name: ex[name] for name in ex}  # type: ignore[union-attr]
+        self._mem: Any = self._ex["memory"]
         self.n_features = int(self._call("input_size"))
         self._addr = int(self._call("input_buffer"))
         self._stack_low = int(self._global("__data_end"))
         self._stack_high = int(self._global("__heap_base"))
         if self._stack_high > self._stack_low:
-            self._mem.write(self._store, bytes([_PATTERN]) * (self._stack_high - self._stack_low),  # type: ignore[attr-defined]
+            self._mem.write(self._store, bytes([_PATTERN]) * (self._stack_high - self._stack_low),
                             self._stack_low)
         self._fuel: list[int] = []
 
     def _global(self, name: str) -> int:
         g = self._ex.get(name)
-        return int(g.value(self._store)) if g is not None else 0  # type: ignore[attr-defined]
+        return int(g.value(self._store)) if g is not None else 0
 
-    def _call(self, name: str) -> object:
+    def _call(self, name: str) -> Any:
         self._store.set_fuel(_FUEL)
-        return self._ex[name](self._store)  # type: ignore[operator]
+        return self._ex[name](self._store)
 
     def infer(self, features: Sequence[float]) -> tuple[int, float | None]:
         """Class index and score (None when the module has no ``output_score``) for one row."""
@@ -77,13 +79,13 @@ class WasmModel:
         if len(features) != self.n_features:
             raise ModelBuildError(f"a row has {len(features)} features, the model reads "
                                   f"{self.n_features}")
-        self._mem.write(self._store, struct.pack(f"<{self.n_features}f", *features), self._addr)  # type: ignore[attr-defined]
+        self._mem.write(self._store, struct.pack(f"<{self.n_features}f", *features), self._addr)
         try:
-            cls = int(self._call("infer"))  # type: ignore[call-overload]
+            cls = int(self._call("infer"))
         except (wasmtime.WasmtimeError, wasmtime.Trap) as e:
             raise ModelBuildError(f"inference trapped in wasmtime: {str(e).splitlines()[0]}") from None
         self._fuel.append(_FUEL - self._store.get_fuel())
-        score = float(self._call("output_score")) if "output_score" in self._ex else None  # type: ignore[arg-type]
+        score = float(self._call("output_score")) if "output_score" in self._ex else None
         return cls, score
 
     def predict(self, rows: Iterable[Sequence[float]]) -> list[int]:
@@ -96,10 +98,10 @@ class WasmModel:
             raise ModelBuildError("no inference has run yet")
         stack = 0
         if self._stack_high > self._stack_low:
-            area = self._mem.read(self._store, self._stack_low, self._stack_high)  # type: ignore[attr-defined]
+            area = self._mem.read(self._store, self._stack_low, self._stack_high)
             touched = next((i for i, b in enumerate(area) if b != _PATTERN), len(area))
             stack = len(area) - touched
         return Cost(
             instructions_mean=sum(self._fuel) / len(self._fuel),
             instructions_max=max(self._fuel), static_bytes=self._stack_low, stack_bytes=stack,
-            memory_bytes=int(self._mem.data_len(self._store)))  # type: ignore[attr-defined]
+            memory_bytes=int(self._mem.data_len(self._store)))

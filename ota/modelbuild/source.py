@@ -94,7 +94,7 @@ def load_model(path: str | Path) -> ModelSpec:
     if head.startswith(b"PK"):
         return read_keras(p)
     try:
-        import joblib
+        import joblib  # type: ignore[import-untyped]
     except ImportError:
         raise ModelBuildError("loading scikit-learn models needs scikit-learn and joblib: "
                               "pip install 'lwm2m-server[model]'") from None
@@ -141,7 +141,7 @@ def _snake(name: str) -> str:
 def read_keras(path: str | Path) -> ModelSpec:
     """A ``ModelSpec`` from a Keras 3 ``.keras`` file of a Sequential model of Dense layers."""
     try:
-        import h5py
+        import h5py  # type: ignore[import-untyped]
         import numpy as np
     except ImportError:
         raise ModelBuildError("reading .keras files needs h5py and numpy: "
