@@ -176,3 +176,15 @@ def test_packaged_default_model_is_the_example_classifier(example_model_wasm: by
     shipped, built = WasmModel(packaged_default_model()), WasmModel(example_model_wasm)
     rows = [(1.0, 0.5, 0.2, 0.1), (6.7, 3.0, 5.2, 2.3), (0.0, 0.0, 0.0, 0.0), (-1, 2, -3, 4)]
     assert [shipped.infer(r) for r in rows] == [built.infer(r) for r in rows]
+
+
+def test_keys_export_c_defaults_to_the_data_folder_public_key(tmp_path: Path,
+                                                              data_dir: dict[str, str]) -> None:
+    from ota.keys import load_public_key, public_key_c_array
+
+    done = cli("keys", "export-c", cwd=tmp_path, env=data_dir)
+    assert done.returncode == 0, done.stderr
+    pub = Path(data_dir["LWM2M_DATA_DIR"]) / "keys" / "sota-signing.pub.pem"
+    assert done.stdout == public_key_c_array(load_public_key(pub.read_bytes()))
+    done = cli("keys", "export-c", cwd=tmp_path, env={"LWM2M_DATA_DIR": str(tmp_path / "none")})
+    assert done.returncode == 1 and "start the server once there" in done.stderr
