@@ -13,8 +13,6 @@ from typing import Any
 from ota.inspection import ARTIFACT_KINDS, inspect_artifact
 from ota.store import DEFAULT_MAX_SIZE, ArtifactStore
 
-from ..store.artifacts import ArtifactError, ingest_artifact, list_artifacts
-from ..store.db import init_db, make_engine
 from ._datadir import add_data_dir_arg, settings_for
 from ._ota_cli import CommandError, cli_errors, read_file, read_public_key
 
@@ -27,6 +25,9 @@ _NO_SOTA_KEY = ("no SOTA public key: pass --key PUBLIC.pem, set LWM2M_SOTA_PUBLI
 
 @cli_errors
 def _add(args: argparse.Namespace) -> int:
+    from ..store.artifacts import ArtifactError, ingest_artifact
+    from ..store.db import init_db, make_engine
+
     settings = settings_for(args, db_url=args.db, artifacts_dir=args.artifacts_dir)
     key_path = args.key or (settings.sota_public_key if args.kind == "sota" else None)
     if args.kind == "sota" and key_path is None:
@@ -63,6 +64,9 @@ def _inspect(args: argparse.Namespace) -> int:
 
 @cli_errors
 def _list(args: argparse.Namespace) -> int:
+    from ..store.artifacts import list_artifacts
+    from ..store.db import init_db, make_engine
+
     settings = settings_for(args, db_url=args.db)
     engine = make_engine(settings.db_url)
     try:

@@ -14,15 +14,21 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..rollout import service
-from ..store.db import init_db, make_engine
 from ._datadir import add_data_dir_arg, settings_for
 from ._ota_cli import cli_errors
 
 __all__ = ["register"]
 
 
+def _service() -> Any:
+    from ..rollout import service  # sqlmodel: loaded when a deploy command runs, not for --help
+
+    return service
+
+
 def _engine(args: argparse.Namespace, *, quiet: bool = False) -> Any:
+    from ..store.db import init_db, make_engine
+
     engine = make_engine(settings_for(args, quiet=quiet, db_url=args.db).db_url)
     init_db(engine)
     return engine
@@ -53,15 +59,15 @@ def _csv_ints(text: str) -> list[int]:
 @cli_errors
 def _create(args: argparse.Namespace) -> int:
     endpoints = [e for e in (args.endpoints or "").split(",") if e] or None
-    spec = service.DeploymentSpec(
+    spec = _service().DeploymentSpec(
         artifact_id=args.artifact, endpoints=endpoints, tag=args.tag,
         stages=_csv_ints(args.stages), max_concurrent=args.max_concurrent,
         failure_threshold=args.failure_threshold, timeout=args.timeout, retries=args.retries,
         delivery=args.delivery)
     engine = _engine(args)
     try:
-        dep = service.create_deployment(engine, spec)
-        view = service.deployment_view(engine, int(dep.id), with_targets=False)  # type: ignore[arg-type]
+        dep = _service().create_deployment(engine, spec)
+        view = _service().deployment_view(engine, int(dep.id), with_targets=False)  # type: ignore[arg-type]
     finally:
         engine.dispose()
     if args.json and not args.wait:
@@ -87,7 +93,7 @@ def _wait(args: argparse.Namespace, dep_id: int) -> int:
     last = None
     try:
         while True:
-            view = service.deployment_view(engine, dep_id, with_targets=False)
+            view = _service().deployment_view(engine, dep_id, with_targets=False)
             counts = ", ".join(f"{k} {v}" for k, v in view["counts"].items() if v)
             if counts != last:
                 print(f"deployment {dep_id}: {view['state']}: {counts}", file=sys.stderr)
@@ -99,7 +105,7 @@ def _wait(args: argparse.Namespace, dep_id: int) -> int:
                       f"{args.wait_timeout:g} s", file=sys.stderr)
                 return 1
             time.sleep(0.5)
-        _print_view(service.deployment_view(engine, dep_id), args.json)
+        _print_view(_service().deployment_view(engine, dep_id), args.json)
     finally:
         engine.dispose()
     total = sum(view["counts"].values())
@@ -110,7 +116,7 @@ def _wait(args: argparse.Namespace, dep_id: int) -> int:
 def _status(args: argparse.Namespace) -> int:
     engine = _engine(args)
     try:
-        _print_view(service.deployment_view(engine, args.id, with_targets=not args.summary),
+        _print_view(_service().deployment_view(engine, args.id, with_targets=not args.summary),
                     args.json)
     finally:
         engine.dispose()
@@ -121,7 +127,7 @@ def _status(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     engine = _engine(args)
     try:
-        views = service.list_deployments(engine, state=args.state)
+        views = _service().list_deployments(engine, state=args.state)
     finally:
         engine.dispose()
     if args.json:
@@ -133,16 +139,13 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _action(name: str) -> Callable[[argparse.Namespace], int]:
-    ops: dict[str, Callable[..., Any]] = {
-        "pause": service.pause_deployment, "resume": service.resume_deployment,
-        "cancel": service.cancel_deployment}
-
     @cli_errors
     def run(args: argparse.Namespace) -> int:
+        op: Callable[..., Any] = getattr(_service(), f"{name}_deployment")
         engine = _engine(args)
         try:
-            ops[name](engine, args.id)
-            _print_view(service.deployment_view(engine, args.id, with_targets=False), args.json)
+            op(engine, args.id)
+            _print_view(_service().deployment_view(engine, args.id, with_targets=False), args.json)
         finally:
             engine.dispose()
         return 0
@@ -153,7 +156,7 @@ def _action(name: str) -> Callable[[argparse.Namespace], int]:
 def _tag(args: argparse.Namespace) -> int:
     engine = _engine(args)
     try:
-        tags = service.set_tags(engine, args.endpoint, [t for t in args.tags.split(",") if t])
+        tags = _service().set_tags(engine, args.endpoint, [t for t in args.tags.split(",") if t])
     finally:
         engine.dispose()
     print(json.dumps({"endpoint": args.endpoint, "tags": tags}))

@@ -16,7 +16,6 @@ from typing import Any
 
 from ota import elf as ota_elf
 from ota import sota as ota_sota
-from ota.selftest import check_selftest
 
 from ._datadir import add_data_dir_arg, settings_for
 from ._ota_cli import CommandError, cli_errors, read_file, read_private_key
@@ -61,6 +60,8 @@ def _build(args: argparse.Namespace) -> int:
     if (args.selftest_input is None) != (args.selftest_expected is None):
         raise CommandError("--selftest-input and --selftest-expected go together")
     if args.selftest_input is not None:
+        from ota.selftest import check_selftest  # wasmtime: only when a self-test runs
+
         selftest = ota_sota.SelfTest.of((_floats(args.selftest_input), args.selftest_expected))
         check_selftest(module, selftest)  # devices would refuse the package: refuse it here
     if args.version is None:

@@ -7,14 +7,17 @@ import json
 import sys
 from typing import Any
 
-from ..store.db import init_db, make_engine
 from ._datadir import add_data_dir_arg, settings_for
-from ..store.tokens import SCOPES, TokenError, create_token, list_tokens, revoke_token
 
 __all__ = ["register"]
 
 
+SCOPES = ("read", "write", "deploy", "admin")  # store.tokens.SCOPES, kept here for a fast --help
+
+
 def _engine(args: argparse.Namespace) -> Any:
+    from ..store.db import init_db, make_engine
+
     settings = settings_for(args, db_url=args.db)
     engine = make_engine(settings.db_url)
     init_db(engine)
@@ -22,6 +25,8 @@ def _engine(args: argparse.Namespace) -> Any:
 
 
 def _create(args: argparse.Namespace) -> int:
+    from ..store.tokens import TokenError, create_token
+
     engine = _engine(args)
     try:
         row, plaintext = create_token(engine, args.name, args.scopes)
@@ -41,6 +46,8 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from ..store.tokens import list_tokens
+
     engine = _engine(args)
     try:
         rows = list_tokens(engine, include_revoked=args.all)
@@ -58,6 +65,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    from ..store.tokens import TokenError, revoke_token
+
     engine = _engine(args)
     try:
         row = revoke_token(engine, args.token)

@@ -188,3 +188,29 @@ def test_keys_export_c_defaults_to_the_data_folder_public_key(tmp_path: Path,
     assert done.stdout == public_key_c_array(load_public_key(pub.read_bytes()))
     done = cli("keys", "export-c", cwd=tmp_path, env={"LWM2M_DATA_DIR": str(tmp_path / "none")})
     assert done.returncode == 1 and "start the server once there" in done.stderr
+
+
+def test_deploy_create_wait_exits_1_when_targets_do_not_succeed_in_time(
+        tmp_path: Path, data_dir: dict[str, str]) -> None:
+    from lwm2m_server.datadir import packaged_default_model
+
+    (tmp_path / "m.wasm").write_bytes(packaged_default_model())
+    assert cli("sota", "build", "--model", "m.wasm", "--slot-size", "65536", "--version", "1.5.0",
+               "-o", "m.sota", cwd=tmp_path, env=data_dir).returncode == 0
+    added = cli("artifact", "add", "m.sota", "--kind", "sota", "--name", "m", "--version", "1.5.0",
+                cwd=tmp_path, env=data_dir)
+    art = str(json.loads(added.stdout)["id"])
+    # no server runs: the target stays pending, --wait gives up after its timeout
+    done = cli("deploy", "create", "--artifact", art, "--endpoints", "nobody", "--wait",
+               "--wait-timeout", "1", cwd=tmp_path, env=data_dir)
+    assert done.returncode == 1 and "still running after 1 s" in done.stderr, done.stderr
+    assert "deployment 1: running: pending 1" in done.stderr
+
+
+def test_help_loads_no_model_build_or_wasm_library() -> None:
+    code = ("import sys; from lwm2m_server.cli import build_parser; build_parser(); "
+            "heavy = [m for m in sys.modules if m.split('.')[0] in "
+            "('sklearn', 'emlearn', 'h5py', 'numpy', 'wasmtime', 'keras', 'jax', 'sqlmodel', "
+            "'fastapi')]; print(heavy)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
