@@ -34,6 +34,11 @@ def open_data_dir(settings: Settings, *, quiet: bool = False) -> Settings:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if not quiet:
         print(f"lwm2m-server: {settings.describe()}", file=sys.stderr)
+        old = Path("lwm2m.db").absolute()
+        # Before the data folder, the database was ./lwm2m.db: say how to keep using one.
+        if old.is_file() and not settings.db_url.endswith(str(old)):
+            print(f"lwm2m-server: note: {old} is not used; pass --db sqlite:///{old} (or set "
+                  "LWM2M_DB_URL) to keep using it", file=sys.stderr)
     return settings
 
 
