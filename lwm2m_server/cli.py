@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sota": ("lwm2m_server.commands.sota", "model-only (SOTA) update packages"),
     "keys": ("lwm2m_server.commands.keys", "signing keys for firmware images and SOTA packages"),
     "deploy": ("lwm2m_server.commands.deploy", "create and steer OTA deployments"),
+    "model": ("lwm2m_server.commands.model", "build a trained model into a Wasm module (and a SOTA package)"),
 }
 
 

@@ -2,7 +2,7 @@
 
 Uploads are checked for their kind before anything is kept (``ingest_artifact``): an MCUboot
 image must verify, a model must pass the Wasm checks, a SOTA package must verify against the
-configured public key (``LWM2M_SOTA_PUBLIC_KEY``, a PEM file). The same bytes again with the
+configured public key (``LWM2M_SOTA_PUBLIC_KEY``, a PEM file; default: the data folder's key). The same bytes again with the
 same fields: 200 with the stored artifact; with another kind, name or version: 409 with the
 stored artifact under ``artifact``. Too large: 413 (from
 Content-Length before the body is read, or as soon as a chunked body passes the limit, and
@@ -96,8 +96,9 @@ def _store(request: Request, settings: Any) -> ArtifactStore:
     return ArtifactStore(settings.artifacts_dir)
 
 
-def _sota_key() -> Any:
-    path = os.environ.get(SOTA_KEY_ENV)
+def _sota_key(settings: Any) -> Any:
+    # The variable is read per upload too, so a key set after start-up counts at once.
+    path = os.environ.get(SOTA_KEY_ENV) or settings.sota_public_key
     if not path:
         return None
     try:
@@ -154,10 +155,10 @@ async def read_upload(request: Request) -> tuple[Any, StarletteUploadFile, Uploa
                                       str(fields["version"]))
 
 
-def check_upload(data: bytes, fields: UploadFields) -> dict[str, Any]:
+def check_upload(data: bytes, fields: UploadFields, settings: Any) -> dict[str, Any]:
     """The server's verdict on an upload without keeping it (``check_artifact``: the checks
     ``ingest_upload`` makes); ApiError 400/422 when refused."""
-    key = _sota_key() if fields.kind == "sota" else None
+    key = _sota_key(settings) if fields.kind == "sota" else None
     try:
         return check_artifact(data, kind=fields.kind, name=fields.name, version=fields.version,
                               sota_public_key=key)
@@ -171,7 +172,7 @@ async def ingest_upload(request: Request, engine: Any, settings: Any, source: Bi
 
     The one path into the artifact store for the REST route and the console's confirm step.
     """
-    key = _sota_key() if fields.kind == "sota" else None
+    key = _sota_key(settings) if fields.kind == "sota" else None
     try:
         result = await run_in_threadpool(
             ingest_artifact, engine, _store(request, settings), source, kind=fields.kind,

@@ -12,16 +12,19 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from ._datadir import add_data_dir_arg, settings_for
 
 __all__ = ["register", "sota_checks"]
 
 SOTA_KEY_ENV = "LWM2M_SOTA_PUBLIC_KEY"
 ARTIFACT_KINDS = ("firmware", "model", "sota")  # ota.inspection.ARTIFACT_KINDS, without importing it
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # ota.store.DEFAULT_MAX_SIZE (a test keeps the two equal)
+_NO_SOTA_KEY = ("no SOTA public key: pass --key PUBLIC.pem, set LWM2M_SOTA_PUBLIC_KEY, or start "
+                "the server once in this data folder (it creates keys/sota-signing.pub.pem)")
 
 
 def _cli(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -39,13 +42,14 @@ def _cli(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
 def _add(args: argparse.Namespace) -> int:
     from ota.store import ArtifactStore
 
-    from ..config import Settings
     from ..store.artifacts import ArtifactError, ingest_artifact
     from ..store.db import init_db, make_engine
     from ._ota_cli import CommandError, read_public_key
 
-    settings = Settings.from_args(db_url=args.db, artifacts_dir=args.artifacts_dir)
-    key_path = args.key or os.environ.get(SOTA_KEY_ENV)
+    settings = settings_for(args, db_url=args.db, artifacts_dir=args.artifacts_dir)
+    key_path = args.key or (settings.sota_public_key if args.kind == "sota" else None)
+    if args.kind == "sota" and key_path is None:
+        raise CommandError(_NO_SOTA_KEY)
     key = read_public_key(key_path) if key_path else None
     store = ArtifactStore(settings.artifacts_dir, max_size=args.max_size)
     engine = make_engine(settings.db_url)
@@ -167,11 +171,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
 @_cli
 def _list(args: argparse.Namespace) -> int:
-    from ..config import Settings
     from ..store.artifacts import list_artifacts
     from ..store.db import init_db, make_engine
 
-    settings = Settings.from_args(db_url=args.db)
+    settings = settings_for(args, db_url=args.db)
     engine = make_engine(settings.db_url)
     try:
         init_db(engine)
@@ -191,7 +194,7 @@ def register(subparsers: Any) -> None:
     """Add ``artifact add|inspect|list`` to the CLI."""
     p = subparsers.add_parser("artifact", help="firmware images, Wasm models, SOTA packages")
     sub = p.add_subparsers(dest="artifact_command", metavar="ACTION", required=True)
-    db_help = "database URL (default: LWM2M_DB_URL or sqlite:///./lwm2m.db)"
+    db_help = "database URL (default: LWM2M_DB_URL, else lwm2m.db in the data folder)"
 
     a = sub.add_parser("add", help="check a file and add it to the artifact store")
     a.add_argument("file")
@@ -200,9 +203,11 @@ def register(subparsers: Any) -> None:
     a.add_argument("--version", required=True)
     a.add_argument("--db", default=None, help=db_help)
     a.add_argument("--artifacts-dir", default=None,
-                   help="artifact folder (default: LWM2M_ARTIFACTS_DIR or ./artifacts)")
+                   help="artifact folder (default: LWM2M_ARTIFACTS_DIR, else artifacts/ in the "
+                        "data folder)")
+    add_data_dir_arg(a)
     a.add_argument("--key", help=f"public key PEM: verifies SOTA packages (default: "
-                   f"${SOTA_KEY_ENV}) and MCUboot signatures")
+                   f"${SOTA_KEY_ENV}, else the data folder's key) and MCUboot signatures")
     a.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE,
                    help=f"largest accepted file in bytes (default {DEFAULT_MAX_SIZE})")
     a.set_defaults(func=_add)
@@ -218,5 +223,6 @@ def register(subparsers: Any) -> None:
     ls = sub.add_parser("list", help="list stored artifacts")
     ls.add_argument("--kind", choices=ARTIFACT_KINDS)
     ls.add_argument("--db", default=None, help=db_help)
+    add_data_dir_arg(ls)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=_list)

@@ -17,6 +17,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ._datadir import add_data_dir_arg, settings_for
+
 __all__ = ["register"]
 
 DEPLOYMENT_STATES = ("running", "paused", "cancelled", "completed", "completed_with_failures")
@@ -34,11 +36,16 @@ def _cli(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
     return run
 
 
-def _engine(args: argparse.Namespace) -> Any:
-    from ..config import Settings
+def _service() -> Any:
+    from ..rollout import service  # sqlmodel: loaded when a deploy command runs, not for --help
+
+    return service
+
+
+def _engine(args: argparse.Namespace, *, quiet: bool = False) -> Any:
     from ..store.db import init_db, make_engine
 
-    engine = make_engine(Settings.from_args(db_url=args.db).db_url)
+    engine = make_engine(settings_for(args, quiet=quiet, db_url=args.db).db_url)
     init_db(engine)
     return engine
 
@@ -68,8 +75,7 @@ def _csv_ints(text: str) -> list[int]:
 
 @_cli
 def _create(args: argparse.Namespace) -> int:
-    from ..rollout import service
-
+    service = _service()
     endpoints = [e for e in (args.endpoints or "").split(",") if e] or None
     spec = service.DeploymentSpec(
         artifact_id=args.artifact, endpoints=endpoints, tag=args.tag,
@@ -85,10 +91,10 @@ def _create(args: argparse.Namespace) -> int:
             print(f"created deployment {dep.id} of artifact {args.artifact} to "
                   f"{view['total']} devices", file=sys.stderr, flush=True)
         if args.wait:
-            view = _wait(service, engine, int(dep.id), args.poll)  # type: ignore[arg-type]
+            view = _wait(service, engine, int(dep.id), args.poll, args.wait_timeout)  # type: ignore[arg-type]
     finally:
         engine.dispose()
-    if args.json:
+    if args.json and not args.wait:
         print(json.dumps(view))
     elif args.wait:
         _print_view(view, False)
@@ -98,25 +104,36 @@ def _create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait(service: Any, engine: Any, deployment_id: int, poll: float) -> dict[str, Any]:
+def _wait(service: Any, engine: Any, deployment_id: int, poll: float,
+          timeout: float) -> dict[str, Any]:
     """Poll until the deployment is final, cancelled, or paused (by its failure threshold or an
-    operator: a pipeline should not wait for a person); returns its view with targets."""
+    operator: a pipeline should not wait for a person), or ``timeout`` seconds have passed;
+    returns its view with targets."""
     import time
 
+    deadline = time.monotonic() + timeout
+    last = None
     while True:
         view: dict[str, Any] = service.deployment_view(engine, deployment_id)
+        counts = ", ".join(f"{k} {v}" for k, v in view["counts"].items() if v)
+        if counts != last:  # progress on stderr, one line per change
+            print(f"deployment {deployment_id}: {view['state']}: {counts}", file=sys.stderr, flush=True)
+            last = counts
         if view["state"] in ("completed", "completed_with_failures", "cancelled", "paused"):
+            return view
+        if time.monotonic() > deadline:
+            print(f"error: deployment {deployment_id} still {view['state']} after {timeout:g} s",
+                  file=sys.stderr)
             return view
         time.sleep(poll)
 
 
 @_cli
 def _status(args: argparse.Namespace) -> int:
-    from ..rollout import service
 
     engine = _engine(args)
     try:
-        _print_view(service.deployment_view(engine, args.id, with_targets=not args.summary),
+        _print_view(_service().deployment_view(engine, args.id, with_targets=not args.summary),
                     args.json)
     finally:
         engine.dispose()
@@ -125,11 +142,10 @@ def _status(args: argparse.Namespace) -> int:
 
 @_cli
 def _list(args: argparse.Namespace) -> int:
-    from ..rollout import service
 
     engine = _engine(args)
     try:
-        views = service.list_deployments(engine, state=args.state)
+        views = _service().list_deployments(engine, state=args.state)
     finally:
         engine.dispose()
     if args.json:
@@ -161,11 +177,10 @@ def _action(name: str) -> Callable[[argparse.Namespace], int]:
 
 @_cli
 def _tag(args: argparse.Namespace) -> int:
-    from ..rollout import service
 
     engine = _engine(args)
     try:
-        tags = service.set_tags(engine, args.endpoint, [t for t in args.tags.split(",") if t])
+        tags = _service().set_tags(engine, args.endpoint, [t for t in args.tags.split(",") if t])
     finally:
         engine.dispose()
     print(json.dumps({"endpoint": args.endpoint, "tags": tags}))
@@ -177,8 +192,9 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="deploy_command", metavar="ACTION", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--db", default=None, help="database URL (default: LWM2M_DB_URL or "
-                                                   "sqlite:///./lwm2m.db)")
+        sp.add_argument("--db", default=None, help="database URL (default: LWM2M_DB_URL, "
+                                                   "else lwm2m.db in the data folder)")
+        add_data_dir_arg(sp)
         sp.add_argument("--json", action="store_true", help="print JSON")
 
     c = sub.add_parser("create", help="deploy an artifact to endpoints or a tag")
@@ -204,6 +220,8 @@ def register(subparsers: Any) -> None:
                    help="wait until it ends (a running server drives it); exit 0 only when "
                         "every target succeeded")
     c.add_argument("--poll", type=float, default=1.0, help="seconds between looks with --wait")
+    c.add_argument("--wait-timeout", type=float, default=600,
+                   help="seconds --wait waits before it gives up with exit code 1 (default 600)")
     common(c)
     c.set_defaults(func=_create)
 

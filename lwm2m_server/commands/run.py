@@ -6,25 +6,35 @@ import argparse
 import sys
 from typing import Any
 
-from pydantic import ValidationError
+from ._datadir import add_data_dir_arg, settings_for
 
 __all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..config import Settings
+    from pydantic import ValidationError
+
+    from ..datadir import prepare_server_data
     from ..model import DefinitionError
     from ..runner import run
 
+    flags = dict(coap_host=args.coap_host, coap_port=args.coap_port, http_host=args.http_host,
+                 http_port=args.http_port, db_url=args.db, objects_dirs=args.objects,
+                 log_level=args.log_level)
     try:
-        settings = Settings.from_args(coap_host=args.coap_host, coap_port=args.coap_port,
-                                      http_host=args.http_host, http_port=args.http_port,
-                                      db_url=args.db, objects_dirs=args.objects,
-                                      log_level=args.log_level)
+        settings = settings_for(args, **flags)
+        created = prepare_server_data(settings)
+        for what in created:
+            print(f"lwm2m-server: created {what}", file=sys.stderr)
+        if created:  # the new key files are part of the settings now
+            settings = settings_for(args, quiet=True, **flags)
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
                              for err in e.errors())
         print(f"error: bad settings: {problems}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: data folder: {e}", file=sys.stderr)
         return 2
     try:
         return run(settings)
@@ -44,7 +54,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--http-host", default=None, help="HTTP bind address (default 0.0.0.0)")
     p.add_argument("--http-port", type=int, default=None, help="HTTP port (default 8080; 0 = any free)")
     p.add_argument("--db", default=None,
-                   help="database URL: sqlite:///./lwm2m.db (default) or postgresql+psycopg://user@host/db")
+                   help="database URL: sqlite:///PATH (default: lwm2m.db in the data folder) or "
+                        "postgresql+psycopg://user@host/db")
+    add_data_dir_arg(p)
     p.add_argument("--objects", action="append", default=None, metavar="DIR",
                    help="folder of extra OMA DDF *.xml object definitions (repeatable)")
     p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])

@@ -7,21 +7,26 @@ import json
 import sys
 from typing import Any
 
-from ..config import Settings
-from ..store.db import init_db, make_engine
-from ..store.tokens import SCOPES, TokenError, create_token, list_tokens, revoke_token
+from ._datadir import add_data_dir_arg, settings_for
 
 __all__ = ["register"]
 
 
+SCOPES = ("read", "write", "deploy", "admin")  # store.tokens.SCOPES, kept here for a fast --help
+
+
 def _engine(args: argparse.Namespace) -> Any:
-    settings = Settings.from_args(db_url=args.db)
+    from ..store.db import init_db, make_engine
+
+    settings = settings_for(args, db_url=args.db)
     engine = make_engine(settings.db_url)
     init_db(engine)
     return engine
 
 
 def _create(args: argparse.Namespace) -> int:
+    from ..store.tokens import TokenError, create_token
+
     engine = _engine(args)
     try:
         row, plaintext = create_token(engine, args.name, args.scopes)
@@ -41,6 +46,8 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from ..store.tokens import list_tokens
+
     engine = _engine(args)
     try:
         rows = list_tokens(engine, include_revoked=args.all)
@@ -58,6 +65,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    from ..store.tokens import TokenError, revoke_token
+
     engine = _engine(args)
     try:
         row = revoke_token(engine, args.token)
@@ -74,18 +83,20 @@ def register(subparsers: Any) -> None:
     """Add ``token create|list|revoke`` to the CLI."""
     p = subparsers.add_parser("token", help="manage REST API tokens")
     sub = p.add_subparsers(dest="token_command", metavar="ACTION", required=True)
-    db_help = "database URL (default: LWM2M_DB_URL or sqlite:///./lwm2m.db)"
+    db_help = "database URL (default: LWM2M_DB_URL, else lwm2m.db in the data folder)"
 
     c = sub.add_parser("create", help="create a token and print it (once)")
     c.add_argument("--name", required=True, help="what the token is for")
     c.add_argument("--scopes", default="read",
                    help=f"comma-separated scopes from {','.join(SCOPES)} (default: read)")
     c.add_argument("--db", default=None, help=db_help)
+    add_data_dir_arg(c)
     c.add_argument("--json", action="store_true", help="print a JSON object instead of the bare token")
     c.set_defaults(func=_create)
 
     ls = sub.add_parser("list", help="list tokens (never their values)")
     ls.add_argument("--db", default=None, help=db_help)
+    add_data_dir_arg(ls)
     ls.add_argument("--all", action="store_true", help="include revoked tokens")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=_list)
@@ -93,4 +104,5 @@ def register(subparsers: Any) -> None:
     r = sub.add_parser("revoke", help="revoke a token by id or name")
     r.add_argument("token", help="token id or name")
     r.add_argument("--db", default=None, help=db_help)
+    add_data_dir_arg(r)
     r.set_defaults(func=_revoke)

@@ -158,7 +158,8 @@ async def inspect_upload(request: Request) -> JSONResponse:
         check_form(request, session, form, "deploy")
         data = await upload.read()
         try:
-            verdict = await run_in_threadpool(api_artifacts.check_upload, data, fields)
+            verdict = await run_in_threadpool(api_artifacts.check_upload, data, fields,
+                                              request.app.state.settings)
         except ApiError as e:
             return json_response({"ok": False, "status": e.status, "error": e.message}, 200)
         token = await run_in_threadpool(staging_of(request).put, session.name, upload.file,

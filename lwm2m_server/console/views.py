@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ..api import events as api_events
 from ..api.deps import ServerDep
-from . import artifact_pages, deployment_pages, device_pages, overview_page
+from . import artifact_pages, deployment_pages, device_pages, models, overview_page
 from .auth import (
     CONSOLE_PREFIX,
     LOGIN_COOKIE,
@@ -145,7 +145,7 @@ def mount_console(app: FastAPI) -> None:
     app.mount(CONSOLE_PREFIX + "/static", StaticFiles(directory=HERE / "static"),
               name="console-static")
     app.include_router(router)
-    for part in (overview_page, device_pages, deployment_pages, artifact_pages):
+    for part in (overview_page, device_pages, deployment_pages, artifact_pages, models):
         app.include_router(part.router)
     app.include_router(_catch_all)
     app.add_exception_handler(ConsoleError, _console_error)

@@ -158,8 +158,11 @@ def list_artifacts(engine: Engine, kind: str | None = None, *, limit: int = 1000
 
 def _check_key(kind: str, sota_public_key: PublicKey | None) -> None:
     if kind == "sota" and sota_public_key is None:
-        raise ArtifactError("no SOTA public key is configured: SOTA packages cannot be verified",
-                            status=422)
+        raise ArtifactError("no SOTA public key is configured, so SOTA packages cannot be "
+                            "verified: set LWM2M_SOTA_PUBLIC_KEY to the PEM public key that signs "
+                            "them (lwm2m-server keys generate --public-out), or let the server "
+                            "create keys/sota-signing.pub.pem in its data folder on start "
+                            "(docs/models.md)", status=422)
 
 
 def check_artifact(data: bytes, *, kind: str, name: str, version: str,
