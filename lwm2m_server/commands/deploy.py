@@ -94,10 +94,10 @@ def _create(args: argparse.Namespace) -> int:
             view = _wait(service, engine, int(dep.id), args.poll, args.wait_timeout)  # type: ignore[arg-type]
     finally:
         engine.dispose()
-    if args.json and not args.wait:
+    if args.wait:
+        _print_view(view, args.json)
+    elif args.json:
         print(json.dumps(view))
-    elif args.wait:
-        _print_view(view, False)
     if args.wait:
         # Only a deployment where every target succeeded is a success for a pipeline.
         return 0 if view["state"] == "completed" else 1
