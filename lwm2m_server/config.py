@@ -43,6 +43,16 @@ class Settings(BaseSettings):
     # "::" binds IPv6 and (on dual-stack hosts) IPv4 as well.
     coap_host: str = "::"
     coap_port: int = Field(5683, ge=0, le=65535)
+    # CoAP over DTLS 1.2 (coaps) on the same host. Unset: 5684, or any free port when coap_port
+    # is 0 (tests); LWM2M_COAPS=false switches the DTLS listener off.
+    coaps_port: int | None = Field(None, ge=0, le=65535)
+    coaps: bool = True
+    # "optional": plain CoAP stays open for endpoints without credentials; "required": DTLS only.
+    security: Literal["optional", "required"] = "optional"
+    # Encrypts the device keys at rest (docs/security.md); at least 32 random characters.
+    secret_key: SecretStr | None = None
+    # Most DTLS sessions kept at once; past it the least recently active one is dropped.
+    max_dtls_sessions: int = Field(20000, ge=1)
     http_host: str = "0.0.0.0"
     http_port: int = Field(8080, ge=0, le=65535)
     db_url: str = Field(DEFAULT_DB_URL, repr=False)  # may carry a password: see db_url_redacted
@@ -86,7 +96,21 @@ class Settings(BaseSettings):
             if value.lower() in _PLACEHOLDER_SECRETS or len(value) < 32:
                 raise ValueError("admin_token must be at least 32 random characters outside "
                                  "development (set LWM2M_ENVIRONMENT=development to allow it)")
+        if self.secret_key is not None and self.environment != "development":
+            value = self.secret_key.get_secret_value()
+            if value.lower() in _PLACEHOLDER_SECRETS or len(value) < 32 or len(set(value)) < 8:
+                raise ValueError("secret_key must be at least 32 random characters outside "
+                                 "development (set LWM2M_ENVIRONMENT=development to allow it)")
         return self
+
+    @property
+    def coaps_bind_port(self) -> int | None:
+        """The UDP port to bind for coaps (0: any free one), None when DTLS is off."""
+        if not self.coaps:
+            return None
+        if self.coaps_port is not None:
+            return self.coaps_port
+        return 0 if self.coap_port == 0 else 5684
 
     @property
     def db_url_redacted(self) -> str:

@@ -1,0 +1,309 @@
+"""CoAP over DTLS 1.2 (coaps) in the server's one aiocoap context: tinydtls via DTLSSocket.
+
+aiocoap's ``tinydtls_server`` transport does the DTLS work (tinydtls, PSK with
+TLS_PSK_WITH_AES_128_CCM_8, the suite LwM2M mandates); this module adapts it to a server that
+also speaks plain CoAP and must know who is talking (see docs/security.md for the choice):
+
+- it binds its own port next to the plain one, on the same host, "::" serving IPv6 and IPv4
+  (aiocoap's version refuses the any-address);
+- each session records the PSK identity its handshake proved (``psk_identity``) and the
+  credential behind it, so the site can bind the identity to an endpoint;
+- a datagram from an address without a session starts one only if it is a ClientHello, so
+  garbage and stray records cost no state; sessions are capped (least recently active dropped);
+- failed handshakes (unknown identity, wrong key) are logged once each, with the reason;
+- requests to a device leave through the session it registered over (``recognize_remote``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiocoap import error as coap_error
+from aiocoap.numbers import constants
+from aiocoap.transports import simplesocketserver
+from aiocoap.transports.tinydtls import (CODE_CLOSE_NOTIFY, DTLS_EVENT_CONNECT,
+                                         DTLS_EVENT_CONNECTED, LEVEL_FATAL, LEVEL_NOALERT,
+                                         CloseNotifyReceived, FatalDTLSError)
+from aiocoap.transports.tinydtls_server import (_SENTINEL_ADDRESS, _SENTINEL_PORT, _AddressDTLS,
+                                                _DatagramServerSocketSimpleDTLS,
+                                                GoingThroughMessageDecryption,
+                                                MessageInterfaceTinyDTLSServer)
+from aiocoap.util import hostportjoin
+
+__all__ = ["PskResolver", "DtlsStats", "add_dtls_transport", "dtls_interface", "session_identity"]
+
+log = logging.getLogger(__name__)
+
+# TLS alert descriptions tinydtls reports (RFC 5246 §7.2), for the log line.
+_ALERTS = {0: "close notify", 10: "unexpected message", 20: "bad record MAC",
+           40: "handshake failure", 47: "illegal parameter", 50: "decode error",
+           51: "decrypt error (wrong key?)", 70: "protocol version", 80: "internal error",
+           115: "unknown PSK identity"}
+
+#: identity (bytes) -> (key, credential object) or None when unknown
+PskResolver = Callable[[bytes], "tuple[bytes, Any] | None"]
+
+
+@dataclass
+class DtlsStats:
+    """Counters of one DTLS listener (read by the bench and the tests)."""
+
+    handshakes: int = 0
+    failed_handshakes: int = 0
+    dropped_records: int = 0
+    evicted_sessions: int = 0
+    failures: list[str] = field(default_factory=list)  # the latest reasons, newest last
+
+
+class _PskStore:
+    """The dict-like object DTLSSocket asks for keys, per session; remembers who asked."""
+
+    def __init__(self, resolve: PskResolver) -> None:
+        self._resolve = resolve
+        self.identity: bytes | None = None
+        self.credential: Any = None
+        self.unknown: bytes | None = None
+
+    def keys(self) -> _PskStore:
+        return self
+
+    def _lookup(self, identity: bytes) -> tuple[bytes, Any] | None:
+        try:
+            return self._resolve(identity)
+        except Exception as e:  # a database or secret problem must not look like a wrong key
+            log.error("PSK lookup for identity %r failed: %s", identity[:64], e)
+            return None
+
+    def __contains__(self, identity: bytes) -> bool:
+        found = self._lookup(identity)
+        if found is None:
+            self.unknown = identity
+        return found is not None
+
+    def __getitem__(self, identity: bytes) -> bytes:
+        found = self._lookup(identity)
+        if found is None:
+            self.unknown = identity
+            raise KeyError(identity)
+        if self.identity not in (None, identity):
+            raise KeyError(identity)  # one session, one identity
+        self.identity, self.credential = identity, found[1]
+        return found[0]
+
+
+class _Session(_AddressDTLS):
+    """One DTLS session with one device address; the remote of its requests and responses."""
+
+    def __init__(self, protocol: _ServerSocket, underlying_address: Any) -> None:
+        # Not super().__init__: aiocoap's version wires a CredentialsMap; ours resolves
+        # identities through the credentials store and records the outcome.
+        from DTLSSocket import dtls
+
+        self._protocol = protocol
+        self._underlying_address = simplesocketserver._Address(protocol, underlying_address)
+        self._psk_store = _PskStore(protocol.resolve)
+        self._dtls_socket = dtls.DTLS(read=self._read, write=self._write, event=self._event,
+                                      pskId=b"lwm2m-server", pskStore=self._psk_store)
+        self._dtls_session = dtls.Session(_SENTINEL_ADDRESS, _SENTINEL_PORT)
+        self._retransmission_task = asyncio.create_task(self._run_retransmissions(),
+                                                        name="DTLS server handshake retransmissions")
+        self.log = protocol.log
+        self.connected = False
+        self.closed = False
+        self.started = time.monotonic()
+
+    maximum_block_size_exp = constants.MAX_REGULAR_BLOCK_SIZE_EXP
+
+    @property
+    def sockaddr(self) -> Any:
+        return self._underlying_address.address
+
+    @property
+    def hostinfo(self) -> str:
+        host, port, *_ = self.sockaddr
+        return hostportjoin(host, port)
+
+    @property
+    def blockwise_key(self) -> Any:
+        return (self.sockaddr, self._psk_store.identity)
+
+    @property
+    def psk_identity(self) -> str | None:
+        """The identity this session's handshake proved (None before it completed)."""
+        if not self.connected or self._psk_store.identity is None:
+            return None
+        return self._psk_store.identity.decode("utf-8", "replace")
+
+    @property
+    def credential(self) -> Any:
+        return self._psk_store.credential if self.connected else None
+
+    @property
+    def authenticated_claims(self) -> list[Any]:  # aiocoap's name for the same thing
+        return [self.credential] if self.credential is not None else []
+
+    def _event(self, level: int, code: int) -> None:
+        if (level, code) == (LEVEL_NOALERT, DTLS_EVENT_CONNECT):
+            return
+        if (level, code) == (LEVEL_NOALERT, DTLS_EVENT_CONNECTED):
+            self.connected = True
+            self._protocol.stats.handshakes += 1
+            return
+        if (level, code) == (LEVEL_FATAL, CODE_CLOSE_NOTIFY):
+            self._inject_error(CloseNotifyReceived())
+        elif level == LEVEL_FATAL:
+            if not self.connected:
+                self._protocol.handshake_failed(self, code)
+            self._inject_error(FatalDTLSError(code))
+        else:
+            self.log.debug("DTLS alert level %d code %d from %s", level, code, self.hostinfo)
+
+    def _inject_error(self, e: Exception) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._protocol._message_interface._received_exception(self, e)
+        self._retransmission_task.cancel()
+        if self._protocol._connections.get(self.sockaddr) is self:
+            del self._protocol._connections[self.sockaddr]
+
+
+def _client_hello(data: bytes) -> bool:
+    """A DTLS 1.x handshake record carrying a ClientHello (RFC 6347 §4.1, §4.2.2)."""
+    return len(data) > 25 and data[0] == 22 and data[1] == 0xFE and data[13] == 1
+
+
+class _ServerSocket(_DatagramServerSocketSimpleDTLS):
+    """The coaps UDP socket and its sessions by peer address."""
+
+    _Address = _Session  # type: ignore[assignment]
+    max_sockets = 20000
+    resolve: PskResolver = staticmethod(lambda identity: None)  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stats = DtlsStats()
+        self._noted: OrderedDict[Any, float] = OrderedDict()
+
+    @classmethod
+    async def create(cls, bind: Any, log: Any, loop: Any, message_interface: Any) -> Any:
+        host, port = bind
+        wrapped = GoingThroughMessageDecryption(message_interface)
+        family = socket.AF_INET6 if ":" in host or host in ("", "::") else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 as well
+            sock.bind((host or "::", port))
+        except OSError:
+            sock.close()
+            raise
+        ready = loop.create_future()
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: cls(ready.set_result, wrapped, log), sock=sock)
+        protocol.hostinfo_local = hostportjoin(host, sock.getsockname()[1])
+        self = await ready
+        self._loop = loop
+        return self
+
+    def bound_port(self) -> int:
+        return int(self._transport.get_extra_info("socket").getsockname()[1])
+
+    def datagram_received(self, data: bytes, sockaddr: Any) -> None:
+        session = self._connections.get(sockaddr)
+        if session is None:
+            if not _client_hello(data):
+                # Not a handshake start and no session: nothing to decrypt it with.
+                self.stats.dropped_records += 1
+                self._note(sockaddr, "record without a DTLS session (no ClientHello first): dropped")
+                return
+            while len(self._connections) >= self.max_sockets:
+                _, oldest = next(iter(self._connections.items()))
+                self.stats.evicted_sessions += 1
+                oldest._inject_error(coap_error.LibraryShutdown("DTLS session evicted: too many sessions"))
+            session = self._Address(self, sockaddr)
+            self._connections[sockaddr] = session
+        else:
+            self._connections.move_to_end(sockaddr)
+        self._message_interface._received_datagram(session, data)
+
+    def handshake_failed(self, session: _Session, code: int) -> None:
+        store = session._psk_store
+        if store.unknown is not None and store.identity is None:
+            reason = f"unknown PSK identity {store.unknown[:64].decode('utf-8', 'replace')!r}"
+        elif store.identity is not None:
+            reason = (f"handshake for PSK identity {store.identity.decode('utf-8', 'replace')!r} "
+                      f"failed: {_ALERTS.get(code, f'alert {code}')} (wrong key?)")
+        else:
+            reason = f"handshake failed: {_ALERTS.get(code, f'alert {code}')}"
+        self.stats.failed_handshakes += 1
+        self.stats.failures = [*self.stats.failures[-99:], reason]
+        log.warning("DTLS from %s refused: %s", session.hostinfo, reason)
+
+    def _note(self, sockaddr: Any, reason: str) -> None:
+        """Log ``reason`` once per address per minute (a flood must not flood the log)."""
+        now = time.monotonic()
+        last = self._noted.get(sockaddr)
+        if last is not None and now - last < 60:
+            return
+        self._noted[sockaddr] = now
+        while len(self._noted) > 1024:
+            self._noted.popitem(last=False)
+        log.warning("DTLS from %s: %s", hostportjoin(sockaddr[0], sockaddr[1]), reason)
+
+
+class _DtlsInterface(MessageInterfaceTinyDTLSServer):
+    _serversocket = _ServerSocket  # type: ignore[assignment]
+
+    @classmethod
+    async def create_dtls(cls, bind: tuple[str, int], mman: Any, log: Any, loop: Any,
+                          resolve: PskResolver, max_sessions: int) -> _DtlsInterface:
+        self = cls(mman, log, loop)
+        self._pool = await _ServerSocket.create(bind, log, loop, self)
+        self._pool.resolve = resolve
+        self._pool.max_sockets = max_sessions
+        return self
+
+    async def recognize_remote(self, remote: Any) -> bool:
+        return isinstance(remote, _Session) and remote._protocol is self._pool and not remote.closed
+
+    async def determine_remote(self, request: Any) -> None:
+        # A server cannot open a DTLS session towards a device; it answers on the device's own.
+        return None
+
+
+async def add_dtls_transport(context: Any, host: str, port: int, resolve: PskResolver,
+                             max_sessions: int = 20000) -> Any:
+    """Bind coaps on (``host``, ``port``) into ``context``; returns the listener (its socket)."""
+    loop = asyncio.get_running_loop()
+    holder: list[_DtlsInterface] = []
+
+    async def make(mman: Any) -> _DtlsInterface:
+        mi = await _DtlsInterface.create_dtls((host, port), mman, context.log, loop, resolve,
+                                              max_sessions)
+        holder.append(mi)
+        return mi
+
+    await context._append_tokenmanaged_messagemanaged_transport(make)  # noqa: SLF001 - no public hook
+    return holder[0]._pool
+
+
+def dtls_interface(listener: Any) -> DtlsStats:
+    """The counters of a listener returned by :func:`add_dtls_transport`."""
+    return listener.stats  # type: ignore[no-any-return]
+
+
+def session_identity(remote: object) -> tuple[str, Any] | None:
+    """(PSK identity, credential) of a request's remote when it came over DTLS, else None."""
+    if isinstance(remote, _Session):
+        identity = remote.psk_identity
+        if identity is not None:
+            return identity, remote.credential
+    return None
