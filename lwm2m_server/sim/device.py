@@ -32,6 +32,7 @@ from .objects import (ConnectivityObject, DeviceObject, ResourceData, SecurityOb
 from .observe import Attributes, Observation, parse_attributes
 from .software import SoftwareObject
 from .storage import DeviceStorage, SlotInfo
+from .dtls import DTLS_ERRORS, add_dtls_client, session_port
 from .transfer import Faults, coap_request
 
 __all__ = ["SimDevice", "DeviceConfig", "AccessControlObject"]
@@ -44,8 +45,12 @@ class DeviceConfig:
     """What one simulated device is: identity, server, limits, behaviour, faults."""
 
     endpoint: str
-    server: str                        # coap://HOST:PORT
+    server: str                        # coap://HOST:PORT or coaps://HOST:PORT
     state_dir: str
+    # DTLS-PSK: the credentials of the server (of the bootstrap server when ``bootstrap`` is set).
+    psk_identity: str | None = None
+    psk_key: bytes | None = None
+    bootstrap: str | None = None       # coap(s)://HOST:PORT: bootstrap first, then register
     lifetime: int = 300
     binding: str = "U"                 # U or UQ
     lwm2m_version: str = "1.1"
@@ -120,14 +125,25 @@ class SimDevice:
         self._infer_period = float(st.get("inference_period", 0) or 0)
         self.inference_times: list[float] = []
         self.objects: dict[int, SimObject] = {}
+        self._session: Any = None  # the DTLS session to the server, kept while registered
+        self.bootstrap_site: Any = None  # sim/bootstrap.py's site while bootstrapping
+        self.bootstraps = 0
         self._build_objects()
 
     def _build_objects(self) -> None:
+        cfg = self.config
+        identity = (cfg.psk_identity or "").encode()
+        key = cfg.psk_key or b""
+        mode = 0 if cfg.psk_key else 3  # Security Mode: 0 PSK, 3 NoSec
+        if cfg.bootstrap:  # factory state: only the Bootstrap-Server account
+            security = {0: {0: cfg.bootstrap, 1: True, 2: mode, 3: identity, 4: b"", 5: key}}
+            servers: dict[int, dict[int, Any]] = {}
+        else:
+            security = {0: {0: cfg.server, 1: False, 2: mode, 3: identity, 4: b"", 5: key, 10: 1}}
+            servers = {0: {0: 1, 1: cfg.lifetime, 2: 0, 3: 0, 6: True, 7: self.binding}}
         objs: list[SimObject] = [
-            SecurityObject(self, {0: {0: self.config.server, 1: False, 2: 3, 3: b"", 4: b"",
-                                      5: b"", 10: 1}}),
-            ServerObject(self, {0: {0: 1, 1: self.config.lifetime, 2: 0, 3: 0, 6: True,
-                                    7: self.binding}}),
+            SecurityObject(self, security),
+            ServerObject(self, servers),
             AccessControlObject(self),
             DeviceObject(self),
             ConnectivityObject(self),
@@ -187,6 +203,9 @@ class SimDevice:
     def port(self) -> int:
         if self.context is None:
             return 0
+        dtls_port = session_port(self._session) if self._session is not None else None
+        if dtls_port is not None:
+            return dtls_port
         mi = self.context.request_interfaces[0].token_interface.message_interface  # type: ignore[attr-defined]
         return int(mi._local_port())
 
@@ -393,7 +412,17 @@ class SimDevice:
 
         mi.datagram_msg_received = receive
         _cache_resolution(mi)
+        if self._wants_dtls():
+            await add_dtls_client(ctx, self._radio)
         return ctx
+
+    def _wants_dtls(self) -> bool:
+        uris = [self.config.server, self.config.bootstrap or ""]
+        return any(u.startswith("coaps:") for u in uris) or bool(self.config.bootstrap)
+
+    def _radio(self) -> bool:
+        """Whether an incoming datagram is heard (asleep in UQ, or lost on a lossy link)."""
+        return self.awake and not (self.faults.drop_rate and random.random() < self.faults.drop_rate)
 
     async def _request(self, msg: aiocoap.Message, timeout: float = 100.0) -> aiocoap.Message:
         # The default outlasts CoAP's own retransmissions (MAX_TRANSMIT_WAIT, 93 s): giving up
@@ -403,16 +432,68 @@ class SimDevice:
             await asyncio.sleep(self.faults.latency_ms / 1000)
         return await coap_request(self.context, msg, timeout)
 
+    @property
+    def server_uri(self) -> str:
+        """The LwM2M server this device registers with (its Security object's server account)."""
+        from .bootstrap import accounts
+
+        found = accounts(self, bootstrap=False)
+        return str(found[0][1][0]).rstrip("/") if found else self.config.server.rstrip("/")
+
+    def _use_account(self, bootstrap: bool) -> str:
+        """The URI of the (bootstrap) server account, its PSK set for coaps requests."""
+        from .bootstrap import accounts
+        from .dtls import set_psk
+
+        found = accounts(self, bootstrap)
+        if not found:
+            raise SimError("no " + ("bootstrap" if bootstrap else "LwM2M server") + " account")
+        res = found[0][1]
+        uri = str(res[0]).rstrip("/")
+        if uri.startswith("coaps:") and self.context is not None:
+            set_psk(self.context, uri, bytes(res.get(3) or b""), bytes(res.get(5) or b""))
+        return uri
+
+    def needs_bootstrap(self) -> bool:
+        """True when the device has a bootstrap account and no usable server account."""
+        from .bootstrap import accounts
+
+        return bool(accounts(self, True)) and not (accounts(self, False) and self.objects[1].data)
+
+    async def bootstrap(self) -> None:
+        """Client-initiated bootstrap: Bootstrap-Request, then serve the server's sequence."""
+        from .bootstrap import BootstrapSite
+
+        uri = self._use_account(bootstrap=True)
+        site = BootstrapSite(self)
+        self.bootstrap_site = site
+        try:
+            msg = aiocoap.Message(code=aiocoap.POST, uri=f"{uri}/bs")
+            msg.opt.uri_query = (f"ep={self.endpoint}",)
+            resp = await self._request(msg, timeout=30.0)
+            if resp.code != aiocoap.CHANGED:
+                raise SimError(f"Bootstrap-Request answered {resp.code}: {resp.payload[:200]!r}")
+            session = resp.remote  # keep the DTLS session open while the server writes
+            await asyncio.wait_for(site.finished.wait(), 30.0)
+            del session
+        finally:
+            self.bootstrap_site = None
+        self.bootstraps += 1
+        self.note(f"bootstrapped: server {self.server_uri}")
+
     async def register(self) -> None:
         q = [f"ep={self.endpoint}", f"lt={self.objects[1].data[0][1]}",
              f"lwm2m={self.config.lwm2m_version}", *self._binding_params()]
-        msg = aiocoap.Message(code=aiocoap.POST, uri=f"{self.config.server.rstrip('/')}/rd",
+        uri = self._use_account(bootstrap=False)
+        msg = aiocoap.Message(code=aiocoap.POST, uri=f"{uri}/rd",
                               payload=self.registration_links().encode(),
                               content_format=40)
         msg.opt.uri_query = tuple(q)
         resp = await self._request(msg)
         if resp.code != aiocoap.CREATED:
             raise SimError(f"Register answered {resp.code}: {resp.payload[:200]!r}")
+        # aiocoap holds DTLS sessions weakly; the server's requests need this one to stay open.
+        self._session = resp.remote if uri.startswith("coaps:") else None
         self.location = "/" + "/".join(resp.opt.location_path)
         self.registrations += 1
         if not self.registered.is_set():
@@ -423,7 +504,7 @@ class SimDevice:
         """Registration Update; False when the server no longer knows us (register again)."""
         if self.location is None:
             return False
-        msg = aiocoap.Message(code=aiocoap.POST, uri=f"{self.config.server.rstrip('/')}{self.location}")
+        msg = aiocoap.Message(code=aiocoap.POST, uri=f"{self.server_uri}{self.location}")
         if with_params:
             msg.opt.uri_query = (f"lt={self.objects[1].data[0][1]}", *self._binding_params())
         resp = await self._request(msg)
@@ -447,6 +528,9 @@ class SimDevice:
         """Register, then Update before the lifetime runs out; UQ sleeps in between."""
         while self.alive:
             try:
+                if self.needs_bootstrap():
+                    await self.bootstrap()
+                    continue
                 if self.location is None or self._reregister:
                     self._reregister = False
                     self.location = None
@@ -473,7 +557,7 @@ class SimDevice:
                     await self._stay_awake()
                 else:
                     self.awake = True
-            except (asyncio.TimeoutError, aiocoap.error.Error, OSError, SimError) as e:
+            except (asyncio.TimeoutError, aiocoap.error.Error, OSError, SimError, *DTLS_ERRORS) as e:
                 self.note(f"registration step failed: {e!r}")
                 self.awake = True
                 await asyncio.sleep(self.config.register_retry * (0.5 + random.random()))
@@ -518,7 +602,7 @@ class SimDevice:
         if self.location is None or self.context is None:
             return
         msg = aiocoap.Message(code=aiocoap.DELETE,
-                              uri=f"{self.config.server.rstrip('/')}{self.location}")
+                              uri=f"{self.server_uri}{self.location}")
         try:
             await self._request(msg, timeout=5.0)
         except (asyncio.TimeoutError, aiocoap.error.Error, OSError):
@@ -554,6 +638,7 @@ class SimDevice:
             for t in list(getattr(obj, "_tasks", {}).values()):
                 if t is not current:
                     t.cancel()
+        self._session = None
         if self.context is not None:
             ctx, self.context = self.context, None
             await ctx.shutdown()
