@@ -154,7 +154,7 @@ class _Session(_AddressDTLS):
             return
         if (level, code) == (LEVEL_NOALERT, DTLS_EVENT_CONNECTED):
             self.connected = True
-            self._protocol.stats.handshakes += 1
+            self._protocol.session_connected(self)
             return
         if (level, code) == (LEVEL_FATAL, CODE_CLOSE_NOTIFY):
             self._inject_error(CloseNotifyReceived())
@@ -173,6 +173,8 @@ class _Session(_AddressDTLS):
         self._retransmission_task.cancel()
         if self._protocol._connections.get(self.sockaddr) is self:
             del self._protocol._connections[self.sockaddr]
+        if self._protocol._shadows.get(self.sockaddr) is self:
+            del self._protocol._shadows[self.sockaddr]
 
 
 def _client_hello(data: bytes) -> bool:
@@ -190,6 +192,7 @@ class _ServerSocket(_DatagramServerSocketSimpleDTLS):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stats = DtlsStats()
+        self._shadows: dict[Any, _Session] = {}  # new handshakes beside established sessions
         self._noted: OrderedDict[Any, float] = OrderedDict()
 
     @classmethod
@@ -218,8 +221,9 @@ class _ServerSocket(_DatagramServerSocketSimpleDTLS):
 
     def datagram_received(self, data: bytes, sockaddr: Any) -> None:
         session = self._connections.get(sockaddr)
+        hello = _client_hello(data)
         if session is None:
-            if not _client_hello(data):
+            if not hello:
                 # Not a handshake start and no session: nothing to decrypt it with.
                 self.stats.dropped_records += 1
                 self._note(sockaddr, "record without a DTLS session (no ClientHello first): dropped")
@@ -228,21 +232,76 @@ class _ServerSocket(_DatagramServerSocketSimpleDTLS):
                 _, oldest = next(iter(self._connections.items()))
                 self.stats.evicted_sessions += 1
                 oldest._inject_error(coap_error.LibraryShutdown("DTLS session evicted: too many sessions"))
-            session = self._Address(self, sockaddr)
+            session = self._new_session(sockaddr)
             self._connections[sockaddr] = session
-        else:
-            self._connections.move_to_end(sockaddr)
-        self._message_interface._received_datagram(session, data)
+            self._feed(session, data, sockaddr, shadow=False)
+            return
+        self._connections.move_to_end(sockaddr)
+        shadow = self._shadows.get(sockaddr)
+        if session.connected and hello and (shadow is None or shadow.closed):
+            # A new handshake from the address of an established session: a device that
+            # rebooted on the same port, or a replay. The old session stays until the new one
+            # completes (RFC 6347 §4.2.8), so a replayed handshake cannot end it.
+            shadow = self._shadows[sockaddr] = self._new_session(sockaddr)
+        if shadow is not None and not shadow.closed:
+            self._feed(shadow, data, sockaddr, shadow=True)
+            if data[3:5] == b"\0\0":  # epoch 0: handshake records of the new handshake only
+                return
+        self._feed(session, data, sockaddr, shadow=False)
 
-    def handshake_failed(self, session: _Session, code: int) -> None:
+    def _new_session(self, sockaddr: Any) -> _Session:
+        session = self._Address(self, sockaddr)
+        # A handshake that never completes (a wrong key: tinydtls drops the undecryptable
+        # Finished silently) is ended, and reported, after handshake_timeout.
+        self._loop.call_later(self.handshake_timeout, self._handshake_deadline, session)
+        return session
+
+    def _feed(self, session: _Session, data: bytes, sockaddr: Any, shadow: bool) -> None:
+        """Hand ``data`` to tinydtls (what aiocoap's GoingThroughMessageDecryption does,
+        keeping tinydtls' verdict)."""
+        session._retransmission_task.cancel()
+        rc = session._dtls_socket.handleMessage(session._dtls_session, data)
+        if not session.closed:
+            session._retransmission_task = asyncio.create_task(
+                session._run_retransmissions(), name="DTLS server handshake retransmissions")
+        if rc >= 0 or shadow:
+            return  # a new handshake beside a session only ends by completing or timing out
+        if not session.connected and not session.closed:
+            self.handshake_failed(session, None)
+            session._inject_error(FatalDTLSError("handshake failed"))
+        else:
+            self.stats.dropped_records += 1
+            self._note(sockaddr, "record refused by DTLS (bad MAC, replay or malformed): dropped")
+
+    def session_connected(self, session: _Session) -> None:
+        self.stats.handshakes += 1
+        addr = session.sockaddr
+        if self._shadows.get(addr) is session:
+            del self._shadows[addr]
+            old = self._connections.get(addr)
+            self._connections[addr] = session
+            if old is not None and old is not session:
+                old._inject_error(coap_error.LibraryShutdown("DTLS session replaced by a new "
+                                                             "handshake from the same address"))
+
+    handshake_timeout = 10.0
+
+    def _handshake_deadline(self, session: _Session) -> None:
+        if not session.connected and not session.closed:
+            self.handshake_failed(session, None)
+            session._inject_error(FatalDTLSError("handshake timeout"))
+
+    def handshake_failed(self, session: _Session, code: int | None) -> None:
         store = session._psk_store
+        what = (f"did not complete within {self.handshake_timeout:g} s" if code is None
+                else f"failed: {_ALERTS.get(code, f'alert {code}')}")
         if store.unknown is not None and store.identity is None:
             reason = f"unknown PSK identity {store.unknown[:64].decode('utf-8', 'replace')!r}"
         elif store.identity is not None:
             reason = (f"handshake for PSK identity {store.identity.decode('utf-8', 'replace')!r} "
-                      f"failed: {_ALERTS.get(code, f'alert {code}')} (wrong key?)")
+                      f"{what} (wrong key?)")
         else:
-            reason = f"handshake failed: {_ALERTS.get(code, f'alert {code}')}"
+            reason = f"handshake {what}"
         self.stats.failed_handshakes += 1
         self.stats.failures = [*self.stats.failures[-99:], reason]
         log.warning("DTLS from %s refused: %s", session.hostinfo, reason)

@@ -89,6 +89,7 @@ async def start_secure(tmp: Path, key: Any, model: bytes, **settings: Any) -> Se
     base.update(settings)
     runner = Runner(Settings(**base))
     await runner.start()
+    runner.server._endpoint.dtls.handshake_timeout = 1.0  # a wrong key shows within a second
     await runner.rollout.stop()
     runner.rollout = await install_rollout(runner.app, runner.server, runner.settings,
                                            runner.http_port, poll=0.5, tick=0.05, backoff_base=0.2)
