@@ -51,6 +51,7 @@ class DeviceConfig:
     psk_identity: str | None = None
     psk_key: bytes | None = None
     bootstrap: str | None = None       # coap(s)://HOST:PORT: bootstrap first, then register
+    bootstrap_wait: float = 30.0       # seconds to wait for Bootstrap-Finish before asking again
     lifetime: int = 300
     binding: str = "U"                 # U or UQ
     lwm2m_version: str = "1.1"
@@ -474,11 +475,13 @@ class SimDevice:
             if resp.code != aiocoap.CHANGED:
                 raise SimError(f"Bootstrap-Request answered {resp.code}: {resp.payload[:200]!r}")
             session = resp.remote  # keep the DTLS session open while the server writes
-            await asyncio.wait_for(site.finished.wait(), 30.0)
+            await asyncio.wait_for(site.finished.wait(), self.config.bootstrap_wait)
             del session
         finally:
             self.bootstrap_site = None
         self.bootstraps += 1
+        server = self.objects[1].data.get(0, {})
+        self.binding = str(server.get(7) or self.binding)  # what the bootstrap server gave
         self.note(f"bootstrapped: server {self.server_uri}")
 
     async def register(self) -> None:
