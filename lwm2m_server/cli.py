@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "lwm2m_server.commands.sota",      # sota build
     "lwm2m_server.commands.keys",      # keys generate|export-c
     "lwm2m_server.commands.deploy",    # deploy create|status|pause|resume|cancel
+    "lwm2m_server.commands.device",    # device add|show|remove (credentials)
+    "lwm2m_server.commands.bootstrap",  # bootstrap set|show|list|remove
 ]
 
 

@@ -22,6 +22,8 @@ ROUTER_MODULES = [
     "lwm2m_server.api.tokens",       # /tokens (admin)
     "lwm2m_server.api.artifacts",    # /artifacts (OTA issue)
     "lwm2m_server.api.deployments",  # /deployments (OTA issue)
+    "lwm2m_server.api.credentials",  # /devices/{endpoint}/credentials (admin)
+    "lwm2m_server.api.bootstrap",    # /bootstrap (admin)
 ]
 
 

@@ -139,10 +139,6 @@ class BootstrapServer:
         """(identity, key) the device will register with; stored as its DM credential."""
         if cfg.security_mode == "nosec":
             return b"", b""
-        if cfg.psk_identity is not None and cfg.psk_key_hex is not None:
-            key = bytes.fromhex(cfg.psk_key_hex)
-            self.credentials.put(endpoint, cfg.psk_identity, key, "dm")
-            return cfg.psk_identity.encode(), key
         cred = self.credentials.get(endpoint, "dm")
         if cred is None:
             key = secrets.token_bytes(16)

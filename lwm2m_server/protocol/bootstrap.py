@@ -31,9 +31,10 @@ class BootstrapError(ValueError):
 class BootstrapConfig:
     """What the bootstrap server writes to a device: one LwM2M server account.
 
-    ``server_uri`` empty means "this server" (coaps for psk, coap for nosec). With mode psk and
-    no ``psk_identity``/``psk_key`` the device gets the endpoint's DM credentials (generated and
-    stored when it has none).
+    ``server_uri`` empty means "this server" (coaps for psk, coap for nosec). With mode psk the
+    device gets the endpoint's DM credential (generated and stored when it has none); a
+    ``psk_identity``/``psk_key_hex`` given here is stored as that credential, sealed, and not
+    kept in the configuration.
     """
 
     security_mode: str = "psk"
@@ -63,7 +64,10 @@ def config_from_json(data: dict[str, Any]) -> BootstrapConfig:
     unknown = set(data) - known
     if unknown:
         raise BootstrapError(f"unknown bootstrap settings: {', '.join(sorted(unknown))}")
-    cfg = BootstrapConfig(**data)
+    try:
+        cfg = BootstrapConfig(**data)
+    except TypeError as e:
+        raise BootstrapError(str(e)) from None
     if cfg.security_mode not in SECURITY_MODES:
         raise BootstrapError(f"security_mode must be one of {', '.join(SECURITY_MODES)}, "
                              f"got {cfg.security_mode!r}")
@@ -83,6 +87,13 @@ def config_from_json(data: dict[str, Any]) -> BootstrapConfig:
         raise BootstrapError("give psk_identity and psk_key together, or neither")
     if cfg.psk_identity is not None and cfg.security_mode != "psk":
         raise BootstrapError("psk_identity and psk_key only go with security_mode psk")
+    if cfg.psk_key_hex is not None:
+        try:
+            key = bytes.fromhex(cfg.psk_key_hex)
+        except (ValueError, TypeError):
+            raise BootstrapError("psk_key_hex must be hexadecimal") from None
+        if not 16 <= len(key) <= 64:
+            raise BootstrapError("psk_key_hex must be 16..64 bytes (32..128 hex digits)")
     return cfg
 
 

@@ -212,9 +212,20 @@ class CredentialStore:
 
     # --- bootstrap configuration -----------------------------------------------
     def set_bootstrap(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
-        """Store the bootstrap configuration of endpoint ``name`` (``*``: the default template)."""
+        """Store the bootstrap configuration of endpoint ``name`` (``*``: the default template).
+
+        A PSK given in it (``psk_identity``, ``psk_key_hex``) becomes the endpoint's sealed DM
+        credential and is not kept in the configuration, which is plain JSON.
+        """
         if not name or len(name) > 255:
             raise CredentialError("endpoint name must be 1..255 characters")
+        config = dict(config)
+        key_hex = config.pop("psk_key_hex", None)
+        identity = config.pop("psk_identity", None)
+        if key_hex is not None:
+            if name == DEFAULT_TEMPLATE:
+                raise CredentialError("the template cannot carry a PSK: every device would share it")
+            self.put(name, str(identity), parse_hex_key(str(key_hex)), "dm")
         with Session(self.engine) as s:
             row = s.get(BootstrapConfigRow, name) or BootstrapConfigRow(name=name, config="{}")
             row.config = json.dumps(config, sort_keys=True)
