@@ -267,8 +267,11 @@ class _ServerSocket(_DatagramServerSocketSimpleDTLS):
         if rc >= 0 or shadow:
             return  # a new handshake beside a session only ends by completing or timing out
         if not session.connected and not session.closed:
-            self.handshake_failed(session, None)
-            session._inject_error(FatalDTLSError("handshake failed"))
+            if session._psk_store.unknown is not None:  # tinydtls has sent its alert
+                self.handshake_failed(session, None)
+                session._inject_error(FatalDTLSError("handshake failed"))
+            # else: a lost or reordered handshake record; the client retransmits, and the
+            # deadline ends a handshake that never completes.
         else:
             self.stats.dropped_records += 1
             self._note(sockaddr, "record refused by DTLS (bad MAC, replay or malformed): dropped")
