@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from typing import Any
 
 os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
@@ -74,18 +75,18 @@ def serve(db_url: str, secret: str) -> None:
 
 def provision(db_url: str, secret: str, count: int) -> None:
     """One DM credential per bench endpoint plus the shared session identity, in one transaction."""
+    from datetime import datetime
+
     from sqlalchemy import insert
 
     from lwm2m_server.security.keybox import KeyBox
     from lwm2m_server.store.credentials import DeviceCredentialRow
     from lwm2m_server.store.db import init_db, make_engine
 
-    from datetime import datetime, timezone
-
     engine = make_engine(db_url)
     init_db(engine)
     box = KeyBox(secret)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = [{"endpoint": f"dtls-{i}", "purpose": "dm", "psk_identity": f"id-{i}", "created_at": now,
              "sealed_key": box.seal(KEY, f"dtls-{i}", "dm", f"id-{i}")} for i in range(count)]
     rows.append({"endpoint": "bench-sessions", "purpose": "dm", "psk_identity": SESSION_IDENTITY,
@@ -160,7 +161,7 @@ async def run_all(n: int, concurrency: int, one: Any) -> tuple[float, int]:
         async with sem:
             try:
                 await one(i)
-            except Exception:
+            except Exception:  # noqa: BLE001 - counted and printed
                 failures += 1
 
     t0 = time.perf_counter()

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 
@@ -23,6 +23,7 @@ router = APIRouter(prefix="/bootstrap", tags=["bootstrap"],
 
 _EXAMPLE = {"security_mode": "psk", "server_uri": "coaps://lwm2m.example.net:5684",
             "short_server_id": 1, "lifetime": 300, "binding": "U"}
+ConfigBody = Annotated[dict[str, Any], Body(examples=[_EXAMPLE])]
 
 
 def _public(data: dict[str, Any]) -> dict[str, Any]:
@@ -60,8 +61,7 @@ def list_bootstrap(store: CredentialsDep) -> dict[str, Any]:
 
 
 @router.put("/template", summary="Set the default bootstrap configuration")
-def put_template(store: CredentialsDep,
-                 body: dict[str, Any] = Body(..., examples=[_EXAMPLE])) -> dict[str, Any]:
+def put_template(store: CredentialsDep, body: ConfigBody) -> dict[str, Any]:
     return _put(DEFAULT_TEMPLATE, body, store)
 
 
@@ -76,8 +76,7 @@ def delete_template(store: CredentialsDep) -> dict[str, Any]:
 
 
 @router.put("/endpoints/{endpoint}", summary="Set one endpoint's bootstrap configuration")
-def put_endpoint(endpoint: str, store: CredentialsDep,
-                 body: dict[str, Any] = Body(..., examples=[_EXAMPLE])) -> dict[str, Any]:
+def put_endpoint(endpoint: str, store: CredentialsDep, body: ConfigBody) -> dict[str, Any]:
     if endpoint == DEFAULT_TEMPLATE:
         raise BadRequest("'*' is the template: use /bootstrap/template")
     return _put(endpoint, body, store)

@@ -18,7 +18,7 @@ from ..store.credentials import CredentialError, CredentialStore, parse_hex_key
 from .deps import require_scope
 from .errors import BadRequest, NotFound, Unavailable
 
-__all__ = ["router", "credential_store", "CredentialsDep"]
+__all__ = ["CredentialsDep", "credential_store", "router"]
 
 router = APIRouter(tags=["credentials"], dependencies=[Depends(require_scope("admin"))])
 

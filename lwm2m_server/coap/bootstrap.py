@@ -34,8 +34,15 @@ from urllib.parse import urlsplit
 from ..codecs import codec_for
 from ..events import EventBus, new_event
 from ..model import Path, build, default_registry
-from ..protocol.bootstrap import (BootstrapConfig, BootstrapError, config_from_json, free_instance,
-                                  instances_in_links, security_values, server_values)
+from ..protocol.bootstrap import (
+    BootstrapConfig,
+    BootstrapError,
+    config_from_json,
+    free_instance,
+    instances_in_links,
+    security_values,
+    server_values,
+)
 from ..protocol.security import Authentication
 from ..protocol.transport import OutgoingRequest, TransportError
 from ..store.credentials import CredentialStore

@@ -28,16 +28,26 @@ from typing import Any
 from aiocoap import error as coap_error
 from aiocoap.numbers import constants
 from aiocoap.transports import simplesocketserver
-from aiocoap.transports.tinydtls import (CODE_CLOSE_NOTIFY, DTLS_EVENT_CONNECT,
-                                         DTLS_EVENT_CONNECTED, LEVEL_FATAL, LEVEL_NOALERT,
-                                         CloseNotifyReceived, FatalDTLSError)
-from aiocoap.transports.tinydtls_server import (_SENTINEL_ADDRESS, _SENTINEL_PORT, _AddressDTLS,
-                                                _DatagramServerSocketSimpleDTLS,
-                                                GoingThroughMessageDecryption,
-                                                MessageInterfaceTinyDTLSServer)
+from aiocoap.transports.tinydtls import (
+    CODE_CLOSE_NOTIFY,
+    DTLS_EVENT_CONNECT,
+    DTLS_EVENT_CONNECTED,
+    LEVEL_FATAL,
+    LEVEL_NOALERT,
+    CloseNotifyReceived,
+    FatalDTLSError,
+)
+from aiocoap.transports.tinydtls_server import (
+    _SENTINEL_ADDRESS,
+    _SENTINEL_PORT,
+    GoingThroughMessageDecryption,
+    MessageInterfaceTinyDTLSServer,
+    _AddressDTLS,
+    _DatagramServerSocketSimpleDTLS,
+)
 from aiocoap.util import hostportjoin
 
-__all__ = ["PskResolver", "DtlsStats", "add_dtls_transport", "dtls_interface", "session_identity"]
+__all__ = ["DtlsStats", "PskResolver", "add_dtls_transport", "dtls_interface", "session_identity"]
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +87,7 @@ class _PskStore:
     def _lookup(self, identity: bytes) -> tuple[bytes, Any] | None:
         try:
             return self._resolve(identity)
-        except Exception as e:  # a database or secret problem must not look like a wrong key
+        except Exception as e:  # noqa: BLE001 - a database or secret problem must not look like a wrong key
             log.error("PSK lookup for identity %r failed: %s", identity[:64], e)
             return None
 
@@ -353,7 +363,7 @@ async def add_dtls_transport(context: Any, host: str, port: int, resolve: PskRes
         holder.append(mi)
         return mi
 
-    await context._append_tokenmanaged_messagemanaged_transport(make)  # noqa: SLF001 - no public hook
+    await context._append_tokenmanaged_messagemanaged_transport(make)
     return holder[0]._pool
 
 

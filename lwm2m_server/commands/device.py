@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["register", "open_store"]
+__all__ = ["open_store", "register"]
 
 DB_HELP = "database URL (default: LWM2M_DB_URL or sqlite:///./lwm2m.db)"
 

@@ -15,8 +15,16 @@ from urllib.parse import urlsplit
 
 from ..model import Path, Value
 
-__all__ = ["BootstrapConfig", "BootstrapError", "config_from_json", "security_values",
-           "server_values", "free_instance", "instances_in_links", "SECURITY_MODES"]
+__all__ = [
+    "SECURITY_MODES",
+    "BootstrapConfig",
+    "BootstrapError",
+    "config_from_json",
+    "free_instance",
+    "instances_in_links",
+    "security_values",
+    "server_values",
+]
 
 # Security (/0) resource 2 "Security Mode" (TS Core E.1): 0 PSK, 1 RPK, 2 certificate, 3 NoSec.
 SECURITY_MODES = {"psk": 0, "nosec": 3}

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import RegistrationError
 
-__all__ = ["Authentication", "SecurityPolicy", "PLAIN", "SECURITY_MODES"]
+__all__ = ["PLAIN", "SECURITY_MODES", "Authentication", "SecurityPolicy"]
 
 SECURITY_MODES = ("none", "psk")
 

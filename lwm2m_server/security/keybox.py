@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["KeyBox", "SecretError", "keybox_from_settings", "DEVELOPMENT_SECRET"]
+__all__ = ["DEVELOPMENT_SECRET", "KeyBox", "SecretError", "keybox_from_settings"]
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import aiocoap
 from aiocoap.numbers.codes import Code
 
 from ..codecs import CodecError, codec_for
-from ..model import Path, PathError
+from ..model import LwM2mObject, Path, PathError
 
 if TYPE_CHECKING:
     from .device import SimDevice
@@ -61,6 +61,7 @@ class BootstrapSite:
 
     def _delete(self, path: Path) -> aiocoap.Message:
         objects = self.device.objects
+        targets: list[tuple[int, int | None]]
         if path.is_root:
             targets = [(0, None), (1, None)]
         elif path.object_id in (0, 1) and path.resource_id is None:
@@ -88,12 +89,12 @@ class BootstrapSite:
                 links.append(f"</{oid}>")
             for iid, res in sorted(obj.data.items()):
                 ssid = res.get(10) if oid == 0 and not res.get(1) else res.get(0) if oid == 1 else None
-                links.append(f"</{oid}/{iid}>" + (f";ssid={ssid}" if ssid is not None else ""))
+                links.append(f"</{oid}/{iid}>" + (f";ssid={int(ssid)}" if isinstance(ssid, int) else ""))
         return aiocoap.Message(code=Code.CONTENT, payload=",".join(links).encode(),
                                content_format=_LINK_FORMAT)
 
     def _write(self, request: aiocoap.Message, path: Path) -> aiocoap.Message:
-        from .device import _group
+        from .device import _group, _instance_values
 
         if path.object_id not in (0, 1) or path.resource_id is not None:
             return _answer(Code.BAD_REQUEST, "this device takes Bootstrap-Write of /0 and /1 instances")
@@ -106,8 +107,8 @@ class BootstrapSite:
             return _answer(Code.BAD_REQUEST, f"payload does not decode: {e}")
         obj = self.device.objects[path.object_id]
         try:
-            groups = _group(node, path) if path.instance_id is not None else \
-                {i.id: {r.id: r.value for r in i.resources.values()} for i in node.instances.values()}
+            groups = ({iid: _instance_values(inst) for iid, inst in node.instances.items()}
+                      if isinstance(node, LwM2mObject) else _group(node, path))
             for iid, values in groups.items():
                 obj.data[iid] = {rid: obj._typed(rid, v) for rid, v in values.items()}
         except Exception as e:  # noqa: BLE001 - any bad value is the server's 4.00

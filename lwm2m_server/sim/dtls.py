@@ -16,10 +16,14 @@ from typing import Any
 
 import aiocoap
 from aiocoap.credentials import DTLS
-from aiocoap.transports.tinydtls import (CloseNotifyReceived, DTLSClientConnection,
-                                         FatalDTLSError, MessageInterfaceTinyDTLS)
+from aiocoap.transports.tinydtls import (
+    CloseNotifyReceived,
+    DTLSClientConnection,
+    FatalDTLSError,
+    MessageInterfaceTinyDTLS,
+)
 
-__all__ = ["add_dtls_client", "set_psk", "DTLS_ERRORS"]
+__all__ = ["DTLS_ERRORS", "add_dtls_client", "set_psk"]
 
 # What a request over DTLS may fail with besides aiocoap's own errors.
 DTLS_ERRORS: tuple[type[BaseException], ...] = (FatalDTLSError, CloseNotifyReceived)
@@ -68,7 +72,7 @@ async def add_dtls_client(ctx: aiocoap.Context, radio: Callable[[], bool]) -> No
         mi.radio = radio
         return mi
 
-    await ctx._append_tokenmanaged_messagemanaged_transport(make)  # noqa: SLF001 - no public hook
+    await ctx._append_tokenmanaged_messagemanaged_transport(make)
 
 
 def set_psk(ctx: aiocoap.Context, uri: str, identity: bytes, key: bytes) -> None:

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, LargeBinary, Text
@@ -24,8 +24,16 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from ..security.keybox import KeyBox
 
-__all__ = ["DeviceCredentialRow", "BootstrapConfigRow", "Credential", "CredentialStore",
-           "CredentialError", "PURPOSES", "DEFAULT_TEMPLATE", "CACHE_SECONDS"]
+__all__ = [
+    "CACHE_SECONDS",
+    "DEFAULT_TEMPLATE",
+    "PURPOSES",
+    "BootstrapConfigRow",
+    "Credential",
+    "CredentialError",
+    "CredentialStore",
+    "DeviceCredentialRow",
+]
 
 PURPOSES = ("dm", "bootstrap")
 DEFAULT_TEMPLATE = "*"  # the bootstrap configuration of endpoints that have none of their own
@@ -39,7 +47,7 @@ class CredentialError(ValueError):
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class DeviceCredentialRow(SQLModel, table=True):
@@ -258,6 +266,6 @@ class CredentialStore:
 
 
 def _summary(row: DeviceCredentialRow) -> dict[str, Any]:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
     return {"endpoint": row.endpoint, "purpose": row.purpose, "mode": "psk",
             "psk_identity": row.psk_identity, "created_at": created.isoformat()}

@@ -83,9 +83,10 @@ class SecureEnv:
 
 
 async def start_secure(tmp: Path, key: Any, model: bytes, **settings: Any) -> SecureEnv:
-    base = dict(coap_host="127.0.0.1", coap_port=0, http_host="127.0.0.1", http_port=0,
-                db_url=f"sqlite:///{tmp / 'server.db'}", artifacts_dir=tmp / "artifacts",
-                request_timeout=3.0, secret_key=secrets.token_urlsafe(32))
+    base: dict[str, Any] = {
+        "coap_host": "127.0.0.1", "coap_port": 0, "http_host": "127.0.0.1", "http_port": 0,
+        "db_url": f"sqlite:///{tmp / 'server.db'}", "artifacts_dir": tmp / "artifacts",
+        "request_timeout": 3.0, "secret_key": secrets.token_urlsafe(32)}
     base.update(settings)
     runner = Runner(Settings(**base))
     await runner.start()

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import hashlib
 
-from tests.ota_delivery.conftest import SLOT, firmware_image
-
 from lwm2m_server.store.artifacts import ingest_artifact
 from ota.keys import public_key_of
 from ota.sota import build_package
+from tests.ota_delivery.conftest import SLOT, firmware_image
 
 from .conftest import SecureEnv, eventually
 
