@@ -12,6 +12,9 @@ command -v arm-none-eabi-gcc >/dev/null || need_apt+=(gcc-arm-none-eabi libnewli
 command -v chromium >/dev/null || need_apt+=(chromium chromium-driver)
 command -v gcc >/dev/null || need_apt+=(gcc)
 command -v make >/dev/null || need_apt+=(make)
+# DTLSSocket (tinydtls for coaps) builds from source with the autotools.
+command -v autoreconf >/dev/null || need_apt+=(autoconf automake)
+command -v libtoolize >/dev/null || need_apt+=(libtool)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
