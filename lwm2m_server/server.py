@@ -57,7 +57,7 @@ class LwM2MServer:
         self.registrations = RegistrationManager(
             self.store, self.events, max_payload=settings.max_payload,
             policy=SecurityPolicy(required=settings.security == "required",
-                                  has_credentials=self.credentials.has_credentials))
+                                  has_credentials=self.credentials.has_credentials_async))
         self.devices = DeviceManager(self.registrations, self.store, self.events, self.registry,
                                      request_timeout=settings.request_timeout,
                                      queue_timeout=settings.queue_timeout,

@@ -150,7 +150,8 @@ class LwM2MSite(Resource, PathCapable):
         address = peer_address(request.remote)
         reg = self.registrations.by_address(address)
         if reg is not None:  # an unknown sender is refused by handle_send
-            self.registrations.policy.check_same_channel(reg, authentication(request.remote), "Send")
+            await self.registrations.policy.check_same_channel(reg, authentication(request.remote),
+                                                               "Send")
         await self.devices.handle_send(address, payload,
                                        int(cf) if cf is not None else None)
         return Message(code=Code.CHANGED)

@@ -324,7 +324,7 @@ class RegistrationManager:
         that does not belong to the endpoint, and plain CoAP where it is not allowed.
         """
         params = parse_register_query(query)
-        self.policy.check_register(params.endpoint, auth)
+        await self.policy.check_register(params.endpoint, auth)
         self._check_payload(payload)
         links = parse_registration_payload(payload)
         now = self._clock()
@@ -356,7 +356,10 @@ class RegistrationManager:
         old = self.by_id(registration_id)
         if old is None:
             raise RegistrationError(f"unknown registration id {registration_id!r}", "4.04")
-        self.policy.check_same_channel(old, auth, "Update")
+        await self.policy.check_same_channel(old, auth, "Update")
+        old = self.by_id(registration_id)  # the check may have waited for the database
+        if old is None:
+            raise RegistrationError(f"unknown registration id {registration_id!r}", "4.04")
         if (links is None and old.online and old.endpoint not in self._locks
                 and address == old.address and params.lifetime in (None, old.lifetime)
                 and params.binding in (None, old.binding) and params.sms in (None, old.sms)
@@ -409,7 +412,7 @@ class RegistrationManager:
         reg = self.by_id(registration_id)
         if reg is None:
             raise RegistrationError(f"unknown registration id {registration_id!r}", "4.04")
-        self.policy.check_same_channel(reg, auth, "De-register")
+        await self.policy.check_same_channel(reg, auth, "De-register")
         async with self._lock(reg.endpoint):
             await self._store.delete_registration(reg.endpoint, reg.registration_id)
             self._unindex(reg)

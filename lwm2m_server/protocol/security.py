@@ -9,7 +9,7 @@ the credential lookup is handed in.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,22 +43,23 @@ PLAIN = Authentication()
 class SecurityPolicy:
     """The rules of docs/security.md, for the registration interface and Send.
 
-    ``required``: plain CoAP registrations are refused altogether. ``has_credentials(endpoint)``:
-    whether the endpoint has DM credentials (then it is never served over plain CoAP).
+    ``required``: plain CoAP registrations are refused altogether. ``has_credentials(endpoint)``
+    (awaitable): whether the endpoint has DM credentials (then it is never served over plain
+    CoAP); it is asked only for plain-CoAP requests.
     """
 
     def __init__(self, required: bool = False,
-                 has_credentials: Callable[[str], bool] | None = None) -> None:
+                 has_credentials: Callable[[str], Awaitable[bool]] | None = None) -> None:
         self.required = required
-        self._has_credentials = has_credentials or (lambda endpoint: False)
+        self._has_credentials = has_credentials or _no_credentials
 
-    def check_register(self, endpoint: str, auth: Authentication) -> None:
+    async def check_register(self, endpoint: str, auth: Authentication) -> None:
         """May ``auth`` register as ``endpoint``? RegistrationError 4.03 with the reason if not."""
         if not auth.secure:
             if self.required:
                 raise RegistrationError("this server accepts registrations over DTLS only: use coaps",
                                         "4.03")
-            if self._has_credentials(endpoint):
+            if await self._has_credentials(endpoint):
                 raise RegistrationError(f"endpoint {endpoint!r} has credentials: register over DTLS "
                                         "(coaps)", "4.03")
             return
@@ -69,7 +70,7 @@ class SecurityPolicy:
             raise RegistrationError(f"PSK identity {auth.identity!r} belongs to endpoint "
                                     f"{auth.endpoint!r}, not {endpoint!r}", "4.03")
 
-    def check_same_channel(self, registration: Any, auth: Authentication, operation: str) -> None:
+    async def check_same_channel(self, registration: Any, auth: Authentication, operation: str) -> None:
         """May ``auth`` Update, De-register or Send for ``registration``? 4.03 if not.
 
         A registration made over DTLS is only ever changed over DTLS by the same endpoint's
@@ -86,9 +87,13 @@ class SecurityPolicy:
         if not auth.secure:
             if self.required:
                 raise RegistrationError(f"{operation} refused: this server accepts DTLS only", "4.03")
-            if self._has_credentials(endpoint):
+            if await self._has_credentials(endpoint):
                 raise RegistrationError(f"endpoint {endpoint!r} has credentials: register again over "
                                         "DTLS (coaps)", "4.03")
+
+
+async def _no_credentials(endpoint: str) -> bool:
+    return False
 
 
 def _channel(mode: str) -> str:

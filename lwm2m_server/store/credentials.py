@@ -10,6 +10,7 @@ another process (the CLI) shows within ``CACHE_SECONDS``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -199,6 +200,14 @@ class CredentialStore:
                 self._by_identity.clear()
             self._by_identity[identity] = (now, cred)
         return cred
+
+    async def has_credentials_async(self, endpoint: str) -> bool:
+        """:meth:`has_credentials` for the event loop: a cache hit answers at once, a miss reads
+        the database in a worker thread."""
+        hit = self._has.get(endpoint)
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        return await asyncio.to_thread(self.has_credentials, endpoint)
 
     def has_credentials(self, endpoint: str) -> bool:
         """True when ``endpoint`` has a DM credential (then plain CoAP is refused for it)."""
