@@ -64,9 +64,11 @@ class CoapEndpoint:
                 self.dtls = await add_dtls_transport(self.context, host, coaps_port,
                                                      resolve_psk or (lambda identity: None),
                                                      max_dtls_sessions)
-            except BaseException:
+            except BaseException as e:
                 await self.context.shutdown()
                 self.context = None
+                if isinstance(e, OSError):  # say which of the two ports failed
+                    raise OSError(e.errno, f"coaps port {coaps_port}: {e.strerror or e}") from None
                 raise
         self.transport = AiocoapTransport(self.context)
         return self.bound_port()

@@ -108,6 +108,9 @@ class LwM2MSite(Resource, PathCapable):
                 return _error("4.05", f"{method} is not allowed on /{path[0]}: use POST")
             return _error("4.04", "not found: this server offers /rd and /dp")
         except RegistrationError as e:
+            if e.coap_code == "4.03":  # a security refusal: one line, with its reason
+                log.warning("%s /%s from %s refused: %s", method, "/".join(path),
+                            "%s:%s" % peer_address(request.remote), e.message)
             return _error(e.coap_code, e.message)
         except LwM2MError as e:
             code = getattr(e, "coap_code", None) or ("4.04" if e.http_status == 404 else "4.00")

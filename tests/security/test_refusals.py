@@ -91,7 +91,7 @@ async def test_unknown_identity_fails_the_handshake_logged_once(
 
 
 async def test_identity_may_not_register_or_update_as_another_endpoint(
-        senv: SecureEnv, bystander: Any) -> None:
+        senv: SecureEnv, bystander: Any, caplog: pytest.LogCaptureFixture) -> None:
     senv.provision("mallory", "mallory-id")
     ctx = await client(senv.coaps_uri, b"mallory-id", KEY)
     try:
@@ -113,12 +113,16 @@ async def test_identity_may_not_register_or_update_as_another_endpoint(
     finally:
         await ctx.shutdown()
     assert senv.server.registrations.get("good-1").security == "psk"
+    (line,) = warnings(caplog, "belongs to endpoint 'mallory'")
+    assert line.startswith("POST /rd from 127.0.0.1:") and "refused" in line
+    assert len(warnings(caplog, "may not Update")) == 1
+    assert len(warnings(caplog, "may not De-register")) == 1
     await nothing_stored(senv, "mallory")
     await bystander()
 
 
 async def test_plain_coap_is_refused_for_an_endpoint_with_credentials(
-        senv: SecureEnv, bystander: Any) -> None:
+        senv: SecureEnv, bystander: Any, caplog: pytest.LogCaptureFixture) -> None:
     ctx = await client()
     try:
         # The attack of the issue: a plain Register under a secure device's name.
@@ -138,6 +142,7 @@ async def test_plain_coap_is_refused_for_an_endpoint_with_credentials(
     assert senv.server.registrations.get("plain-1").security == "none"
     reg = senv.server.registrations.get("good-1")
     assert reg.security == "psk" and len(senv.kinds("registered", "good-1")) == 1
+    assert len(warnings(caplog, "has credentials: register over DTLS")) == 1
     await bystander()
 
 
