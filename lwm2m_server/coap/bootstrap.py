@@ -28,7 +28,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..codecs import codec_for
@@ -45,8 +45,10 @@ from ..protocol.bootstrap import (
 )
 from ..protocol.security import Authentication
 from ..protocol.transport import OutgoingRequest, TransportError
-from ..store.credentials import CredentialStore
 from .site import peer_address
+
+if TYPE_CHECKING:  # the server hands the store in; the CoAP adapter does not import it
+    from ..store.credentials import CredentialStore
 
 __all__ = ["BootstrapServer"]
 
