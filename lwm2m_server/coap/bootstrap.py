@@ -5,8 +5,8 @@ configuration applies, it gets 2.04 and the server runs the sequence on the same
 (the device's DTLS session or its plain CoAP address):
 
 1. Bootstrap-Delete ``/`` (the device keeps its Bootstrap-Server account, §6.1.7.4);
-2. Bootstrap-Discover ``/0`` to see which Security instance ids remain taken (skipped when the
-   device does not support it: LwM2M 1.0);
+2. Bootstrap-Discover ``/0`` to see which Security instance ids remain taken (a device that does
+   not support it, LwM2M 1.0, gets the new account at /0/1);
 3. Bootstrap-Write of a Security (/0) instance: server URI, mode, PSK identity and key, SSID;
 4. Bootstrap-Write of a Server (/1) instance: SSID, lifetime, notification storing, binding;
 5. Bootstrap-Finish (``POST /bs``).
@@ -176,8 +176,10 @@ class BootstrapServer:
             step = "Bootstrap-Delete /"
             await self._send(step, remote, address, OutgoingRequest("DELETE", ()), ("2.02",))
             step = "Bootstrap-Discover /0"
-            taken: set[int] = set()
-            with contextlib.suppress(_StepFailed):  # 1.0 devices do not know Discover
+            # Without Discover (LwM2M 1.0) the Bootstrap-Server account is taken to be /0/0, where
+            # clients keep it by convention, so the new account goes to /0/1.
+            taken: set[int] = {0}
+            with contextlib.suppress(_StepFailed):
                 resp = await self._send(step, remote, address,
                                         OutgoingRequest("GET", ("0",), accept=_LINK_FORMAT), ("2.05",))
                 taken = instances_in_links(resp.payload.decode("utf-8", "replace"), 0)
