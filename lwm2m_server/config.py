@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # is 0 (tests); LWM2M_COAPS=false switches the DTLS listener off.
     coaps_port: int | None = Field(None, ge=0, le=65535)
     coaps: bool = True
+    # An extra coaps port that serves only the bootstrap interface (/bs), for clients that keep
+    # one DTLS session per server address (docs/security.md); None: none (0: any free port).
+    coaps_bootstrap_port: int | None = Field(None, ge=0, le=65535)
     # "optional": plain CoAP stays open for endpoints without credentials; "required": DTLS only.
     security: Literal["optional", "required"] = "optional"
     # Encrypts the device keys at rest (docs/security.md); at least 32 random characters.

@@ -68,6 +68,7 @@ class LwM2MServer:
         self._tasks: list[asyncio.Task[None]] = []
         self.coap_port: int | None = None
         self.coaps_port: int | None = None  # the bound DTLS port, None when DTLS is off
+        self.coaps_bootstrap_port: int | None = None  # the bootstrap-only DTLS port, if any
         self.bootstrap: Any = None  # coap/bootstrap.py's BootstrapServer once started
         self._coap_mounts: dict[str, Any] = {}
 
@@ -91,8 +92,10 @@ class LwM2MServer:
             self.coap_port = await self._endpoint.start(
                 self.settings.coap_host, self.settings.coap_port,
                 coaps_port=self.settings.coaps_bind_port, resolve_psk=self._resolve_psk,
-                max_dtls_sessions=self.settings.max_dtls_sessions)
+                max_dtls_sessions=self.settings.max_dtls_sessions,
+                coaps_bootstrap_port=self.settings.coaps_bootstrap_port if self.settings.coaps else None)
             self.coaps_port = self._endpoint.bound_coaps_port()
+            self.coaps_bootstrap_port = self._endpoint.bound_coaps_bootstrap_port()
         except BaseException:  # a busy port or an unreachable database: leave nothing running
             self._endpoint = None
             await self.store.stop()
@@ -112,6 +115,8 @@ class LwM2MServer:
         if self.coaps_port is not None:
             log.info("CoAP over DTLS (coaps) listening on %s port %s", self.settings.coap_host,
                      self.coaps_port)
+        if self.coaps_bootstrap_port is not None:
+            log.info("coaps bootstrap-only port %s", self.coaps_bootstrap_port)
         if self.settings.security == "optional":
             log.warning("security 'optional': plain CoAP is open to endpoints without credentials "
                         "(anyone can register under such a name); use --security required to "

@@ -9,9 +9,11 @@ configuration applies, it gets 2.04 and the server runs the sequence on the same
    not support it, LwM2M 1.0, gets the new account at /0/1);
 3. Bootstrap-Write of a Security (/0) instance: server URI, mode, PSK identity and key, SSID;
 4. Bootstrap-Write of a Server (/1) instance: SSID, lifetime, notification storing, binding;
-5. Bootstrap-Finish (``POST /bs``).
+5. Bootstrap-Finish (``POST /bs``); over DTLS the server then closes the session
+   (close_notify), so the device connects again with the credential it was given.
 
-Writes are TLV (11542), which every LwM2M 1.0 to 1.2 client accepts. Any 4.xx/5.xx answer or
+Writes go in TLV (11542), or the next of SenML CBOR and SenML JSON when the device refuses a
+format (the ``pct`` of the Bootstrap-Request, if any, first). Any other 4.xx/5.xx answer or
 timeout ends the sequence with a ``bootstrap_failed`` event (with the step and the reason);
 the device retries with a new Bootstrap-Request. Success is a ``bootstrapped`` event.
 
@@ -55,6 +57,12 @@ __all__ = ["BootstrapServer"]
 log = logging.getLogger(__name__)
 
 _TLV = 11542
+# Formats a Bootstrap-Write may go in, in the order tried: TLV (every 1.0 client), SenML CBOR,
+# SenML JSON (1.1 clients may support only one of the SenML ones; Wakaama's default build has
+# SenML JSON only and answers TLV with 4.00). A ``pct`` in the Bootstrap-Request goes first.
+_WRITE_FORMATS = (_TLV, 112, 110)
+# Answers that mean "not in this format" (TS Core §6.1.7.3 uses 4.00 for an unusable payload).
+_FORMAT_REFUSALS = ("4.00", "4.06", "4.15")
 _LINK_FORMAT = 40
 _WILDCARDS = ("", "::", "0.0.0.0", "[::]")
 # aiocoap sends the 2.04 of the Bootstrap-Request after render returns; the device must see it
@@ -67,6 +75,12 @@ class _StepFailed(Exception):
         super().__init__(f"{step}: {reason}")
         self.step = step
         self.reason = reason
+
+
+def _formats(pct: int | None) -> list[int]:
+    """The write formats to try, the device's preferred one (``pct``) first when we have it."""
+    first = [pct] if pct in _WRITE_FORMATS else []
+    return first + [f for f in _WRITE_FORMATS if f not in first]
 
 
 class BootstrapServer:
@@ -105,7 +119,9 @@ class BootstrapServer:
         old = self._running.pop(endpoint, None)
         if old is not None:
             old.cancel()  # the device started over: its earlier sequence no longer matters
-        task = asyncio.create_task(self._run(endpoint, cfg, remote, auth))
+        pct = params.get("pct", "")
+        task = asyncio.create_task(self._run(endpoint, cfg, remote, auth,
+                                             int(pct) if pct.isdigit() else None))
         self._running[endpoint] = task
         task.add_done_callback(lambda t: self._running.pop(endpoint, None)
                                if self._running.get(endpoint) is t else None)
@@ -166,7 +182,8 @@ class BootstrapServer:
             raise _StepFailed(step, f"device answered {resp.code}" + (f": {detail}" if detail else ""))
         return resp
 
-    async def _run(self, endpoint: str, cfg: BootstrapConfig, remote: Any, auth: Authentication) -> None:
+    async def _run(self, endpoint: str, cfg: BootstrapConfig, remote: Any, auth: Authentication,
+                   pct: int | None = None) -> None:
         address = peer_address(remote)
         await asyncio.sleep(_START_DELAY)
         step = "prepare"
@@ -185,11 +202,12 @@ class BootstrapServer:
                 taken = instances_in_links(resp.payload.decode("utf-8", "replace"), 0)
             sec_id = free_instance(taken)
             step = f"Bootstrap-Write /0/{sec_id}"
+            formats = _formats(pct)
             await self._write(step, remote, address, Path.of(0, sec_id),
                               security_values(sec_id, uri, cfg.security_mode, identity, key,
-                                              cfg.short_server_id))
+                                              cfg.short_server_id), formats)
             step = "Bootstrap-Write /1/0"
-            await self._write(step, remote, address, Path.of(1, 0), server_values(0, cfg))
+            await self._write(step, remote, address, Path.of(1, 0), server_values(0, cfg), formats)
             step = "Bootstrap-Finish"
             await self._send(step, remote, address, OutgoingRequest("POST", ("bs",)), ("2.04",))
         except asyncio.CancelledError:
@@ -206,14 +224,35 @@ class BootstrapServer:
                                       security_mode=cfg.security_mode, security=auth.mode,
                                       psk_identity=identity.decode("utf-8", "replace") or None,
                                       short_server_id=cfg.short_server_id))
+        if auth.secure:
+            # The bootstrap credential's session is done: the device must connect again with
+            # the credential it was given (see coap/dtls.close_session).
+            from .dtls import close_session
+
+            await asyncio.sleep(_START_DELAY)  # let the ACK of Bootstrap-Finish's answer go first
+            close_session(remote, "bootstrap finished")
 
     async def _write(self, step: str, remote: Any, address: tuple[str, int], path: Path,
-                     values: dict[Path, Any]) -> None:
+                     values: dict[Path, Any], formats: list[int]) -> None:
+        """Bootstrap-Write ``values`` at ``path`` in the first of ``formats`` the device takes;
+        ``formats`` is reordered so the next write starts with the one that worked."""
         node = build(values, path, self._registry)
-        payload = codec_for(_TLV).encode(node, path, self._registry)
-        req = OutgoingRequest("PUT", tuple(str(i) for i in path.ids), payload=payload,
-                              content_format=_TLV)
-        await self._send(step, remote, address, req, ("2.04",))
+        refused: list[str] = []
+        for fmt in list(formats):
+            payload = codec_for(fmt).encode(node, path, self._registry)
+            req = OutgoingRequest("PUT", tuple(str(i) for i in path.ids), payload=payload,
+                                  content_format=fmt)
+            try:
+                await self._send(step, remote, address, req, ("2.04",))
+            except _StepFailed as e:
+                if not any(e.reason.startswith(f"device answered {c}") for c in _FORMAT_REFUSALS):
+                    raise
+                refused.append(f"{fmt}: {e.reason.removeprefix('device answered ')}")
+                continue
+            formats.remove(fmt)
+            formats.insert(0, fmt)
+            return
+        raise _StepFailed(step, "device refused every format (" + "; ".join(refused) + ")")
 
     def _fail(self, endpoint: str, step: str, reason: str, auth: Authentication) -> None:
         log.warning("bootstrap of %s refused or failed at %s: %s", endpoint, step, reason)

@@ -47,7 +47,8 @@ from aiocoap.transports.tinydtls_server import (
 )
 from aiocoap.util import hostportjoin
 
-__all__ = ["DtlsStats", "PskResolver", "add_dtls_transport", "dtls_interface", "session_identity"]
+__all__ = ["DtlsStats", "PskResolver", "add_dtls_transport", "close_session", "dtls_interface",
+           "session_identity"]
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,7 @@ class _ServerSocket(_DatagramServerSocketSimpleDTLS):
 
     _Address = _Session  # type: ignore[assignment]
     max_sockets = 20000
+    bootstrap_only = False  # a listener that serves only /bs (a separate bootstrap port)
     resolve: PskResolver = staticmethod(lambda identity: None)  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -370,6 +372,28 @@ async def add_dtls_transport(context: Any, host: str, port: int, resolve: PskRes
 def dtls_interface(listener: Any) -> DtlsStats:
     """The counters of a listener returned by :func:`add_dtls_transport`."""
     return listener.stats  # type: ignore[no-any-return]
+
+
+def close_session(remote: object, reason: str) -> bool:
+    """End a DTLS session with close_notify (False if ``remote`` is not one).
+
+    After Bootstrap-Finish: a client that talks to the bootstrap and the LwM2M server at the same
+    address (as ours share a port) would otherwise reuse the session it authenticated with its
+    bootstrap credential; closed, it connects again with the credential it was just given.
+    """
+    if not isinstance(remote, _Session) or remote.closed:
+        return False
+    try:
+        remote._dtls_socket.close(remote._dtls_session)
+    except Exception as e:  # noqa: BLE001 - the session goes away in any case
+        log.debug("close_notify to %s failed: %s", remote.hostinfo, e)
+    remote._inject_error(coap_error.LibraryShutdown(reason))
+    return True
+
+
+def bootstrap_only(remote: object) -> bool:
+    """True when ``remote`` came in on the bootstrap-only coaps port."""
+    return isinstance(remote, _Session) and remote._protocol.bootstrap_only
 
 
 def session_identity(remote: object) -> tuple[str, Any] | None:

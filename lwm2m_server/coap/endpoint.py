@@ -47,35 +47,50 @@ class CoapEndpoint:
         self.context: Context | None = None
         self.transport: AiocoapTransport | None = None
         self.dtls: Any = None  # the coaps listener (coap/dtls.py), when bound
+        self.dtls_bootstrap: Any = None  # the coaps listener that serves only /bs, when bound
 
     async def start(self, host: str, port: int, *, coaps_port: int | None = None,
-                    resolve_psk: PskResolver | None = None, max_dtls_sessions: int = 20000) -> int:
+                    resolve_psk: PskResolver | None = None, max_dtls_sessions: int = 20000,
+                    coaps_bootstrap_port: int | None = None) -> int:
         """Bind and return the UDP port actually bound (``port`` 0 picks a free one).
 
         With ``coaps_port`` (0: any free one) DTLS is bound on the same host; ``resolve_psk``
-        turns a PSK identity into (key, credential).
+        turns a PSK identity into (key, credential). ``coaps_bootstrap_port`` adds a DTLS port
+        that serves only /bs.
         """
         # UDP only: LwM2M binding U; no CoAP-over-TCP listener on the same port number.
         self.context = await Context.create_server_context(self.site, bind=(host, port),
                                                            transports=["udp6"])
-        if coaps_port is not None:
-            from .dtls import add_dtls_transport
+        from .dtls import add_dtls_transport
+
+        for name, dtls_port in (("coaps", coaps_port), ("coaps bootstrap", coaps_bootstrap_port)):
+            if dtls_port is None:
+                continue
             try:
-                self.dtls = await add_dtls_transport(self.context, host, coaps_port,
-                                                     resolve_psk or (lambda identity: None),
-                                                     max_dtls_sessions)
+                listener = await add_dtls_transport(self.context, host, dtls_port,
+                                                    resolve_psk or (lambda identity: None),
+                                                    max_dtls_sessions)
             except BaseException as e:
                 await self.context.shutdown()
                 self.context = None
-                if isinstance(e, OSError):  # say which of the two ports failed
-                    raise OSError(e.errno, f"coaps port {coaps_port}: {e.strerror or e}") from None
+                if isinstance(e, OSError):  # say which of the ports failed
+                    raise OSError(e.errno, f"{name} port {dtls_port}: {e.strerror or e}") from None
                 raise
+            if name == "coaps":
+                self.dtls = listener
+            else:
+                listener.bootstrap_only = True
+                self.dtls_bootstrap = listener
         self.transport = AiocoapTransport(self.context)
         return self.bound_port()
 
     def bound_coaps_port(self) -> int | None:
         """The coaps UDP port, None when DTLS is off."""
         return self.dtls.bound_port() if self.dtls is not None else None
+
+    def bound_coaps_bootstrap_port(self) -> int | None:
+        """The bootstrap-only coaps UDP port, None when there is none."""
+        return self.dtls_bootstrap.bound_port() if self.dtls_bootstrap is not None else None
 
     def bound_port(self) -> int:
         assert self.context is not None

@@ -17,6 +17,7 @@ from ..protocol.devices import DeviceManager
 from ..protocol.errors import LwM2MError, RegistrationError
 from ..protocol.registration import RegistrationManager
 from ..protocol.security import PLAIN, Authentication
+from .dtls import bootstrap_only, session_identity
 
 __all__ = ["LwM2MSite", "peer_address", "authentication"]
 
@@ -41,8 +42,6 @@ def peer_address(remote: object) -> tuple[str, int]:
 
 def authentication(remote: object) -> Authentication:
     """The channel a request came over: plain CoAP, or DTLS with the identity it proved."""
-    from .dtls import session_identity
-
     found = session_identity(remote)
     if found is None:
         if getattr(remote, "scheme", "coap") == "coaps":  # DTLS without a finished handshake
@@ -84,6 +83,8 @@ class LwM2MSite(Resource, PathCapable):
         path = tuple(request.opt.uri_path)
         method = request.code
         mounted = self.mounts.get(path[0]) if path else None
+        if bootstrap_only(request.remote) and path != ("bs",):
+            return _error("4.03", "this port serves the bootstrap interface (/bs) only")
         if mounted is not None:
             return await mounted.render(request)
         try:

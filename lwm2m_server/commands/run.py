@@ -19,6 +19,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_args(coap_host=args.coap_host, coap_port=args.coap_port,
                                       coaps_port=args.coaps_port, security=args.security,
+                                      coaps_bootstrap_port=args.coaps_bootstrap_port,
                                       http_host=args.http_host, http_port=args.http_port,
                                       db_url=args.db, objects_dirs=args.objects,
                                       log_level=args.log_level)
@@ -50,6 +51,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--coaps-port", type=int, default=None,
                    help="CoAP over DTLS (coaps) UDP port on the same host (default 5684; 0 = any "
                         "free; LWM2M_COAPS=false turns DTLS off)")
+    p.add_argument("--coaps-bootstrap-port", type=int, default=None,
+                   help="an extra coaps port serving only the bootstrap interface, for clients "
+                        "that keep one DTLS session per server address (e.g. 5784)")
     p.add_argument("--security", choices=("optional", "required"), default=None,
                    help="optional (default): plain CoAP stays open to endpoints without "
                         "credentials; required: DTLS only")

@@ -80,7 +80,7 @@ async def test_device_refusing_a_write_is_a_failure_event_and_it_can_retry(senv:
     def refuse_once(self, request, path):  # type: ignore[no-untyped-def]
         if not refused:
             refused.append(path)
-            return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=b"flash full")
+            return aiocoap.Message(code=aiocoap.NOT_FOUND, payload=b"flash full")
         return original(self, request, path)
 
     BootstrapSite._write = refuse_once  # type: ignore[method-assign]
@@ -88,7 +88,7 @@ async def test_device_refusing_a_write_is_a_failure_event_and_it_can_retry(senv:
         dev = await senv.device("bs-3", bootstrap=senv.coaps_uri, psk_identity="bs-3-factory",
                                 psk_key=KEY, wait=False, bootstrap_wait=2.0)
         (ev,) = await eventually(lambda: senv.kinds("bootstrap_failed", "bs-3"))
-        assert ev.data["step"].startswith("Bootstrap-Write /0/") and "4.00" in ev.data["reason"]
+        assert ev.data["step"].startswith("Bootstrap-Write /0/") and "4.04" in ev.data["reason"]
         assert "flash full" in ev.data["reason"]
         # The device never gets its Finish; after its wait it asks again and succeeds.
         await asyncio.wait_for(dev.registered.wait(), 30)
@@ -110,3 +110,59 @@ async def test_bootstrap_over_dtls_needs_the_endpoints_own_bootstrap_identity(se
         await ctx.shutdown()
     assert resp.code == aiocoap.FORBIDDEN and b"not the bootstrap credential" in resp.payload
     assert senv.server.credentials.get("bs-other", "dm") is None
+
+
+async def test_device_taking_only_senml_json_gets_its_instances_in_senml_json(senv: SecureEnv) -> None:
+    """Like Wakaama's default build: TLV and SenML CBOR answered with 4.00 Bad Request."""
+    from lwm2m_server.sim.bootstrap import BootstrapSite
+
+    senv.server.credentials.set_bootstrap("*", {"security_mode": "psk"})
+    senv.provision("bs-json", "bs-json-factory", purpose="bootstrap")
+    original = BootstrapSite._write
+    seen: list[int] = []
+
+    def json_only(self, request, path):  # type: ignore[no-untyped-def]
+        seen.append(int(request.opt.content_format))
+        if int(request.opt.content_format) != 110:
+            return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=b"unsupported format")
+        return original(self, request, path)
+
+    BootstrapSite._write = json_only  # type: ignore[method-assign]
+    try:
+        await senv.device("bs-json", bootstrap=senv.coaps_uri, psk_identity="bs-json-factory",
+                          psk_key=KEY)
+    finally:
+        BootstrapSite._write = original  # type: ignore[method-assign]
+    # /0 went TLV, SenML CBOR, SenML JSON; /1 straight in the format that worked.
+    assert seen == [11542, 112, 110, 110]
+    assert senv.server.registrations.get("bs-json").security == "psk"
+
+
+async def test_separate_bootstrap_port_serves_only_bs_and_the_device_then_registers_on_coaps(
+        tmp_path, signing_key, example_model_wasm) -> None:  # type: ignore[no-untyped-def]
+    from .conftest import start_secure, stop_secure
+
+    env = await start_secure(tmp_path, signing_key, example_model_wasm, coaps_bootstrap_port=0)
+    try:
+        bs_uri = f"coaps://127.0.0.1:{env.server.coaps_bootstrap_port}"
+        assert env.server.coaps_bootstrap_port not in (None, env.server.coaps_port)
+        env.server.credentials.set_bootstrap("*", {"security_mode": "psk"})
+        env.provision("bs-port", "bs-port-factory", purpose="bootstrap")
+        env.provision("dm-only", "dm-only-id")
+        # A DM identity on the bootstrap port cannot register there.
+        ctx = await client(bs_uri, b"dm-only-id", KEY)
+        try:
+            msg = aiocoap.Message(code=aiocoap.POST, uri=f"{bs_uri}/rd", payload=b"</3/0>",
+                                  content_format=40)
+            msg.opt.uri_query = ("ep=dm-only",)
+            resp = await asyncio.wait_for(ctx.request(msg).response, 8)
+            assert resp.code == aiocoap.FORBIDDEN and b"bootstrap interface (/bs) only" in resp.payload
+        finally:
+            await ctx.shutdown()
+        dev = await env.device("bs-port", server=env.coaps_uri, bootstrap=bs_uri,
+                               psk_identity="bs-port-factory", psk_key=KEY)
+        assert dev.bootstraps == 1 and dev.server_uri == env.coaps_uri
+        reg = env.server.registrations.get("bs-port")
+        assert reg.security == "psk"
+    finally:
+        await stop_secure(env)
