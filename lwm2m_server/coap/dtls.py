@@ -54,9 +54,10 @@ log = logging.getLogger(__name__)
 
 # TLS alert descriptions tinydtls reports (RFC 5246 §7.2), for the log line.
 _ALERTS = {0: "close notify", 10: "unexpected message", 20: "bad record MAC",
-           40: "handshake failure", 47: "illegal parameter", 50: "decode error",
-           51: "decrypt error (wrong key?)", 70: "protocol version", 80: "internal error",
-           115: "unknown PSK identity"}
+           40: "handshake failure (no cipher suite in common, or no RFC 5746 renegotiation "
+               "indication in the ClientHello)",
+           47: "illegal parameter", 50: "decode error", 51: "decrypt error (wrong key?)",
+           70: "protocol version", 80: "internal error", 115: "unknown PSK identity"}
 
 #: identity (bytes) -> (key, credential object) or None when unknown
 PskResolver = Callable[[bytes], "tuple[bytes, Any] | None"]
@@ -160,6 +161,14 @@ class _Session(_AddressDTLS):
     def authenticated_claims(self) -> list[Any]:  # aiocoap's name for the same thing
         return [self.credential] if self.credential is not None else []
 
+    def _write(self, recipient: Any, data: bytes) -> int:
+        # tinydtls reports the alerts it receives, not those it sends: a fatal alert we send
+        # during the handshake (e.g. handshake_failure) is the reason the handshake ends.
+        if (len(data) >= 15 and data[0] == 21 and data[3:5] == b"\0\0" and data[13] == 2
+                and not self.connected):
+            asyncio.get_running_loop().call_soon(self._protocol.fail_handshake, self, data[14])
+        return int(super()._write(recipient, data))
+
     def _event(self, level: int, code: int) -> None:
         if (level, code) == (LEVEL_NOALERT, DTLS_EVENT_CONNECT):
             return
@@ -171,8 +180,9 @@ class _Session(_AddressDTLS):
             self._inject_error(CloseNotifyReceived())
         elif level == LEVEL_FATAL:
             if not self.connected:
-                self._protocol.handshake_failed(self, code)
-            self._inject_error(FatalDTLSError(code))
+                self._protocol.fail_handshake(self, code)
+            else:
+                self._inject_error(FatalDTLSError(code))
         else:
             self.log.debug("DTLS alert level %d code %d from %s", level, code, self.hostinfo)
 
@@ -280,8 +290,7 @@ class _ServerSocket(_DatagramServerSocketSimpleDTLS):
             return  # a new handshake beside a session only ends by completing or timing out
         if not session.connected and not session.closed:
             if session._psk_store.unknown is not None:  # tinydtls has sent its alert
-                self.handshake_failed(session, None)
-                session._inject_error(FatalDTLSError("handshake failed"))
+                self.fail_handshake(session, None)
             # else: a lost or reordered handshake record; the client retransmits, and the
             # deadline ends a handshake that never completes.
         else:
@@ -302,9 +311,15 @@ class _ServerSocket(_DatagramServerSocketSimpleDTLS):
     handshake_timeout = 10.0
 
     def _handshake_deadline(self, session: _Session) -> None:
-        if not session.connected and not session.closed:
-            self.handshake_failed(session, None)
-            session._inject_error(FatalDTLSError("handshake timeout"))
+        self.fail_handshake(session, None)
+
+    def fail_handshake(self, session: _Session, code: int | None) -> None:
+        """Report (once) and end a handshake that failed: ``code`` is the alert, None for a
+        timeout or an unknown identity."""
+        if session.connected or session.closed:
+            return
+        self.handshake_failed(session, code)
+        session._inject_error(FatalDTLSError(code if code is not None else "handshake failed"))
 
     def handshake_failed(self, session: _Session, code: int | None) -> None:
         store = session._psk_store

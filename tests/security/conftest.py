@@ -45,7 +45,7 @@ class SecureEnv:
         self.devices: list[SimDevice] = []
         _, self.token = create_token(runner.server.engine, "security-tests", ["admin"])
         self.api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{runner.http_port}",
-                                     headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+                                     headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
         self.events: list[Any] = []
         runner.server.events.add_sink(self.events.append)
 

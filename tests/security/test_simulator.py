@@ -66,9 +66,10 @@ async def test_fleet_from_a_credentials_file_registers_over_dtls_with_faults(
 async def test_lossy_link_over_dtls_still_serves_reads(senv: SecureEnv) -> None:
     senv.provision("lossy", "lossy-id")
     dev = await senv.device("lossy", psk_identity="lossy-id", psk_key=KEY,
-                            faults=Faults(drop_rate=0.3, latency_ms=20))
+                            faults=Faults(drop_rate=0.25, latency_ms=20))
     ok = 0
     for _ in range(5):
-        r = await senv.api.get("/api/v1/devices/lossy/data/3/0/3", params={"timeout": 30})
+        r = await senv.api.get("/api/v1/devices/lossy/data/3/0/3", params={"timeout": 20})
         ok += r.status_code == 200 and r.json()["values"]["/3/0/3"] == dev.firmware_version
-    assert ok >= 4  # CoAP retransmissions over DTLS carry most reads through a 30 % loss
+    # CoAP retransmissions (2, 4, 8 s) over the DTLS session carry the reads through a 25 % loss.
+    assert ok >= 4
