@@ -1,10 +1,10 @@
-"""The bootstrap server (LwM2M 1.1 client-initiated bootstrap, TS Core §5.2.7, §6.1.7).
+"""The bootstrap server (LwM2M 1.1 client-initiated bootstrap, TS Core §6.1).
 
 A device sends Bootstrap-Request (``POST /bs?ep=NAME``); once the channel is allowed and a
 configuration applies, it gets 2.04 and the server runs the sequence on the same channel
 (the device's DTLS session or its plain CoAP address):
 
-1. Bootstrap-Delete ``/`` (the device keeps its Bootstrap-Server account, §6.1.7.4);
+1. Bootstrap-Delete ``/`` (the device keeps its Bootstrap-Server account);
 2. Bootstrap-Discover ``/0`` to see which Security instance ids remain taken (a device that does
    not support it, LwM2M 1.0, gets the new account at /0/1);
 3. Bootstrap-Write of a Security (/0) instance: server URI, mode, PSK identity and key, SSID;
@@ -61,7 +61,7 @@ _TLV = 11542
 # SenML JSON (1.1 clients may support only one of the SenML ones; Wakaama's default build has
 # SenML JSON only and answers TLV with 4.00). A ``pct`` in the Bootstrap-Request goes first.
 _WRITE_FORMATS = (_TLV, 112, 110)
-# Answers that mean "not in this format" (TS Core §6.1.7.3 uses 4.00 for an unusable payload).
+# Answers that mean "not in this format" (clients answer 4.00 for a payload they cannot parse).
 _FORMAT_REFUSALS = ("4.00", "4.06", "4.15")
 _LINK_FORMAT = 40
 _WILDCARDS = ("", "::", "0.0.0.0", "[::]")

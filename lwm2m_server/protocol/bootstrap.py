@@ -1,4 +1,4 @@
-"""The bootstrap interface's content (LwM2M 1.1 TS Core §5.2.7, §6.1; objects 0 and 1 of TS
+"""The bootstrap interface's content (LwM2M 1.1 TS Core §6.1; objects 0 and 1 of TS
 Transport/Core appendix E): what one endpoint is given, and the Security and Server instances
 that carry it.
 

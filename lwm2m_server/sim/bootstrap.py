@@ -1,4 +1,4 @@
-"""The client side of LwM2M 1.1 bootstrap for a simulated device (TS Core §5.2.7, §6.1).
+"""The client side of LwM2M 1.1 bootstrap for a simulated device (TS Core §6.1).
 
 While a device bootstraps, every request it receives goes to :class:`BootstrapSite`, which
 serves the bootstrap interface on its Security (/0) and Server (/1) objects: Bootstrap-Delete,
@@ -120,7 +120,7 @@ class BootstrapSite:
         usable = [res for _, res in accounts(self.device, bootstrap=False)
                   if res.get(0) and res.get(10) in servers]
         if not usable:
-            # TS Core §6.1.7.8: 4.06 when the configuration is not usable.
+            # 4.06 Not Acceptable: the configuration is not usable.
             return _answer(Code.NOT_ACCEPTABLE, "no LwM2M server account with a matching Server instance")
         self.finished.set()
         return aiocoap.Message(code=Code.CHANGED)

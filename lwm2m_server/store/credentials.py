@@ -39,7 +39,7 @@ __all__ = [
 PURPOSES = ("dm", "bootstrap")
 DEFAULT_TEMPLATE = "*"  # the bootstrap configuration of endpoints that have none of their own
 CACHE_SECONDS = 2.0
-_MIN_KEY, _MAX_KEY = 16, 64  # bytes; LwM2M asks for 128-bit PSKs at least (TS Core §7.1.6)
+_MIN_KEY, _MAX_KEY = 16, 64  # bytes: no weaker than the suite's AES-128; tinydtls takes up to 64
 _IDENTITY = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
