@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, LargeBinary, Text
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -191,10 +192,16 @@ class CredentialStore:
         hit = self._by_identity.get(identity)
         if hit is not None and now - hit[0] < CACHE_SECONDS:
             return hit[1]
-        with Session(self.engine) as s:
-            row = s.exec(select(DeviceCredentialRow)
-                         .where(DeviceCredentialRow.psk_identity == identity)).first()
-            cred = self._open(row) if row is not None else None
+        # Core SQL on a pooled connection: this runs inside the DTLS handshake, on the event
+        # loop, once per new identity; an ORM session costs several times more.
+        table = DeviceCredentialRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            row = conn.execute(sa_select(table).where(table.c.psk_identity == identity)).first()
+        cred = None
+        if row is not None:
+            m = row._mapping
+            key = self.keybox().open(m["sealed_key"], m["endpoint"], m["purpose"], m["psk_identity"])
+            cred = Credential(m["endpoint"], m["purpose"], m["psk_identity"], key)
         with self._lock:
             if len(self._by_identity) > 100_000:
                 self._by_identity.clear()
