@@ -157,7 +157,7 @@ class DtlsClient(asyncio.DatagramProtocol):
         while not self.connected.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self.connected), 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if asyncio.get_running_loop().time() > deadline:
                     raise
                 self.dtls.checkRetransmit()
@@ -171,7 +171,7 @@ async def _with_resends(send: Any, answer: asyncio.Future[bytes], timeout: float
         send()
         try:
             return await asyncio.wait_for(asyncio.shield(answer), min(2.0, deadline - loop.time()))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if loop.time() >= deadline:
                 raise
 

@@ -7,12 +7,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from lwm2m_server.codecs import codec_for
 from lwm2m_server.coap.dtls import _client_hello
+from lwm2m_server.codecs import codec_for
 from lwm2m_server.model import Path, build, default_registry
-from lwm2m_server.protocol.bootstrap import (BootstrapConfig, BootstrapError, config_from_json,
-                                             free_instance, instances_in_links, security_values,
-                                             server_values)
+from lwm2m_server.protocol.bootstrap import (
+    BootstrapConfig,
+    BootstrapError,
+    config_from_json,
+    free_instance,
+    instances_in_links,
+    security_values,
+    server_values,
+)
 from lwm2m_server.protocol.errors import RegistrationError
 from lwm2m_server.protocol.security import PLAIN, Authentication, SecurityPolicy
 from lwm2m_server.security.keybox import KeyBox, SecretError
