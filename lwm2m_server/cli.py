@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("lwm2m_server.commands.keys", "signing keys for firmware images and SOTA packages"),
     "deploy": ("lwm2m_server.commands.deploy", "create and steer OTA deployments"),
     "model": ("lwm2m_server.commands.model", "build a trained model into a Wasm module (and a SOTA package)"),
+    "device": ("lwm2m_server.commands.device", "device credentials for DTLS (PSK): add, show, remove"),
+    "bootstrap": ("lwm2m_server.commands.bootstrap", "bootstrap-server configuration per endpoint and template"),
 }
 
 

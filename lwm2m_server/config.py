@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "redact_url", "default_data_dir", "DATA_DIR_ENV", "SOTA_PUBLIC_KEY_FILE",
+__all__ = ["Settings", "SettingsError", "redact_url", "default_data_dir", "DATA_DIR_ENV", "SOTA_PUBLIC_KEY_FILE",
            "SOTA_SIGNING_KEY_FILE", "DEFAULT_MODEL_FILE"]
 
 DATA_DIR_ENV = "LWM2M_DATA_DIR"
@@ -46,6 +46,10 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
+class SettingsError(RuntimeError):
+    """The settings ask for something this installation cannot do (said with how to fix it)."""
+
+
 class Settings(BaseSettings):
     """Everything ``lwm2m-server run`` needs to know; env prefix ``LWM2M_``."""
 
@@ -54,6 +58,19 @@ class Settings(BaseSettings):
     # "::" binds IPv6 and (on dual-stack hosts) IPv4 as well.
     coap_host: str = "::"
     coap_port: int = Field(5683, ge=0, le=65535)
+    # CoAP over DTLS 1.2 (coaps) on the same host. Unset: 5684, or any free port when coap_port
+    # is 0 (tests); LWM2M_COAPS=false switches the DTLS listener off.
+    coaps_port: int | None = Field(None, ge=0, le=65535)
+    coaps: bool = True
+    # An extra coaps port that serves only the bootstrap interface (/bs), for clients that keep
+    # one DTLS session per server address (docs/security.md); None: none (0: any free port).
+    coaps_bootstrap_port: int | None = Field(None, ge=0, le=65535)
+    # "optional": plain CoAP stays open for endpoints without credentials; "required": DTLS only.
+    security: Literal["optional", "required"] = "optional"
+    # Encrypts the device keys at rest (docs/security.md); at least 32 random characters.
+    secret_key: SecretStr | None = None
+    # Most DTLS sessions kept at once; past it the least recently active one is dropped.
+    max_dtls_sessions: int = Field(20000, ge=1)
     http_host: str = "0.0.0.0"
     http_port: int = Field(8080, ge=0, le=65535)
     # One folder holds the database, the artifacts and the SOTA keys of a server, so every
@@ -129,7 +146,21 @@ class Settings(BaseSettings):
             if value.lower() in _PLACEHOLDER_SECRETS or len(value) < 32:
                 raise ValueError("admin_token must be at least 32 random characters outside "
                                  "development (set LWM2M_ENVIRONMENT=development to allow it)")
+        if self.secret_key is not None and self.environment != "development":
+            value = self.secret_key.get_secret_value()
+            if value.lower() in _PLACEHOLDER_SECRETS or len(value) < 32 or len(set(value)) < 8:
+                raise ValueError("secret_key must be at least 32 random characters outside "
+                                 "development (set LWM2M_ENVIRONMENT=development to allow it)")
         return self
+
+    @property
+    def coaps_bind_port(self) -> int | None:
+        """The UDP port to bind for coaps (0: any free one), None when DTLS is off."""
+        if not self.coaps:
+            return None
+        if self.coaps_port is not None:
+            return self.coaps_port
+        return 0 if self.coap_port == 0 else 5684
 
     @property
     def db_url_redacted(self) -> str:

@@ -16,6 +16,9 @@ command -v make >/dev/null || need_apt+=(make)
 echo '#include <psa/crypto.h>' | gcc -E -x c - >/dev/null 2>&1 || need_apt+=(libmbedtls-dev)
 command -v curl >/dev/null || need_apt+=(curl)          # the README quick tour test
 command -v ip >/dev/null || need_apt+=(iproute2)        # its private loopback namespace
+# DTLSSocket (tinydtls for coaps) builds from source with the autotools.
+command -v autoreconf >/dev/null || need_apt+=(autoconf automake)
+command -v libtoolize >/dev/null || need_apt+=(libtool)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

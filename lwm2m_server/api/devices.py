@@ -65,6 +65,8 @@ def device_json(reg: Any) -> dict[str, Any]:
         "binding": reg.binding,
         "lifetime": reg.lifetime,
         "queue_mode": reg.queue_mode,
+        # "psk": registered over DTLS with a pre-shared key; "none": over plain CoAP.
+        "security": getattr(reg, "security", "none"),
         "online": reg.online,
         "last_seen": _iso(reg.last_seen),
         "registered_at": _iso(reg.registered_at),

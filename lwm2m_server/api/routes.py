@@ -6,7 +6,8 @@ import functools
 
 from fastapi import APIRouter
 
-from . import artifacts, deployments, devices, events, models, requests, tokens
+from . import (artifacts, bootstrap, credentials, deployments, devices, events, models, requests,
+               tokens)
 
 __all__ = ["API_PREFIX", "build_api_router"]
 
@@ -20,6 +21,8 @@ ROUTERS = [
     artifacts.router,    # /artifacts
     deployments.router,  # /deployments
     models.router,       # /models: model inventory
+    credentials.router,  # /devices/{endpoint}/credentials (admin)
+    bootstrap.router,    # /bootstrap (admin)
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 # aiocoap binds with SO_REUSEPORT unless told otherwise. On Linux a port-0 bind may then land on
 # a port another REUSEPORT socket of the same user already has, and datagrams get split between
@@ -15,6 +16,9 @@ from ..protocol.devices import DeviceManager
 from ..protocol.registration import RegistrationManager
 from .site import LwM2MSite
 from .transport import AiocoapTransport
+
+if TYPE_CHECKING:
+    from .dtls import PskResolver
 
 __all__ = ["CoapEndpoint", "bound_udp_port"]
 
@@ -31,21 +35,62 @@ def bound_udp_port(context: Context) -> int:
 
 
 class CoapEndpoint:
-    """Binds the CoAP server (``host`` "::" serves IPv4 and IPv6) and exposes its transport."""
+    """Binds the CoAP server (``host`` "::" serves IPv4 and IPv6) and exposes its transport.
+
+    Plain CoAP and, when asked, CoAP over DTLS (coaps) share the one context: requests to a
+    device leave from the socket (and DTLS session) it registered over.
+    """
 
     def __init__(self, registrations: RegistrationManager, devices: DeviceManager,
                  max_payload: int = 64 * 1024) -> None:
         self.site = LwM2MSite(registrations, devices, max_payload)
         self.context: Context | None = None
         self.transport: AiocoapTransport | None = None
+        self.dtls: Any = None  # the coaps listener (coap/dtls.py), when bound
+        self.dtls_bootstrap: Any = None  # the coaps listener that serves only /bs, when bound
 
-    async def start(self, host: str, port: int) -> int:
-        """Bind and return the UDP port actually bound (``port`` 0 picks a free one)."""
+    async def start(self, host: str, port: int, *, coaps_port: int | None = None,
+                    resolve_psk: PskResolver | None = None, max_dtls_sessions: int = 20000,
+                    coaps_bootstrap_port: int | None = None) -> int:
+        """Bind and return the UDP port actually bound (``port`` 0 picks a free one).
+
+        With ``coaps_port`` (0: any free one) DTLS is bound on the same host; ``resolve_psk``
+        turns a PSK identity into (key, credential). ``coaps_bootstrap_port`` adds a DTLS port
+        that serves only /bs.
+        """
         # UDP only: LwM2M binding U; no CoAP-over-TCP listener on the same port number.
         self.context = await Context.create_server_context(self.site, bind=(host, port),
                                                            transports=["udp6"])
+        from .dtls import add_dtls_transport
+
+        for name, dtls_port in (("coaps", coaps_port), ("coaps bootstrap", coaps_bootstrap_port)):
+            if dtls_port is None:
+                continue
+            try:
+                listener = await add_dtls_transport(self.context, host, dtls_port,
+                                                    resolve_psk or (lambda identity: None),
+                                                    max_dtls_sessions)
+            except BaseException as e:
+                await self.context.shutdown()
+                self.context = None
+                if isinstance(e, OSError):  # say which of the ports failed
+                    raise OSError(e.errno, f"{name} port {dtls_port}: {e.strerror or e}") from None
+                raise
+            if name == "coaps":
+                self.dtls = listener
+            else:
+                listener.bootstrap_only = True
+                self.dtls_bootstrap = listener
         self.transport = AiocoapTransport(self.context)
         return self.bound_port()
+
+    def bound_coaps_port(self) -> int | None:
+        """The coaps UDP port, None when DTLS is off."""
+        return self.dtls.bound_port() if self.dtls is not None else None
+
+    def bound_coaps_bootstrap_port(self) -> int | None:
+        """The bootstrap-only coaps UDP port, None when there is none."""
+        return self.dtls_bootstrap.bound_port() if self.dtls_bootstrap is not None else None
 
     def bound_port(self) -> int:
         assert self.context is not None

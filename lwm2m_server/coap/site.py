@@ -1,4 +1,5 @@
-"""The server's CoAP resources: /rd (Register), /rd/{id} (Update, De-register), /dp (Send).
+"""The server's CoAP resources: /rd (Register), /rd/{id} (Update, De-register), /dp (Send),
+/bs (Bootstrap-Request, when a bootstrap server is attached).
 
 Translates CoAP messages to calls on the protocol layer and protocol errors to CoAP codes, in
 this one place.
@@ -7,6 +8,7 @@ this one place.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiocoap import Code, Message
 from aiocoap.resource import PathCapable, Resource
@@ -14,8 +16,10 @@ from aiocoap.resource import PathCapable, Resource
 from ..protocol.devices import DeviceManager
 from ..protocol.errors import LwM2MError, RegistrationError
 from ..protocol.registration import RegistrationManager
+from ..protocol.security import PLAIN, Authentication
+from .dtls import bootstrap_only, session_identity
 
-__all__ = ["LwM2MSite", "peer_address"]
+__all__ = ["LwM2MSite", "peer_address", "authentication"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,18 @@ def peer_address(remote: object) -> tuple[str, int]:
     return host, int(sockaddr[1])
 
 
+def authentication(remote: object) -> Authentication:
+    """The channel a request came over: plain CoAP, or DTLS with the identity it proved."""
+    found = session_identity(remote)
+    if found is None:
+        if getattr(remote, "scheme", "coap") == "coaps":  # DTLS without a finished handshake
+            raise RegistrationError("DTLS session has no authenticated identity", "4.03")
+        return PLAIN
+    identity, cred = found
+    return Authentication("psk", identity, getattr(cred, "endpoint", None),
+                          getattr(cred, "purpose", None))
+
+
 def _error(code: str, message: str) -> Message:
     return Message(code=_CODES.get(code, Code.BAD_REQUEST), payload=message.encode("utf-8")[:1024])
 
@@ -51,6 +67,8 @@ class LwM2MSite(Resource, PathCapable):
         self.max_payload = max_payload
         # Resources of other services by first path segment (e.g. "fw": firmware downloads).
         self.mounts: dict[str, Resource] = {}
+        # The bootstrap server (coap/bootstrap.py), when this process runs one: serves POST /bs.
+        self.bootstrap: Any = None
 
     async def needs_blockwise_assembly(self, request: Message) -> bool:
         mounted = self.mounts.get(request.opt.uri_path[0]) if request.opt.uri_path else None
@@ -65,6 +83,8 @@ class LwM2MSite(Resource, PathCapable):
         path = tuple(request.opt.uri_path)
         method = request.code
         mounted = self.mounts.get(path[0]) if path else None
+        if bootstrap_only(request.remote) and path != ("bs",):
+            return _error("4.03", "this port serves the bootstrap interface (/bs) only")
         if mounted is not None:
             return await mounted.render(request)
         try:
@@ -74,15 +94,24 @@ class LwM2MSite(Resource, PathCapable):
                 if method == Code.POST:
                     return await self._update(request, path[1])
                 if method == Code.DELETE:
-                    await self.registrations.deregister(path[1])
+                    await self.registrations.deregister(path[1], authentication(request.remote))
                     return Message(code=Code.DELETED)
                 return _error("4.05", f"{method} is not allowed on /rd/{{id}}: use POST or DELETE")
             if path == ("dp",) and method == Code.POST:
                 return await self._send(request)
+            if path == ("bs",) and self.bootstrap is not None:
+                if method != Code.POST:
+                    return _error("4.05", f"{method} is not allowed on /bs: use POST")
+                code, message = await self.bootstrap.request(request.opt.uri_query, request.remote,
+                                                            authentication(request.remote))
+                return Message(code=Code.CHANGED) if code == "2.04" else _error(code, message)
             if path in (("rd",), ("dp",)):
                 return _error("4.05", f"{method} is not allowed on /{path[0]}: use POST")
             return _error("4.04", "not found: this server offers /rd and /dp")
         except RegistrationError as e:
+            if e.coap_code == "4.03":  # a security refusal: one line, with its reason
+                log.warning("%s /%s from %s refused: %s", method, "/".join(path),
+                            "%s:%s" % peer_address(request.remote), e.message)
             return _error(e.coap_code, e.message)
         except LwM2MError as e:
             code = getattr(e, "coap_code", None) or ("4.04" if e.http_status == 404 else "4.00")
@@ -107,19 +136,26 @@ class LwM2MSite(Resource, PathCapable):
         payload = self._payload(request)
         self._check_format(request)
         reg = await self.registrations.register(request.opt.uri_query, payload,
-                                                peer_address(request.remote), request.remote)
+                                                peer_address(request.remote), request.remote,
+                                                authentication(request.remote))
         return Message(code=Code.CREATED, location_path=("rd", reg.registration_id))
 
     async def _update(self, request: Message, registration_id: str) -> Message:
         payload = self._payload(request)
         self._check_format(request)
         await self.registrations.update(registration_id, request.opt.uri_query, payload,
-                                        peer_address(request.remote), request.remote)
+                                        peer_address(request.remote), request.remote,
+                                        authentication(request.remote))
         return Message(code=Code.CHANGED)
 
     async def _send(self, request: Message) -> Message:
         payload = self._payload(request)
         cf = request.opt.content_format
-        await self.devices.handle_send(peer_address(request.remote), payload,
+        address = peer_address(request.remote)
+        reg = self.registrations.by_address(address)
+        if reg is not None:  # an unknown sender is refused by handle_send
+            await self.registrations.policy.check_same_channel(reg, authentication(request.remote),
+                                                               "Send")
+        await self.devices.handle_send(address, payload,
                                        int(cf) if cf is not None else None)
         return Message(code=Code.CHANGED)

@@ -22,17 +22,48 @@ class UsageError(ValueError):
     """A flag value the simulator cannot use; the message says which and why."""
 
 
-def parse_server_uri(text: str) -> str:
-    """``coap://HOST:PORT`` (port defaults to 5683); UsageError for anything else."""
+def parse_server_uri(text: str, flag: str = "--server") -> str:
+    """``coap://HOST:PORT`` or ``coaps://HOST:PORT`` (ports default to 5683 and 5684);
+    UsageError for anything else."""
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as e:
-        raise UsageError(f"--server {text!r}: {e}") from None
-    if parts.scheme != "coap" or not parts.hostname or parts.path not in ("", "/") or parts.query:
-        raise UsageError(f"--server {text!r}: expected coap://HOST:PORT")
+        raise UsageError(f"{flag} {text!r}: {e}") from None
+    if parts.scheme not in ("coap", "coaps") or not parts.hostname or parts.path not in ("", "/") \
+            or parts.query:
+        raise UsageError(f"{flag} {text!r}: expected coap://HOST:PORT or coaps://HOST:PORT")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"coap://{host}:{port or 5683}"
+    default = 5684 if parts.scheme == "coaps" else 5683
+    return f"{parts.scheme}://{host}:{port or default}"
+
+
+def _hex_key(text: str, where: str) -> bytes:
+    try:
+        key = bytes.fromhex(text.replace(":", "").strip())
+    except ValueError:
+        raise UsageError(f"{where}: the PSK key must be hexadecimal") from None
+    if not 16 <= len(key) <= 64:
+        raise UsageError(f"{where}: the PSK key must be 16..64 bytes (32..128 hex digits)")
+    return key
+
+
+def read_credentials(path: Path) -> dict[str, tuple[str, bytes]]:
+    """A fleet's credentials file: one ``endpoint,psk-identity,hex-key`` line per device."""
+    out: dict[str, tuple[str, bytes]] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise UsageError(f"--credentials {path}: {e.strerror}") from None
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 3 or not parts[0] or not parts[1]:
+            raise UsageError(f"--credentials {path} line {n}: expected endpoint,psk-identity,hex-key")
+        out[parts[0]] = (parts[1], _hex_key(parts[2], f"--credentials {path} line {n}"))
+    return out
 
 
 def _rate(name: str, value: float) -> float:
@@ -44,7 +75,17 @@ def _rate(name: str, value: float) -> float:
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser("simulate", help="run simulated LwM2M devices (TinyML Wasm models)",
                               description="Run COUNT simulated LwM2M 1.1 devices in this process.")
-    p.add_argument("--server", required=True, help="LwM2M server, coap://HOST:PORT")
+    p.add_argument("--server", default=None,
+                   help="LwM2M server, coap://HOST:PORT or coaps://HOST:PORT (DTLS-PSK); "
+                        "not needed with --bootstrap")
+    p.add_argument("--psk-identity", default=None,
+                   help="PSK identity (one device); of the bootstrap server with --bootstrap")
+    p.add_argument("--psk-key", default=None, help="PSK key in hex, with --psk-identity")
+    p.add_argument("--credentials", type=Path, default=None,
+                   help="file of endpoint,psk-identity,hex-key lines (a fleet's PSKs)")
+    p.add_argument("--bootstrap", default=None,
+                   help="bootstrap server coap(s)://HOST:PORT: devices bootstrap there first and "
+                        "then register where it tells them"),
     p.add_argument("--count", type=int, default=1, help="number of devices (default 1)")
     p.add_argument("--prefix", default="sim-", help="endpoint name prefix (default sim-)")
     p.add_argument("--state-dir", default=None,
@@ -128,8 +169,25 @@ def _fleet_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         except ModelError as e:
             raise UsageError(f"--model {args.model}: {e}") from None
     jitter = args.jitter if args.jitter is not None else min(10.0, args.count / 200)
+    bootstrap = parse_server_uri(args.bootstrap, "--bootstrap") if args.bootstrap else None
+    if args.server is None and bootstrap is None:
+        raise UsageError("give --server, or --bootstrap")
+    server = parse_server_uri(args.server) if args.server else bootstrap
+    credentials: dict[str, tuple[str, bytes]] = {}
+    if (args.psk_identity is None) != (args.psk_key is None):
+        raise UsageError("--psk-identity and --psk-key go together")
+    if args.psk_identity is not None:
+        if args.count != 1 or args.credentials is not None:
+            raise UsageError("--psk-identity/--psk-key are for one device: use --credentials for a fleet")
+        credentials[f"{args.prefix}0000"] = (args.psk_identity, _hex_key(args.psk_key, "--psk-key"))
+    elif args.credentials is not None:
+        credentials = read_credentials(args.credentials)
+    secure = (bootstrap or server or "").startswith("coaps:")
+    if secure and not credentials:
+        raise UsageError("a coaps server needs --psk-identity/--psk-key or --credentials")
     return FleetConfig(
-        server=parse_server_uri(args.server), count=args.count, prefix=args.prefix,
+        server=server, count=args.count, prefix=args.prefix,
+        credentials=credentials, bootstrap=bootstrap,
         state_dir=str(args.state_dir), lifetime=args.lifetime, binding=args.binding,
         drop_rate=_rate("--drop-rate", args.drop_rate), latency_ms=args.latency,
         die_mid_download=_rate("--die-mid-download", args.die_mid_download),

@@ -31,6 +31,7 @@ from ..events import EventBus, new_event
 from ..metrics import REGISTERED_DEVICES, REGISTRATIONS
 from ..model import Path, PathError
 from .errors import RegistrationError
+from .security import PLAIN, Authentication, SecurityPolicy
 
 __all__ = ["Registration", "RegisterParams", "UpdateParams", "RegistrationManager",
            "parse_register_query", "parse_update_query", "parse_registration_payload",
@@ -65,6 +66,7 @@ class Registration:
     registered_at: datetime
     last_seen: datetime
     online: bool = True
+    security: str = "none"  # the channel it registered over: "none" (plain CoAP) or "psk" (DTLS)
 
     @property
     def expires_at(self) -> datetime:
@@ -238,8 +240,10 @@ class RegistrationManager:
     """
 
     def __init__(self, store: Any, events: EventBus, *, max_payload: int = 64 * 1024,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 policy: SecurityPolicy | None = None) -> None:
         self._store = store
+        self.policy = policy or SecurityPolicy()
         self._events = events
         self._max_payload = max_payload
         self._clock = clock
@@ -326,14 +330,20 @@ class RegistrationManager:
         REGISTRATIONS.inc(_METRIC_LABEL[kind])
         self._events.publish(new_event(kind, reg.endpoint, registration_id=reg.registration_id,
                                        address=f"{reg.address[0]}:{reg.address[1]}",
-                                       lifetime=reg.lifetime, binding=reg.binding))
+                                       lifetime=reg.lifetime, binding=reg.binding,
+                                       security=reg.security))
         for listener in self.listeners:
             listener(reg, kind)
 
     async def register(self, query: Iterable[str], payload: bytes, address: tuple[str, int],
-                       peer: object | None = None) -> Registration:
-        """Register (POST /rd); a new Register with a known endpoint replaces the old one."""
+                       peer: object | None = None, auth: Authentication = PLAIN) -> Registration:
+        """Register (POST /rd); a new Register with a known endpoint replaces the old one.
+
+        ``auth`` is the channel the request came over; the policy refuses (4.03) an identity
+        that does not belong to the endpoint, and plain CoAP where it is not allowed.
+        """
         params = parse_register_query(query)
+        await self.policy.check_register(params.endpoint, auth)
         self._check_payload(payload)
         links = parse_registration_payload(payload)
         now = self._clock()
@@ -343,7 +353,7 @@ class RegistrationManager:
             sms=params.sms, queue_mode=params.queue_mode, address=address,
             objects=links.objects, object_versions=links.object_versions,
             root_path=links.root_path, preferred_format=links.preferred_format,
-            registered_at=_utc(now), last_seen=_utc(now), online=True)
+            registered_at=_utc(now), last_seen=_utc(now), online=True, security=auth.mode)
         async with self._lock(params.endpoint):
             old = self._by_ep.get(params.endpoint)
             await self._store.save_registration(reg)  # stored first: nothing half-kept on failure
@@ -354,13 +364,19 @@ class RegistrationManager:
         return reg
 
     async def update(self, registration_id: str, query: Iterable[str], payload: bytes,
-                     address: tuple[str, int], peer: object | None = None) -> Registration:
+                     address: tuple[str, int], peer: object | None = None,
+                     auth: Authentication = PLAIN) -> Registration:
         """Update (POST /rd/{id}): may change lt, b, sms, Q and the objects; an empty payload
-        keeps the objects. A new source address replaces the old one."""
+        keeps the objects. A new source address replaces the old one. Only the channel and
+        identity it registered with may update it (4.03 otherwise)."""
         params = parse_update_query(query)
         self._check_payload(payload)
         links = parse_registration_payload(payload) if payload else None
         old = self.by_id(registration_id)
+        if old is None:
+            raise RegistrationError(f"unknown registration id {registration_id!r}", "4.04")
+        await self.policy.check_same_channel(old, auth, "Update")
+        old = self.by_id(registration_id)  # the check may have waited for the database
         if old is None:
             raise RegistrationError(f"unknown registration id {registration_id!r}", "4.04")
         if (links is None and old.online and old.endpoint not in self._locks
@@ -373,7 +389,7 @@ class RegistrationManager:
             reg = Registration(old.endpoint, old.registration_id, old.lwm2m_version, old.binding,
                                old.lifetime, old.sms, old.queue_mode, old.address, old.objects,
                                old.object_versions, old.root_path, old.preferred_format,
-                               old.registered_at, _utc(self._clock()), True)
+                               old.registered_at, _utc(self._clock()), True, old.security)
             self._store.refresh_registration_nowait(reg)
             self._by_ep[reg.endpoint] = reg
             if peer is not None:
@@ -410,11 +426,12 @@ class RegistrationManager:
         self._notify(reg, "updated")
         return reg
 
-    async def deregister(self, registration_id: str) -> Registration:
-        """De-register (DELETE /rd/{id}); the registration is removed."""
+    async def deregister(self, registration_id: str, auth: Authentication = PLAIN) -> Registration:
+        """De-register (DELETE /rd/{id}); the registration is removed (only by its own channel)."""
         reg = self.by_id(registration_id)
         if reg is None:
             raise RegistrationError(f"unknown registration id {registration_id!r}", "4.04")
+        await self.policy.check_same_channel(reg, auth, "De-register")
         async with self._lock(reg.endpoint):
             await self._store.delete_registration(reg.endpoint, reg.registration_id)
             self._unindex(reg)
@@ -461,6 +478,10 @@ class RegistrationManager:
         regs = await self._store.load_registrations()
         for reg in regs:
             if reg.online and reg.last_seen.timestamp() + reg.lifetime <= now:
+                reg = replace(reg, online=False)
+            elif reg.online and reg.security != "none":
+                # Its DTLS session did not survive the restart and a server cannot open one
+                # towards a device: it is reachable again once it registers anew.
                 reg = replace(reg, online=False)
             self._index(reg, None)
         return len(regs)

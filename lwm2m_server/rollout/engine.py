@@ -101,7 +101,7 @@ class _Run:
         self._progress = float(t.progress)
 
     def package_url(self, method: str) -> str | None:
-        return self._engine.package_url(self.artifact.sha256, method)
+        return self._engine.package_url(self.artifact.sha256, method, self.endpoint)
 
     async def package_bytes(self) -> bytes:
         return await asyncio.to_thread(self._engine.read_artifact, self.artifact.sha256)
@@ -125,13 +125,18 @@ class RolloutEngine:
                  events: EventBus | None = None, coap_base_url: str | None = None,
                  http_base_url: str | None = None, lookup: ArtifactLookup = artifact_info,
                  progress: ProgressSource | None = None, poll: float = 1.0,
-                 tick: float = 0.25, backoff_base: float = 1.0) -> None:
+                 tick: float = 0.25, backoff_base: float = 1.0,
+                 coaps_base_url: str | None = None,
+                 secure_endpoint: Callable[[str], bool] | None = None) -> None:
         self.db = db
         self.port = port
         self.read_artifact = read_artifact
         self.events = events
         self.coap_base_url = coap_base_url.rstrip("/") if coap_base_url else None
         self.http_base_url = http_base_url.rstrip("/") if http_base_url else None
+        # Devices registered over DTLS download over coaps (docs/security.md).
+        self.coaps_base_url = coaps_base_url.rstrip("/") if coaps_base_url else None
+        self.secure_endpoint = secure_endpoint or (lambda endpoint: False)
         self.lookup = lookup
         self.progress = progress
         self.poll = poll
@@ -238,9 +243,16 @@ class RolloutEngine:
             self._wake.clear()
 
     # --- helpers ---------------------------------------------------------
-    def package_url(self, sha256: str, method: str) -> str | None:
-        if method == "pull-coap" and self.coap_base_url:
-            return f"{self.coap_base_url}/fw/{sha256}"
+    def coap_base_for(self, endpoint: str | None) -> str | None:
+        """The CoAP base of ``endpoint``'s downloads: coaps when it registered over DTLS."""
+        if endpoint is not None and self.coaps_base_url and self.secure_endpoint(endpoint):
+            return self.coaps_base_url
+        return self.coap_base_url
+
+    def package_url(self, sha256: str, method: str, endpoint: str | None = None) -> str | None:
+        coap_base = self.coap_base_for(endpoint) if method == "pull-coap" else None
+        if coap_base:
+            return f"{coap_base}/fw/{sha256}"
         if method == "pull-http" and self.http_base_url:
             return f"{self.http_base_url}/fw/{sha256}"
         return None

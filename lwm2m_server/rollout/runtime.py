@@ -63,6 +63,15 @@ def fw_base_urls(settings: Settings, coap_port: int, http_port: int | None) -> t
             f"http://{_host_for_url(http_host)}:{http_port}" if http_port else None)
 
 
+def coaps_base_url(coap_base: str, coaps_port: int | None) -> str | None:
+    """The coaps twin of the CoAP base (same host, the DTLS port); None when DTLS is off."""
+    if coaps_port is None:
+        return None
+    parts = urlsplit(coap_base)
+    host = _host_for_url(parts.hostname or "127.0.0.1")
+    return urlunsplit(("coaps", f"{host}:{coaps_port}", parts.path, "", ""))
+
+
 class RolloutService:
     """The rollout pieces of one server process."""
 
@@ -89,11 +98,17 @@ class RolloutService:
         self.engine = RolloutEngine(
             self.server.engine, self.port, read_artifact=self.artifacts.read_bytes,
             events=self.server.events, coap_base_url=coap_base, http_base_url=http_base,
-            progress=self.tracker.fraction, **self._engine_options)
+            progress=self.tracker.fraction,
+            coaps_base_url=coaps_base_url(coap_base, self.server.coaps_port),
+            secure_endpoint=self._secure, **self._engine_options)
         self.port.waiter.start()
         await self.engine.start()
         if self.webhooks is not None:
             await self.webhooks.start()
+
+    def _secure(self, endpoint: str) -> bool:
+        reg = self.server.registrations.get(endpoint)
+        return reg is not None and getattr(reg, "security", "none") != "none"
 
     def wake(self) -> None:
         """Reconcile now (a deployment was created or changed through the API)."""

@@ -96,6 +96,8 @@ class DeviceSite(aiocoap.resource.ObservableResource):
         dev = self.device
         if dev.faults.latency_ms:
             await asyncio.sleep(dev.faults.latency_ms / 1000)
+        if dev.bootstrap_site is not None:  # bootstrapping: only the bootstrap interface
+            return dev.bootstrap_site.render(request)  # type: ignore[no-any-return]
         try:
             return self._dispatch(request)
         except RequestError as e:

@@ -19,16 +19,34 @@ from typing import Any
 import aiocoap
 
 from ..codecs.link_format import Link, RegistrationLinks, format_links
-from ..model import (MODEL_OBJECT_ID, LwM2mObject, MultipleResource, Node, ObjectInstance,
-                     ObjectRegistry, Path, ResourceInstance, ResourceType, SingleResource, Value,
-                     build, default_registry)
-from .errors import (BAD_REQUEST, METHOD_NOT_ALLOWED, NOT_FOUND, RequestError, SimError)
+from ..model import (
+    MODEL_OBJECT_ID,
+    LwM2mObject,
+    MultipleResource,
+    Node,
+    ObjectInstance,
+    ObjectRegistry,
+    Path,
+    ResourceType,
+    Value,
+    build,
+    default_registry,
+)
+from .dtls import DTLS_ERRORS, add_dtls_client, session_port
+from .errors import BAD_REQUEST, METHOD_NOT_ALLOWED, NOT_FOUND, RequestError, SimError
 from .firmware import FirmwareObject
 from .host import DeviceConfig
 from .model_host import ModelHost
 from .model_object import ModelObject
-from .objects import (ConnectivityObject, DeviceObject, ResourceData, SecurityObject, ServerObject,
-                      SimObject)
+from .objects import (
+    ConnectivityObject,
+    DeviceObject,
+    SecurityObject,
+    ServerObject,
+    SimObject,
+    group_values,
+    instance_values,
+)
 from .observe import Attributes, Observation, parse_attributes
 from .software import SoftwareObject
 from .storage import DeviceStorage, SlotInfo
@@ -90,14 +108,25 @@ class SimDevice:
         self._infer_period = float(st.get("inference_period", 0) or 0)
         self.inference_times: list[float] = []
         self.objects: dict[int, SimObject] = {}
+        self._session: Any = None  # the DTLS session to the server, kept while registered
+        self.bootstrap_site: Any = None  # sim/bootstrap.py's site while bootstrapping
+        self.bootstraps = 0
         self._build_objects()
 
     def _build_objects(self) -> None:
+        cfg = self.config
+        identity = (cfg.psk_identity or "").encode()
+        key = cfg.psk_key or b""
+        mode = 0 if cfg.psk_key else 3  # Security Mode: 0 PSK, 3 NoSec
+        if cfg.bootstrap:  # factory state: only the Bootstrap-Server account
+            security = {0: {0: cfg.bootstrap, 1: True, 2: mode, 3: identity, 4: b"", 5: key}}
+            servers: dict[int, dict[int, Any]] = {}
+        else:
+            security = {0: {0: cfg.server, 1: False, 2: mode, 3: identity, 4: b"", 5: key, 10: 1}}
+            servers = {0: {0: 1, 1: cfg.lifetime, 2: 0, 3: 0, 6: True, 7: self.binding}}
         objs: list[SimObject] = [
-            SecurityObject(self, {0: {0: self.config.server, 1: False, 2: 3, 3: b"", 4: b"",
-                                      5: b"", 10: 1}}),
-            ServerObject(self, {0: {0: 1, 1: self.config.lifetime, 2: 0, 3: 0, 6: True,
-                                    7: self.binding}}),
+            SecurityObject(self, security),
+            ServerObject(self, servers),
             AccessControlObject(self),
             DeviceObject(self),
             ConnectivityObject(self),
@@ -157,6 +186,9 @@ class SimDevice:
     def port(self) -> int:
         if self.context is None:
             return 0
+        dtls_port = session_port(self._session) if self._session is not None else None
+        if dtls_port is not None:
+            return dtls_port
         mi = self.context.request_interfaces[0].token_interface.message_interface  # type: ignore[attr-defined]
         return int(mi._local_port())
 
@@ -223,7 +255,7 @@ class SimDevice:
         obj = self._object(path)
         if path.is_object or path.is_root:
             raise RequestError(METHOD_NOT_ALLOWED, "Write addresses an instance or a resource")
-        grouped = _group(node, path)
+        grouped = group_values(node, path)
         for iid, values in grouped.items():
             if iid != path.instance_id:
                 raise RequestError(BAD_REQUEST, f"payload is for instance {iid}, not {path}")
@@ -253,7 +285,7 @@ class SimDevice:
         created: list[int] = []
         try:
             for inst in instances:
-                created.append(obj.create(inst.id, _instance_values(inst)))
+                created.append(obj.create(inst.id, instance_values(inst)))
         except RequestError:
             for iid in created:  # all or nothing
                 obj.delete(iid)
@@ -363,7 +395,17 @@ class SimDevice:
 
         mi.datagram_msg_received = receive
         _cache_resolution(mi)
+        if self._wants_dtls():
+            await add_dtls_client(ctx, self._radio)
         return ctx
+
+    def _wants_dtls(self) -> bool:
+        uris = [self.config.server, self.config.bootstrap or ""]
+        return any(u.startswith("coaps:") for u in uris) or bool(self.config.bootstrap)
+
+    def _radio(self) -> bool:
+        """Whether an incoming datagram is heard (asleep in UQ, or lost on a lossy link)."""
+        return self.awake and not (self.faults.drop_rate and random.random() < self.faults.drop_rate)
 
     async def _request(self, msg: aiocoap.Message, timeout: float = 100.0) -> aiocoap.Message:
         # The default outlasts CoAP's own retransmissions (MAX_TRANSMIT_WAIT, 93 s): giving up
@@ -373,16 +415,70 @@ class SimDevice:
             await asyncio.sleep(self.faults.latency_ms / 1000)
         return await coap_request(self.context, msg, timeout)
 
+    @property
+    def server_uri(self) -> str:
+        """The LwM2M server this device registers with (its Security object's server account)."""
+        from .bootstrap import accounts
+
+        found = accounts(self, bootstrap=False)
+        return str(found[0][1][0]).rstrip("/") if found else self.config.server.rstrip("/")
+
+    def _use_account(self, bootstrap: bool) -> str:
+        """The URI of the (bootstrap) server account, its PSK set for coaps requests."""
+        from .bootstrap import accounts
+        from .dtls import set_psk
+
+        found = accounts(self, bootstrap)
+        if not found:
+            raise SimError("no " + ("bootstrap" if bootstrap else "LwM2M server") + " account")
+        res = found[0][1]
+        uri = str(res[0]).rstrip("/")
+        if uri.startswith("coaps:") and self.context is not None:
+            set_psk(self.context, uri, bytes(res.get(3) or b""), bytes(res.get(5) or b""))
+        return uri
+
+    def needs_bootstrap(self) -> bool:
+        """True when the device has a bootstrap account and no usable server account."""
+        from .bootstrap import accounts
+
+        return bool(accounts(self, True)) and not (accounts(self, False) and self.objects[1].data)
+
+    async def bootstrap(self) -> None:
+        """Client-initiated bootstrap: Bootstrap-Request, then serve the server's sequence."""
+        from .bootstrap import BootstrapSite
+
+        uri = self._use_account(bootstrap=True)
+        site = BootstrapSite(self)
+        self.bootstrap_site = site
+        try:
+            msg = aiocoap.Message(code=aiocoap.POST, uri=f"{uri}/bs")
+            msg.opt.uri_query = (f"ep={self.endpoint}",)
+            resp = await self._request(msg, timeout=30.0)
+            if resp.code != aiocoap.CHANGED:
+                raise SimError(f"Bootstrap-Request answered {resp.code}: {resp.payload[:200]!r}")
+            session = resp.remote  # keep the DTLS session open while the server writes
+            await asyncio.wait_for(site.finished.wait(), self.config.bootstrap_wait)
+            del session
+        finally:
+            self.bootstrap_site = None
+        self.bootstraps += 1
+        server = self.objects[1].data.get(0, {})
+        self.binding = str(server.get(7) or self.binding)  # what the bootstrap server gave
+        self.note(f"bootstrapped: server {self.server_uri}")
+
     async def register(self) -> None:
         q = [f"ep={self.endpoint}", f"lt={self.objects[1].data[0][1]}",
              f"lwm2m={self.config.lwm2m_version}", *self._binding_params()]
-        msg = aiocoap.Message(code=aiocoap.POST, uri=f"{self.config.server.rstrip('/')}/rd",
+        uri = self._use_account(bootstrap=False)
+        msg = aiocoap.Message(code=aiocoap.POST, uri=f"{uri}/rd",
                               payload=self.registration_links().encode(),
                               content_format=40)
         msg.opt.uri_query = tuple(q)
         resp = await self._request(msg)
         if resp.code != aiocoap.CREATED:
             raise SimError(f"Register answered {resp.code}: {resp.payload[:200]!r}")
+        # aiocoap holds DTLS sessions weakly; the server's requests need this one to stay open.
+        self._session = resp.remote if uri.startswith("coaps:") else None
         self.location = "/" + "/".join(resp.opt.location_path)
         self.registrations += 1
         if not self.registered.is_set():
@@ -393,7 +489,7 @@ class SimDevice:
         """Registration Update; False when the server no longer knows us (register again)."""
         if self.location is None:
             return False
-        msg = aiocoap.Message(code=aiocoap.POST, uri=f"{self.config.server.rstrip('/')}{self.location}")
+        msg = aiocoap.Message(code=aiocoap.POST, uri=f"{self.server_uri}{self.location}")
         if with_params:
             msg.opt.uri_query = (f"lt={self.objects[1].data[0][1]}", *self._binding_params())
         resp = await self._request(msg)
@@ -417,6 +513,9 @@ class SimDevice:
         """Register, then Update before the lifetime runs out; UQ sleeps in between."""
         while self.alive:
             try:
+                if self.needs_bootstrap():
+                    await self.bootstrap()
+                    continue
                 if self.location is None or self._reregister:
                     self._reregister = False
                     self.location = None
@@ -443,7 +542,7 @@ class SimDevice:
                     await self._stay_awake()
                 else:
                     self.awake = True
-            except (asyncio.TimeoutError, aiocoap.error.Error, OSError, SimError) as e:
+            except (asyncio.TimeoutError, aiocoap.error.Error, OSError, SimError, *DTLS_ERRORS) as e:
                 self.note(f"registration step failed: {e!r}")
                 self.awake = True
                 await asyncio.sleep(self.config.register_retry * (0.5 + random.random()))
@@ -488,7 +587,7 @@ class SimDevice:
         if self.location is None or self.context is None:
             return
         msg = aiocoap.Message(code=aiocoap.DELETE,
-                              uri=f"{self.config.server.rstrip('/')}{self.location}")
+                              uri=f"{self.server_uri}{self.location}")
         try:
             await self._request(msg, timeout=5.0)
         except (asyncio.TimeoutError, aiocoap.error.Error, OSError):
@@ -524,6 +623,7 @@ class SimDevice:
             for t in list(getattr(obj, "_tasks", {}).values()):
                 if t is not current:
                     t.cancel()
+        self._session = None
         if self.context is not None:
             ctx, self.context = self.context, None
             await ctx.shutdown()
@@ -588,26 +688,3 @@ def _attr_params(attrs: Attributes | None) -> dict[str, str]:
         if v is not None:
             out[name] = str(int(v)) if float(v).is_integer() else repr(v)
     return out
-
-
-def _instance_values(inst: ObjectInstance) -> dict[int, ResourceData]:
-    """``{resource id: value or {riid: value}}`` of one instance node."""
-    return {r.id: dict(r.instances) if isinstance(r, MultipleResource) else r.value
-            for r in inst.resources.values()}
-
-
-def _group(node: Node, path: Path) -> dict[int, dict[int, ResourceData]]:
-    """Node written at ``path`` -> ``{instance id: {resource id: value or {riid: value}}}``."""
-    if isinstance(node, ObjectInstance) and node.id is None:
-        node = ObjectInstance(path.instance_id, node.resources)
-    if isinstance(node, LwM2mObject):
-        raise RequestError(METHOD_NOT_ALLOWED, "Write addresses an instance or a resource")
-    if isinstance(node, ObjectInstance):
-        return {node.id: _instance_values(node)}  # type: ignore[dict-item]
-    if isinstance(node, MultipleResource):
-        return {path.instance_id: {node.id: dict(node.instances)}}  # type: ignore[dict-item]
-    if isinstance(node, ResourceInstance):
-        return {path.instance_id: {path.resource_id: {node.id: node.value}}}  # type: ignore[dict-item]
-    if isinstance(node, SingleResource):
-        return {path.instance_id: {node.id: node.value}}  # type: ignore[dict-item]
-    raise RequestError(BAD_REQUEST, "unexpected payload")

@@ -40,13 +40,18 @@ class FleetConfig:
     jitter: float = 1.0                # seconds over which device starts are spread
     seed: int | None = None
     device_overrides: dict[str, Any] = field(default_factory=dict)
+    # DTLS-PSK per endpoint: {endpoint: (identity, key)}; of the bootstrap server with ``bootstrap``.
+    credentials: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    bootstrap: str | None = None       # coap(s)://HOST:PORT: devices bootstrap there first
 
     def device_config(self, index: int, rng: random.Random) -> DeviceConfig:
         endpoint = f"{self.prefix}{index:04d}"
         faults = Faults(drop_rate=self.drop_rate, latency_ms=self.latency_ms,
                         die_mid_download=rng.random() < self.die_mid_download,
                         corrupt_download=rng.random() < self.corrupt_download)
+        identity, key = self.credentials.get(endpoint, (None, None))
         return DeviceConfig(endpoint=endpoint, server=self.server,
+                            psk_identity=identity, psk_key=key, bootstrap=self.bootstrap,
                             state_dir=str(FsPath(self.state_dir) / endpoint),
                             lifetime=self.lifetime, binding=self.binding,
                             trusted_key=self.trusted_key, initial_model=self.initial_model,

@@ -24,8 +24,13 @@ class DeviceConfig:
     """What one simulated device is: identity, server, limits, behaviour, faults."""
 
     endpoint: str
-    server: str                        # coap://HOST:PORT
+    server: str                        # coap://HOST:PORT or coaps://HOST:PORT
     state_dir: str
+    # DTLS-PSK: the credentials of the server (of the bootstrap server when ``bootstrap`` is set).
+    psk_identity: str | None = None
+    psk_key: bytes | None = None
+    bootstrap: str | None = None       # coap(s)://HOST:PORT: bootstrap first, then register
+    bootstrap_wait: float = 30.0       # seconds to wait for Bootstrap-Finish before asking again
     lifetime: int = 300
     binding: str = "U"                 # U or UQ
     lwm2m_version: str = "1.1"
@@ -63,6 +68,7 @@ class DeviceHost(Protocol):
     model: ModelHost
     context: Any                                  # the aiocoap context it talks from, once started
     observations: dict[Path, list[Observation]]   # the server's observations on this device
+    bootstrap_site: Any                           # the bootstrap interface's site while bootstrapping
 
     @property
     def objects(self) -> Mapping[int, Any]:

@@ -13,9 +13,27 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..model import ObjectDef, Path, ResourceDef, Value, ValueTypeError, check_value
-from .errors import (BAD_REQUEST, METHOD_NOT_ALLOWED, NOT_FOUND, UNAUTHORIZED, RequestError)
-
+from ..model import (
+    LwM2mObject,
+    MultipleResource,
+    Node,
+    ObjectDef,
+    ObjectInstance,
+    Path,
+    ResourceDef,
+    ResourceInstance,
+    SingleResource,
+    Value,
+    ValueTypeError,
+    check_value,
+)
+from .errors import (
+    BAD_REQUEST,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    UNAUTHORIZED,
+    RequestError,
+)
 from .host import DeviceHost as Device
 
 __all__ = ["parse_execute_args", "SimObject", "SecurityObject", "ServerObject", "DeviceObject", "ConnectivityObject",
@@ -278,3 +296,27 @@ class ConnectivityObject(SimObject):
         addr = self.device.local_address()
         if addr:
             self.data[iid][4] = {0: addr}
+
+
+# --- nodes written by a server -> the objects' resource data ----------------------------
+def instance_values(inst: ObjectInstance) -> dict[int, ResourceData]:
+    """``{resource id: value or {riid: value}}`` of one instance node."""
+    return {r.id: dict(r.instances) if isinstance(r, MultipleResource) else r.value
+            for r in inst.resources.values()}
+
+
+def group_values(node: Node, path: Path) -> dict[int, dict[int, ResourceData]]:
+    """Node written at ``path`` -> ``{instance id: {resource id: value or {riid: value}}}``."""
+    if isinstance(node, ObjectInstance) and node.id is None:
+        node = ObjectInstance(path.instance_id, node.resources)
+    if isinstance(node, LwM2mObject):
+        raise RequestError(METHOD_NOT_ALLOWED, "Write addresses an instance or a resource")
+    if isinstance(node, ObjectInstance):
+        return {node.id: instance_values(node)}  # type: ignore[dict-item]
+    if isinstance(node, MultipleResource):
+        return {path.instance_id: {node.id: dict(node.instances)}}  # type: ignore[dict-item]
+    if isinstance(node, ResourceInstance):
+        return {path.instance_id: {path.resource_id: {node.id: node.value}}}  # type: ignore[dict-item]
+    if isinstance(node, SingleResource):
+        return {path.instance_id: {node.id: node.value}}  # type: ignore[dict-item]
+    raise RequestError(BAD_REQUEST, "unexpected payload")

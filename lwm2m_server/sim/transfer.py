@@ -28,8 +28,10 @@ from urllib.parse import urlsplit
 
 import aiocoap
 import httpx
+from aiocoap.credentials import CredentialsMissingError
 from aiocoap.optiontypes import BlockOption
 
+from .dtls import DTLS_ERRORS
 from .errors import StorageError, TransferError
 from .storage import PartialDownload, PartialInfo
 
@@ -86,9 +88,9 @@ def check_uri(uri: str) -> str:
     scheme = parts.scheme.lower()
     if not scheme or not parts.hostname:
         raise TransferError("uri", f"invalid package URI {uri!r}: scheme and host are required")
-    if scheme in ("coaps", "https", "coap+tcp", "coaps+tcp"):
-        raise TransferError("protocol", f"{scheme} is not supported by this device (coap, http)")
-    if scheme not in ("coap", "http"):
+    if scheme in ("https", "coap+tcp", "coaps+tcp"):
+        raise TransferError("protocol", f"{scheme} is not supported by this device (coap, coaps, http)")
+    if scheme not in ("coap", "coaps", "http"):
         raise TransferError("protocol", f"unknown protocol {scheme!r}")
     return scheme
 
@@ -104,7 +106,7 @@ async def fetch_package(uri: str, context: aiocoap.Context, max_size: int, fault
     scheme = check_uri(uri)
     die = faults.die_mid_download
     faults.die_mid_download = False
-    fetch = _fetch_coap if scheme == "coap" else _fetch_http
+    fetch = _fetch_coap if scheme in ("coap", "coaps") else _fetch_http
     try:
         got = _Received(uri, partial, max_size, progress)
         try:
@@ -219,7 +221,10 @@ async def _fetch_coap(uri: str, context: aiocoap.Context, faults: Faults, got: _
         msg.opt.block2 = BlockOption.BlockwiseTuple(len(got.buf) >> (szx + 4), False, szx)
         try:
             resp = await coap_request(context, msg, faults.block_timeout, handle_blockwise=False)
-        except (asyncio.TimeoutError, aiocoap.error.Error, OSError) as e:
+        except CredentialsMissingError:
+            raise TransferError("protocol", f"{uri}: this device has no DTLS credentials for that "
+                                "server") from None
+        except (asyncio.TimeoutError, aiocoap.error.Error, OSError, *DTLS_ERRORS) as e:
             raise TransferError("connection", f"connection lost after {len(got.buf)} bytes: "
                                 f"{type(e).__name__}") from None
         if resuming and resp.code in (aiocoap.PRECONDITION_FAILED, aiocoap.BAD_OPTION):

@@ -19,6 +19,13 @@ TABLE_MODULES = [
     "lwm2m_server.store.tokens",     # API tokens
     "lwm2m_server.store.artifacts",  # artifact metadata
     "lwm2m_server.rollout.tables",   # deployments and targets
+    "lwm2m_server.store.credentials",  # device credentials, bootstrap configuration
+]
+
+# Columns added to existing tables after their first release: (table, column, SQL type, default).
+# create_all makes new tables only, so an older database gets these with ALTER TABLE.
+_ADDED_COLUMNS = [
+    ("registration", "security", "VARCHAR(16)", "'none'"),
 ]
 
 
@@ -42,3 +49,19 @@ def init_db(engine: Engine) -> None:
     for name in TABLE_MODULES:
         importlib.import_module(name)
     SQLModel.metadata.create_all(engine)
+    _add_missing_columns(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(engine)
+    tables = set(inspector.get_table_names())
+    for table, column, sql_type, default in _ADDED_COLUMNS:
+        if table not in tables:
+            continue
+        if column in {c["name"] for c in inspector.get_columns(table)}:
+            continue
+        with engine.begin() as conn:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type} "
+                              f"NOT NULL DEFAULT {default}"))

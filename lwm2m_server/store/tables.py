@@ -37,6 +37,7 @@ class RegistrationRow(SQLModel, table=True):
     object_versions: str = Field(sa_column=Column(Text, nullable=False))  # JSON {"3": "1.1"}
     root_path: str = Field(default="/", max_length=64)
     preferred_format: int | None = None
+    security: str = Field(default="none", max_length=16)  # "none" (plain CoAP) or "psk" (DTLS)
     registered_at: datetime = Field(sa_column=_ts())
     last_seen: datetime = Field(sa_column=_ts())
     online: bool = True

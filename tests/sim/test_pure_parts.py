@@ -46,7 +46,7 @@ def test_notify_decision_for_gt_lt_st_and_plain_changes():
 
 
 @pytest.mark.parametrize("uri,kind", [("", "uri"), ("coap://", "uri"), ("coap://h:99999/x", "uri"),
-                                      ("coaps://h/x", "protocol"), ("mqtt://h/x", "protocol")])
+                                      ("coaps+tcp://h/x", "protocol"), ("mqtt://h/x", "protocol")])
 def test_package_uri_checks(uri, kind):
     with pytest.raises(TransferError) as e:
         check_uri(uri)

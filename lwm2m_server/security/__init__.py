@@ -1,0 +1,1 @@
+"""Server secrets: device keys sealed at rest (keybox.py)."""
