@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
+from annotated_types import Interval
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
@@ -26,7 +27,8 @@ from .errors import Forbidden, Unauthorized, Unavailable
 
 __all__ = ["get_settings", "get_engine", "get_session", "get_server", "require_scope",
            "SettingsDep", "EngineDep", "SessionDep", "ServerDep",
-           "CurrentToken", "ReadToken", "WriteToken", "DeployToken", "AdminToken", "BOOTSTRAP_TOKEN_NAME"]
+           "CurrentToken", "ReadToken", "WriteToken", "DeployToken", "AdminToken", "BOOTSTRAP_TOKEN_NAME",
+           "DbInt", "DB_INT_MAX"]
 
 BOOTSTRAP_TOKEN_NAME = "LWM2M_ADMIN_TOKEN"
 _bearer = HTTPBearer(auto_error=False, description="an API token from `lwm2m-server token create`")
@@ -60,6 +62,12 @@ async def get_server(request: Request) -> LwM2MServer:
         raise Unavailable("the LwM2M server is not running in this process")
     return server  # type: ignore[no-any-return]
 
+
+DB_INT_MAX = 2 ** 63 - 1
+# Every id and offset a caller sends that reaches the database: a 64-bit signed integer column
+# (SQLite and PostgreSQL BIGINT). Anything outside is a 400 before any query, never an
+# OverflowError (500). For path, query and body fields alike.
+DbInt = Annotated[int, Interval(ge=0, le=DB_INT_MAX)]
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]

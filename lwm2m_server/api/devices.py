@@ -35,7 +35,7 @@ from ..protocol.requests import (
     WriteCompositeRequest,
     WriteRequest,
 )
-from .deps import ServerDep, require_scope
+from .deps import DbInt, ServerDep, require_scope
 from .errors import BadRequest
 from .values import parse_path, values_from_json, values_to_json
 
@@ -161,7 +161,7 @@ def _check_executable(server: Any, path: Path) -> None:
 @router.get("", summary="List registered devices, by endpoint name")
 def list_devices(server: ServerDep, online: bool | None = None,
                  limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
+                 offset: DbInt = 0) -> list[dict[str, Any]]:
     regs = sorted((r for r in server.registrations.list() if online is None or r.online == online),
                   key=lambda r: r.endpoint)
     end = None if limit is None else offset + limit
