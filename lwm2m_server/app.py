@@ -17,6 +17,7 @@ from . import __version__
 from .api.errors import install_error_handlers
 from .api.health import HTTP_REQUESTS
 from .api.health import router as health_router
+from .api.limits import BodyLimits
 from .api.routes import build_api_router
 from .config import Settings
 
@@ -56,6 +57,8 @@ def create_app(settings: Settings | None = None, server: LwM2MServer | None = No
 
     mount_console(app)
 
+    # Added last, so outermost but for the counter: a body is refused before anything reads it.
+    app.add_middleware(BodyLimits)
     app.add_middleware(_CountResponses)
     return app
 

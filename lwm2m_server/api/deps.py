@@ -23,12 +23,13 @@ from ..config import Settings
 from ..server import LwM2MServer
 from ..store.tokens import ApiToken, verify_token
 from .errors import Forbidden, Unauthorized, Unavailable
+from .limits import PREAUTHENTICATED
 
 
 __all__ = ["get_settings", "get_engine", "get_session", "get_server", "require_scope",
            "SettingsDep", "EngineDep", "SessionDep", "ServerDep",
            "CurrentToken", "ReadToken", "WriteToken", "DeployToken", "AdminToken", "BOOTSTRAP_TOKEN_NAME",
-           "DbInt", "DB_INT_MAX"]
+           "DbInt", "DB_INT_MAX", "authenticate_bearer"]
 
 BOOTSTRAP_TOKEN_NAME = "LWM2M_ADMIN_TOKEN"
 _bearer = HTTPBearer(auto_error=False, description="an API token from `lwm2m-server token create`")
@@ -91,10 +92,13 @@ class _BootstrapToken:
                 "revoked": False}
 
 
-def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> ApiToken | _BootstrapToken:
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+def authenticate_bearer(request: Request, scheme: str, plaintext: str) -> ApiToken | _BootstrapToken:
+    """The token for ``Authorization: <scheme> <plaintext>``; Unauthorized when it is not one.
+
+    Used by the body-limit middleware (before any body byte is read) and by ``require_scope``.
+    """
+    if scheme.lower() != "bearer" or not plaintext:
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
-    plaintext = credentials.credentials
     settings: Settings = request.app.state.settings
     if settings.admin_token is not None and hmac.compare_digest(
             plaintext.encode(), settings.admin_token.get_secret_value().encode()):
@@ -105,6 +109,14 @@ def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | 
     return token
 
 
+def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None
+                  ) -> ApiToken | _BootstrapToken:
+    """``authenticate_bearer`` for FastAPI's parsed credentials (also the console's login check)."""
+    if credentials is None:
+        return authenticate_bearer(request, "", "")
+    return authenticate_bearer(request, credentials.scheme, credentials.credentials)
+
+
 def require_scope(scope: str | None = None) -> Any:
     """A dependency that authenticates and checks ``scope`` (None: read for GET/HEAD, else write)."""
 
@@ -113,7 +125,9 @@ def require_scope(scope: str | None = None) -> Any:
     def dependency(request: Request,
                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
                    ) -> ApiToken | _BootstrapToken:
-        token = _authenticate(request, credentials)
+        token = request.scope.get("state", {}).get(PREAUTHENTICATED)
+        if token is None:
+            token = _authenticate(request, credentials)
         needed = scope or ("read" if request.method in ("GET", "HEAD") else "write")
         if not token.allows(needed):
             raise Forbidden(f"token '{token.name}' lacks the '{needed}' scope", scope=needed)

@@ -132,7 +132,8 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    kind = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code,
+                                                                               "http_error")
     return JSONResponse(status_code=exc.status_code, headers=getattr(exc, "headers", None),
                         content=error_body(kind, str(exc.detail)))
 
