@@ -57,6 +57,8 @@ class Settings(BaseSettings):
                                "(bytes) except artifact uploads; more is a 413")
     read_on_register: bool = Field(True, description="read /3/0 (and /33100/0) in the background "
                                    "after each Register, for the firmware and model columns")
+    webhook_allow_private: bool = Field(False, description="allow webhook URLs that are or resolve "
+                                        "to loopback, private, link-local or unspecified addresses")
     public_base_url: str | None = Field(None, description="base URL devices use to fetch /fw links")
     environment: Literal["development", "production"] = "production"
     # Optional bootstrap token with every scope (for the first API calls before `token create`).

@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..rollout import service as rollout
 from ..rollout.errors import RolloutError
-from ..rollout.webhooks import WEBHOOK_KINDS, create_webhook, delete_webhook, list_webhooks
-from .deps import DbInt, EngineDep, require_scope
+from ..rollout.webhooks import (WEBHOOK_KINDS, create_webhook, delete_webhook, list_webhooks,
+                                public_url)
+from .deps import DbInt, EngineDep, SettingsDep, require_scope
 from .artifacts import status_error
 
 __all__ = ["router"]
@@ -129,14 +130,15 @@ class WebhookCreate(BaseModel):
 
 
 def _hook(row: Any) -> dict[str, Any]:
-    return {"id": row.id, "url": row.url, "kinds": row.kinds, "active": row.active}
+    return {"id": row.id, "url": public_url(row.url), "kinds": row.kinds, "active": row.active}
 
 
 @router.post("/webhooks", status_code=201, dependencies=_deploy, tags=["webhooks"],
              summary="Register a webhook; the response shows its HMAC secret once")
-def post_webhook(body: WebhookCreate, engine: EngineDep) -> dict[str, Any]:
+def post_webhook(body: WebhookCreate, engine: EngineDep, settings: SettingsDep) -> dict[str, Any]:
     with _rollout_error():
-        row, secret = create_webhook(engine, body.url, body.secret, body.kinds)
+        row, secret = create_webhook(engine, body.url, body.secret, body.kinds,
+                                     allow_private=settings.webhook_allow_private)
     return {**_hook(row), "secret": secret, "signature_header": "X-LwM2M-Signature"}
 
 
