@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     queue_timeout: float = Field(24 * 3600.0, gt=0,
                                  description="seconds a request to a sleeping device may wait")
     max_payload: int = Field(64 * 1024, ge=1024, description="largest registration payload (bytes)")
+    max_datagram: int = Field(16 * 1024, ge=1152, le=65535, description="largest CoAP datagram "
+                              "read whole (bytes); a longer one is answered 4.13 (use Block1)")
     max_json_body: int = Field(1024 * 1024, ge=1024, description="largest REST request body "
                                "(bytes) except artifact uploads; more is a 413")
     read_on_register: bool = Field(True, description="read /3/0 (and /33100/0) in the background "

@@ -76,7 +76,8 @@ class LwM2MServer:
         try:
             await self.registrations.restore()
             await self.devices.restore()
-            self._endpoint = CoapEndpoint(self.registrations, self.devices, self.settings.max_payload)
+            self._endpoint = CoapEndpoint(self.registrations, self.devices, self.settings.max_payload,
+                                          self.settings.max_datagram)
             self._endpoint.site.mounts.update(self._coap_mounts)
             self.coap_port = await self._endpoint.start(self.settings.coap_host, self.settings.coap_port)
         except BaseException:  # a busy port or an unreachable database: leave nothing running

@@ -13,6 +13,7 @@ from aiocoap import Context  # noqa: E402
 
 from ..protocol.devices import DeviceManager
 from ..protocol.registration import RegistrationManager
+from .datagrams import install_datagram_guard
 from .site import LwM2MSite
 from .transport import AiocoapTransport
 
@@ -34,8 +35,10 @@ class CoapEndpoint:
     """Binds the CoAP server (``host`` "::" serves IPv4 and IPv6) and exposes its transport."""
 
     def __init__(self, registrations: RegistrationManager, devices: DeviceManager,
-                 max_payload: int = 64 * 1024) -> None:
+                 max_payload: int = 64 * 1024, max_datagram: int = 16 * 1024) -> None:
         self.site = LwM2MSite(registrations, devices, max_payload)
+        self.max_payload = max_payload
+        self.max_datagram = max_datagram
         self.context: Context | None = None
         self.transport: AiocoapTransport | None = None
 
@@ -44,6 +47,8 @@ class CoapEndpoint:
         # UDP only: LwM2M binding U; no CoAP-over-TCP listener on the same port number.
         self.context = await Context.create_server_context(self.site, bind=(host, port),
                                                            transports=["udp6"])
+        install_datagram_guard(self.context, max_datagram=self.max_datagram,
+                               max_payload=self.max_payload)
         self.transport = AiocoapTransport(self.context)
         return self.bound_port()
 

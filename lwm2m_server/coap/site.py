@@ -14,6 +14,7 @@ from aiocoap.resource import PathCapable, Resource
 from ..protocol.devices import DeviceManager
 from ..protocol.errors import LwM2MError, RegistrationError
 from ..protocol.registration import RegistrationManager
+from .block1 import BoundedBlock1Spool
 
 __all__ = ["LwM2MSite", "peer_address", "coap_code"]
 
@@ -51,6 +52,8 @@ class LwM2MSite(Resource, PathCapable):
     def __init__(self, registrations: RegistrationManager, devices: DeviceManager,
                  max_payload: int = 64 * 1024) -> None:
         super().__init__()
+        # aiocoap's Block1 assembly has no size limit and answers a gap with 5.00 (block1.py).
+        self._block1 = BoundedBlock1Spool(max_payload)
         self.registrations = registrations
         self.devices = devices
         self.max_payload = max_payload
