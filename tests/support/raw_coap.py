@@ -88,3 +88,23 @@ class RawPeer(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+def piggybacked(req: Message, code: Code, payload: bytes = b"",
+                content_format: int | None = None) -> Message:
+    """The ACK that answers the confirmable request ``req`` with ``code`` and ``payload``."""
+    answer = Message(code=code, payload=payload)
+    answer.mtype, answer.mid, answer.token = Type.ACK, req.mid, req.token
+    if content_format is not None:
+        answer.opt.content_format = content_format
+    return answer
+
+
+async def next_request(peer: RawPeer, path: str, timeout: float = 2.0) -> Message:
+    """The next request for ``path`` ("/3/0/0") the peer receives, skipping everything else."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        msg = await asyncio.wait_for(peer.answers.get(), max(left, 0.001))
+        if msg.code.is_request() and "/" + "/".join(msg.opt.uri_path) == path:
+            return msg
