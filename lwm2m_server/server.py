@@ -18,6 +18,7 @@ from .model import ObjectRegistry
 from .protocol.devices import DeviceManager
 from .protocol.registration import RegistrationManager
 from .store.repository import Store
+from .store.retention import Housekeeping, RetentionPolicy
 
 __all__ = ["LwM2MServer"]
 
@@ -56,6 +57,8 @@ class LwM2MServer:
                                      queue_timeout=settings.queue_timeout,
                                      awake_window=awake_window,
                                      read_on_register=settings.read_on_register)
+        self.retention = Housekeeping(self.store, self.registrations.purge_offline,
+                                      RetentionPolicy.from_settings(settings))
         self._expiry_interval = expiry_interval
         self._endpoint: Any = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -88,6 +91,7 @@ class LwM2MServer:
         self.devices.resume()  # re-observe what was observed before the restart
         self._tasks.append(asyncio.create_task(self.registrations.run_expiry(self._expiry_interval)))
         self._tasks.append(asyncio.create_task(self.devices.run_housekeeping(self._expiry_interval)))
+        self._tasks.append(asyncio.create_task(self.retention.run()))
         log.info("CoAP listening on %s port %s", self.settings.coap_host, self.coap_port)
 
     async def stop(self) -> None:

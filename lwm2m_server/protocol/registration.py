@@ -434,6 +434,24 @@ class RegistrationManager:
         self._notify(reg, "deregistered")
         return reg
 
+    async def purge_offline(self, expired_before: datetime, limit: int) -> builtins.list[Registration]:
+        """Forget at most ``limit`` registrations that expired before ``expired_before``: the
+        stored row with its latest values and observations, and the in-memory entry. Listeners
+        hear "purged" (no event: nobody needs one per forgotten device)."""
+        due = [r for r in self._by_ep.values()
+               if not r.online and r.expires_at < expired_before][:limit]
+        purged: builtins.list[Registration] = []
+        for reg in due:
+            async with self._lock(reg.endpoint):
+                if self._by_ep.get(reg.endpoint) is not reg:  # registered again meanwhile
+                    continue
+                await self._store.delete_registration(reg.endpoint, reg.registration_id)
+                self._unindex(reg)
+            purged.append(reg)
+            for listener in self.listeners:
+                listener(reg, "purged")
+        return purged
+
     # --- lifetime expiry and restore -----------------------------------------
     async def expire_due(self) -> builtins.list[Registration]:
         """Mark offline every registration whose lifetime has passed; returns them."""
