@@ -66,7 +66,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=1.0)
     ap.add_argument("--rate", type=float, default=3000.0, help="datagrams per second")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--warmup", type=int, default=50_000, help="datagrams before the RSS baseline")
+    ap.add_argument("--warmup", type=int, default=100_000,
+                    help="datagrams before the RSS baseline (the bounded caches fill up first)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="fuzz-coap-"))

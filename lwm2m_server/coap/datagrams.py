@@ -33,6 +33,7 @@ from aiocoap.numbers.types import Type
 from aiocoap.transports.udp6 import UDP6EndpointAddress
 
 from ..metrics import COAP_REFUSED
+from .dedup import install_bounded_deduplication
 
 __all__ = ["DatagramGuard", "RateLimitedLog", "install_datagram_guard", "KNOWN_OPTIONS"]
 
@@ -177,7 +178,8 @@ class DatagramGuard:
 
 
 def install_datagram_guard(context: Any, *, max_datagram: int, max_payload: int) -> list[DatagramGuard]:
-    """Put a ``DatagramGuard`` in front of every udp6 interface of ``context``."""
+    """Put a ``DatagramGuard`` in front of every udp6 interface of ``context``, and bound its
+    message layer's duplicate detection (coap/dedup.py)."""
     guards = []
     for ri in context.request_interfaces:
         udp = getattr(getattr(ri, "token_interface", None), "message_interface", None)
@@ -189,6 +191,7 @@ def install_datagram_guard(context: Any, *, max_datagram: int, max_payload: int)
         transport.max_size = max_datagram + 1
         guard = DatagramGuard(udp, max_datagram=max_datagram, max_payload=max_payload)
         udp.datagram_msg_received = guard.datagram_msg_received
+        install_bounded_deduplication(udp._ctx)
         guards.append(guard)
     if not guards:
         raise RuntimeError("no udp6 transport to guard")

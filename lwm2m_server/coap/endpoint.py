@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 # aiocoap binds with SO_REUSEPORT unless told otherwise. On Linux a port-0 bind may then land on
@@ -45,6 +46,12 @@ class CoapEndpoint:
     async def start(self, host: str, port: int) -> int:
         """Bind and return the UDP port actually bound (``port`` 0 picks a free one)."""
         # UDP only: LwM2M binding U; no CoAP-over-TCP listener on the same port number.
+        # aiocoap logs every refused request, duplicate and retransmission at INFO under
+        # "coap-server": at the server's INFO level that is a log line per datagram an attacker
+        # sends. Ours are counted in /metrics and logged rate-limited (datagrams.py).
+        aiocoap_log = logging.getLogger("coap-server")
+        if aiocoap_log.level == logging.NOTSET:
+            aiocoap_log.setLevel(logging.WARNING)
         self.context = await Context.create_server_context(self.site, bind=(host, port),
                                                            transports=["udp6"])
         install_datagram_guard(self.context, max_datagram=self.max_datagram,
