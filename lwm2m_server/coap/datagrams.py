@@ -35,7 +35,8 @@ from aiocoap.transports.udp6 import UDP6EndpointAddress
 from ..metrics import COAP_REFUSED
 from .dedup import install_bounded_deduplication
 
-__all__ = ["DatagramGuard", "RateLimitedLog", "install_datagram_guard", "KNOWN_OPTIONS"]
+__all__ = ["DatagramGuard", "RateLimitedLog", "RateLimitFilter", "install_datagram_guard",
+           "KNOWN_OPTIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,34 @@ class RateLimitedLog:
         self._last[kind] = now
         suffix = f" ({held} more like this in the last {self.interval:g} s)" if held else ""
         self.logger.log(level, message + suffix, *args)
+
+
+class RateLimitFilter(logging.Filter):
+    """The same rate limit for a library's logger (aiocoap warns once per odd datagram): each
+    message template passes at most once per ``interval`` seconds, with the count held back."""
+
+    def __init__(self, interval: float = 60.0, max_kinds: int = 1000) -> None:
+        super().__init__()
+        self.interval = interval
+        self.max_kinds = max_kinds
+        self._last: dict[tuple[int, str], float] = {}
+        self._held: dict[tuple[int, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.levelno, str(record.msg)[:200])
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        if len(self._last) >= self.max_kinds:  # messages built with their data: start over
+            self._last.clear()
+            self._held.clear()
+        held = self._held.pop(key, 0)
+        self._last[key] = now
+        if held:
+            record.msg = f"{record.msg} ({held} more like this in the last {self.interval:g} s)"
+        return True
 
 
 def _header(data: bytes) -> tuple[int, int, int, bytes] | None:

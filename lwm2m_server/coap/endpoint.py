@@ -14,7 +14,7 @@ from aiocoap import Context  # noqa: E402
 
 from ..protocol.devices import DeviceManager
 from ..protocol.registration import RegistrationManager
-from .datagrams import install_datagram_guard
+from .datagrams import RateLimitFilter, install_datagram_guard
 from .site import LwM2MSite
 from .transport import AiocoapTransport
 
@@ -47,11 +47,14 @@ class CoapEndpoint:
         """Bind and return the UDP port actually bound (``port`` 0 picks a free one)."""
         # UDP only: LwM2M binding U; no CoAP-over-TCP listener on the same port number.
         # aiocoap logs every refused request, duplicate and retransmission at INFO under
-        # "coap-server": at the server's INFO level that is a log line per datagram an attacker
-        # sends. Ours are counted in /metrics and logged rate-limited (datagrams.py).
+        # "coap-server", and warns once per odd datagram: a log line per datagram an attacker
+        # sends. Ours are counted in /metrics and logged rate-limited (datagrams.py); its own
+        # pass at WARNING and through the same rate limit.
         aiocoap_log = logging.getLogger("coap-server")
         if aiocoap_log.level == logging.NOTSET:
             aiocoap_log.setLevel(logging.WARNING)
+        if not any(isinstance(f, RateLimitFilter) for f in aiocoap_log.filters):
+            aiocoap_log.addFilter(RateLimitFilter())
         self.context = await Context.create_server_context(self.site, bind=(host, port),
                                                            transports=["udp6"])
         install_datagram_guard(self.context, max_datagram=self.max_datagram,

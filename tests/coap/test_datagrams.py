@@ -103,3 +103,22 @@ async def test_the_server_still_serves_after_the_abuse(server, peer) -> None:
     answer = await peer.ask(request(query=["ep=after", "lt=60"], payload=b"</3/0>"),
                             server.coap_port)
     assert answer is not None and answer.code == Code.CREATED
+
+
+def test_a_library_warning_per_datagram_is_rate_limited() -> None:
+    from lwm2m_server.coap.datagrams import RateLimitFilter
+
+    limiter = RateLimitFilter(interval=60)
+    records = [logging.LogRecord("coap-server", logging.WARNING, __file__, 1,
+                                 "Received a message with code %s and type %s (those don't fit)",
+                                 (i, "RST"), None) for i in range(100)]
+    passed = [r for r in records if limiter.filter(r)]
+    assert len(passed) == 1
+
+
+async def test_refusals_show_in_metrics(server, peer) -> None:
+    from lwm2m_server.metrics import METRICS
+
+    await peer.ask(raw_option_datagram(11, b"\xff"), server.coap_port)
+    text = METRICS.render()
+    assert 'lwm2m_coap_datagrams_refused_total{reason="bad_option_value"}' in text
