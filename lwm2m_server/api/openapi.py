@@ -255,11 +255,12 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
                                     "content": {"application/json": {"schema": queued}}}
             typed = SUCCESS.get((method, path))
             if typed is not None:
-                code, model, many = typed
+                status, model, many = typed
                 ref = _schema_ref(model, schemas)
                 schema = {"type": "array", "items": ref} if many else ref
-                responses[code] = {"description": responses.get(code, {}).get("description", "OK"),
-                                   "content": {"application/json": {"schema": schema}}}
+                responses[status] = {"description": responses.get(status, {}).get("description",
+                                                                                  "OK"),
+                                     "content": {"application/json": {"schema": schema}}}
     text = json.dumps(spec.get("paths", {}))
     if "#/components/schemas/HTTPValidationError" not in text:
         schemas.pop("HTTPValidationError", None)

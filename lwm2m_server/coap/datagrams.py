@@ -211,9 +211,9 @@ def install_datagram_guard(context: Any, *, max_datagram: int, max_payload: int)
     message layer's duplicate detection (coap/dedup.py)."""
     guards = []
     for ri in context.request_interfaces:
-        udp = getattr(getattr(ri, "token_interface", None), "message_interface", None)
+        udp: Any = getattr(getattr(ri, "token_interface", None), "message_interface", None)
         transport = getattr(udp, "transport", None)
-        if transport is None or not hasattr(udp, "datagram_msg_received"):
+        if udp is None or transport is None or not hasattr(udp, "datagram_msg_received"):
             continue
         # One byte more than the limit: a datagram that fills the buffer is too long, and the
         # kernel says so with MSG_TRUNC as well.
