@@ -89,8 +89,22 @@ class Settings(BaseSettings):
     queue_timeout: float = Field(24 * 3600.0, gt=0,
                                  description="seconds a request to a sleeping device may wait")
     max_payload: int = Field(64 * 1024, ge=1024, description="largest registration payload (bytes)")
+    max_datagram: int = Field(16 * 1024, ge=1152, le=65535, description="largest CoAP datagram "
+                              "read whole (bytes); a longer one is answered 4.13 (use Block1)")
+    max_json_body: int = Field(1024 * 1024, ge=1024, description="largest REST request body "
+                               "(bytes) except artifact uploads; more is a 413")
     read_on_register: bool = Field(True, description="read /3/0 (and /33100/0) in the background "
                                    "after each Register, for the firmware and model columns")
+    # Retention (store/retention.py; docs/reliability.md): seconds to keep, 0 keeps for ever.
+    retention_registrations: float = Field(30 * 86400.0, ge=0, description="seconds an expired "
+                                           "registration (with its latest values) is kept")
+    retention_events: float = Field(30 * 86400.0, ge=0, description="seconds events are kept")
+    retention_requests: float = Field(7 * 86400.0, ge=0, description="seconds a finished queued "
+                                      "request is kept")
+    retention_interval: float = Field(600.0, gt=0, description="seconds between purges")
+    retention_batch: int = Field(1000, ge=1, le=100_000, description="rows deleted per transaction")
+    webhook_allow_private: bool = Field(False, description="allow webhook URLs that are or resolve "
+                                        "to loopback, private, link-local or unspecified addresses")
     public_base_url: str | None = Field(None, description="base URL devices use to fetch /fw links")
     environment: Literal["development", "production"] = "production"
     # Optional bootstrap token with every scope (for the first API calls before `token create`).

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 __all__ = ["Counter", "Gauge", "Histogram", "MetricsRegistry", "METRICS",
            "REGISTRATIONS", "REGISTERED_DEVICES", "REQUESTS", "REQUEST_SECONDS",
-           "NOTIFICATIONS", "SEND", "QUEUED_REQUESTS"]
+           "NOTIFICATIONS", "SEND", "QUEUED_REQUESTS", "COAP_REFUSED", "PURGED"]
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -172,6 +172,11 @@ NOTIFICATIONS = Counter("lwm2m_notifications_total", "Observe notifications rece
 SEND = Counter("lwm2m_send_total", "Send (/dp) operations received, by outcome", ("outcome",))
 QUEUED_REQUESTS = Counter("lwm2m_queued_requests_total",
                           "Requests queued for sleeping devices, by final state", ("state",))
+COAP_REFUSED = Counter("lwm2m_coap_datagrams_refused_total",
+                       "CoAP datagrams refused before dispatch, by reason (too_large, "
+                       "bad_option_value, bad_option, unparsable, internal_error)", ("reason",))
+PURGED = Counter("lwm2m_purged_rows_total", "Rows removed by retention housekeeping, by kind",
+                 ("kind",))
 for _m in (REGISTRATIONS, REGISTERED_DEVICES, REQUESTS, REQUEST_SECONDS, NOTIFICATIONS, SEND,
-           QUEUED_REQUESTS):
+           QUEUED_REQUESTS, COAP_REFUSED, PURGED):
     METRICS.register(_m)

@@ -22,6 +22,7 @@ from .protocol.security import SecurityPolicy
 from .security.keybox import keybox_from_settings
 from .store.credentials import CredentialStore
 from .store.repository import Store
+from .store.retention import Housekeeping, RetentionPolicy
 
 __all__ = ["LwM2MServer"]
 
@@ -78,6 +79,8 @@ class LwM2MServer:
                                      queue_timeout=settings.queue_timeout,
                                      awake_window=awake_window,
                                      read_on_register=settings.read_on_register)
+        self.retention = Housekeeping(self.store, self.registrations.purge_offline,
+                                      RetentionPolicy.from_settings(settings))
         self._expiry_interval = expiry_interval
         self._endpoint: Any = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -103,7 +106,8 @@ class LwM2MServer:
             await self.devices.restore()
             self._check_secret()
             dtls = self.settings.coaps and _dtls_available(self.settings.security)
-            self._endpoint = CoapEndpoint(self.registrations, self.devices, self.settings.max_payload)
+            self._endpoint = CoapEndpoint(self.registrations, self.devices, self.settings.max_payload,
+                                          self.settings.max_datagram)
             self._endpoint.site.mounts.update(self._coap_mounts)
             self.coap_port = await self._endpoint.start(
                 self.settings.coap_host, self.settings.coap_port,
@@ -127,6 +131,7 @@ class LwM2MServer:
         self.devices.resume()  # re-observe what was observed before the restart
         self._tasks.append(asyncio.create_task(self.registrations.run_expiry(self._expiry_interval)))
         self._tasks.append(asyncio.create_task(self.devices.run_housekeeping(self._expiry_interval)))
+        self._tasks.append(asyncio.create_task(self.retention.run()))
         log.info("CoAP listening on %s port %s", self.settings.coap_host, self.coap_port)
         if self.coaps_port is not None:
             log.info("CoAP over DTLS (coaps) listening on %s port %s", self.settings.coap_host,

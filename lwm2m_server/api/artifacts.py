@@ -31,7 +31,7 @@ from ..store.artifacts import (
     ingest_artifact,
     list_artifacts,
 )
-from .deps import EngineDep, SettingsDep, require_scope
+from .deps import DbInt, EngineDep, SettingsDep, require_scope
 from .errors import ApiError
 
 __all__ = ["router", "SOTA_KEY_ENV", "max_upload_size", "status_error", "read_upload",
@@ -197,14 +197,14 @@ async def post_artifact(request: Request, engine: EngineDep, settings: SettingsD
 @router.get("", summary="List artifacts, newest first",
             dependencies=[Depends(require_scope("read"))])
 def get_artifacts(engine: EngineDep, kind: str | None = None, limit: int = 100,
-                  offset: int = 0) -> list[dict[str, Any]]:
+                  offset: DbInt = 0) -> list[dict[str, Any]]:
     limit = max(1, min(limit, 1000))
     return [r.summary() for r in list_artifacts(engine, kind, limit=limit, offset=max(0, offset))]
 
 
 @router.get("/{artifact_id}", summary="One artifact with its metadata",
             dependencies=[Depends(require_scope("read"))])
-def get_one(artifact_id: int, engine: EngineDep) -> dict[str, Any]:
+def get_one(artifact_id: DbInt, engine: EngineDep) -> dict[str, Any]:
     row = get_artifact(engine, artifact_id)
     if row is None:
         raise status_error(404, f"artifact {artifact_id} does not exist", "not_found")

@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..rollout import service as rollout
 from ..rollout.errors import RolloutError
-from ..rollout.webhooks import WEBHOOK_KINDS, create_webhook, delete_webhook, list_webhooks
-from .deps import EngineDep, require_scope
+from ..rollout.webhooks import (WEBHOOK_KINDS, create_webhook, delete_webhook, list_webhooks,
+                                public_url)
+from .deps import DbInt, EngineDep, SettingsDep, require_scope
 from .artifacts import status_error
 
 __all__ = ["router"]
@@ -51,7 +52,7 @@ def _wake(request: Request) -> None:
 class DeploymentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error, not a default
 
-    artifact_id: int
+    artifact_id: DbInt
     endpoints: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
         None, max_length=100_000)
     tag: str | None = Field(None, min_length=1, max_length=100)
@@ -86,19 +87,19 @@ def get_deployments(engine: EngineDep,
                     state: Literal["running", "paused", "cancelled", "completed",
                                    "completed_with_failures"] | None = None,
                     limit: int = 100,
-                    offset: int = 0) -> list[dict[str, Any]]:
+                    offset: DbInt = 0) -> list[dict[str, Any]]:
     return rollout.list_deployments(engine, state=state, limit=max(1, min(limit, 1000)),
                                     offset=max(0, offset))
 
 
 @router.get("/deployments/{deployment_id}", dependencies=_read,
             summary="A deployment: state, counts, and every target's state, progress and result")
-def get_deployment(deployment_id: int, engine: EngineDep) -> dict[str, Any]:
+def get_deployment(deployment_id: DbInt, engine: EngineDep) -> dict[str, Any]:
     with _rollout_error():
         return rollout.deployment_view(engine, deployment_id)
 
 
-def _change(action: str, deployment_id: int, engine: Any, request: Request) -> dict[str, Any]:
+def _change(action: str, deployment_id: DbInt, engine: Any, request: Request) -> dict[str, Any]:
     ops: dict[str, Callable[..., Any]] = {
         "pause": rollout.pause_deployment, "resume": rollout.resume_deployment,
         "cancel": rollout.cancel_deployment, "retry": rollout.retry_deployment}
@@ -111,19 +112,19 @@ def _change(action: str, deployment_id: int, engine: Any, request: Request) -> d
 
 @router.post("/deployments/{deployment_id}/pause", dependencies=_deploy,
              summary="Start no new targets; those in flight finish their attempt")
-def pause(deployment_id: int, engine: EngineDep, request: Request) -> dict[str, Any]:
+def pause(deployment_id: DbInt, engine: EngineDep, request: Request) -> dict[str, Any]:
     return _change("pause", deployment_id, engine, request)
 
 
 @router.post("/deployments/{deployment_id}/resume", dependencies=_deploy,
              summary="Continue a paused deployment (earlier failures no longer count)")
-def resume(deployment_id: int, engine: EngineDep, request: Request) -> dict[str, Any]:
+def resume(deployment_id: DbInt, engine: EngineDep, request: Request) -> dict[str, Any]:
     return _change("resume", deployment_id, engine, request)
 
 
 @router.post("/deployments/{deployment_id}/cancel", dependencies=_deploy,
              summary="Cancel: targets not yet updating are cancelled")
-def cancel(deployment_id: int, engine: EngineDep, request: Request) -> dict[str, Any]:
+def cancel(deployment_id: DbInt, engine: EngineDep, request: Request) -> dict[str, Any]:
     return _change("cancel", deployment_id, engine, request)
 
 
@@ -142,14 +143,15 @@ class WebhookCreate(BaseModel):
 
 
 def _hook(row: Any) -> dict[str, Any]:
-    return {"id": row.id, "url": row.url, "kinds": row.kinds, "active": row.active}
+    return {"id": row.id, "url": public_url(row.url), "kinds": row.kinds, "active": row.active}
 
 
 @router.post("/webhooks", status_code=201, dependencies=_deploy, tags=["webhooks"],
              summary="Register a webhook; the response shows its HMAC secret once")
-def post_webhook(body: WebhookCreate, engine: EngineDep) -> dict[str, Any]:
+def post_webhook(body: WebhookCreate, engine: EngineDep, settings: SettingsDep) -> dict[str, Any]:
     with _rollout_error():
-        row, secret = create_webhook(engine, body.url, body.secret, body.kinds)
+        row, secret = create_webhook(engine, body.url, body.secret, body.kinds,
+                                     allow_private=settings.webhook_allow_private)
     return {**_hook(row), "secret": secret, "signature_header": "X-LwM2M-Signature"}
 
 
@@ -159,7 +161,7 @@ def get_webhooks(engine: EngineDep) -> list[dict[str, Any]]:
 
 
 @router.delete("/webhooks/{webhook_id}", dependencies=_deploy, tags=["webhooks"])
-def remove_webhook(webhook_id: int, engine: EngineDep) -> dict[str, Any]:
+def remove_webhook(webhook_id: DbInt, engine: EngineDep) -> dict[str, Any]:
     with _rollout_error():
         delete_webhook(engine, webhook_id)
     return {"id": webhook_id, "deleted": True}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
+from annotated_types import Interval
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
@@ -22,11 +23,13 @@ from ..config import Settings
 from ..server import LwM2MServer
 from ..store.tokens import ApiToken, verify_token
 from .errors import Forbidden, Unauthorized, Unavailable
+from .limits import PREAUTHENTICATED
 
 
 __all__ = ["get_settings", "get_engine", "get_session", "get_server", "require_scope",
            "SettingsDep", "EngineDep", "SessionDep", "ServerDep",
-           "CurrentToken", "ReadToken", "WriteToken", "DeployToken", "AdminToken", "BOOTSTRAP_TOKEN_NAME"]
+           "CurrentToken", "ReadToken", "WriteToken", "DeployToken", "AdminToken", "BOOTSTRAP_TOKEN_NAME",
+           "DbInt", "DB_INT_MAX", "authenticate_bearer"]
 
 BOOTSTRAP_TOKEN_NAME = "LWM2M_ADMIN_TOKEN"
 _bearer = HTTPBearer(auto_error=False, description="an API token from `lwm2m-server token create`")
@@ -61,6 +64,12 @@ async def get_server(request: Request) -> LwM2MServer:
     return server  # type: ignore[no-any-return]
 
 
+DB_INT_MAX = 2 ** 63 - 1
+# Every id and offset a caller sends that reaches the database: a 64-bit signed integer column
+# (SQLite and PostgreSQL BIGINT). Anything outside is a 400 before any query, never an
+# OverflowError (500). For path, query and body fields alike.
+DbInt = Annotated[int, Interval(ge=0, le=DB_INT_MAX)]
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -83,10 +92,13 @@ class _BootstrapToken:
                 "revoked": False}
 
 
-def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> ApiToken | _BootstrapToken:
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+def authenticate_bearer(request: Request, scheme: str, plaintext: str) -> ApiToken | _BootstrapToken:
+    """The token for ``Authorization: <scheme> <plaintext>``; Unauthorized when it is not one.
+
+    Used by the body-limit middleware (before any body byte is read) and by ``require_scope``.
+    """
+    if scheme.lower() != "bearer" or not plaintext:
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
-    plaintext = credentials.credentials
     settings: Settings = request.app.state.settings
     if settings.admin_token is not None and hmac.compare_digest(
             plaintext.encode(), settings.admin_token.get_secret_value().encode()):
@@ -97,6 +109,14 @@ def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | 
     return token
 
 
+def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None
+                  ) -> ApiToken | _BootstrapToken:
+    """``authenticate_bearer`` for FastAPI's parsed credentials (also the console's login check)."""
+    if credentials is None:
+        return authenticate_bearer(request, "", "")
+    return authenticate_bearer(request, credentials.scheme, credentials.credentials)
+
+
 def require_scope(scope: str | None = None) -> Any:
     """A dependency that authenticates and checks ``scope`` (None: read for GET/HEAD, else write)."""
 
@@ -105,7 +125,9 @@ def require_scope(scope: str | None = None) -> Any:
     def dependency(request: Request,
                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
                    ) -> ApiToken | _BootstrapToken:
-        token = _authenticate(request, credentials)
+        token = request.scope.get("state", {}).get(PREAUTHENTICATED)
+        if token is None:
+            token = _authenticate(request, credentials)
         needed = scope or ("read" if request.method in ("GET", "HEAD") else "write")
         if not token.allows(needed):
             raise Forbidden(f"token '{token.name}' lacks the '{needed}' scope", scope=needed)

@@ -37,7 +37,7 @@ from ..protocol.requests import (
     WriteCompositeRequest,
     WriteRequest,
 )
-from .deps import ServerDep, require_scope
+from .deps import DbInt, ServerDep, require_scope
 from .errors import BadRequest
 from .values import parse_path, values_from_json, values_to_json
 
@@ -172,7 +172,7 @@ _EXPORT_TYPE = "application/x-ndjson"
                         f"{_EXPORT_TYPE}` every matching device is streamed, one JSON object a line.")
 def list_devices(request: Request, server: ServerDep, online: bool | None = None,
                  limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
-                 offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+                 offset: DbInt = 0,
                  after: Annotated[str | None, Query(max_length=1024,
                                                     description="endpoint to start after")] = None,
                  ) -> Any:

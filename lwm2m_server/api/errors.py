@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ..model import NodeError, PathError, ValueTypeError
 from ..protocol.errors import (
@@ -130,10 +131,24 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=400, content=error_body("invalid_request", summary, errors=errors))
 
 
-def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse(status_code=exc.status_code, headers=getattr(exc, "headers", None),
+    kind = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code,
+                                                                               "http_error")
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return JSONResponse(status_code=exc.status_code, headers=headers or None,
                         content=error_body(kind, str(exc.detail)))
 
 

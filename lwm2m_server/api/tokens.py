@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from ..store.tokens import TokenError, create_token, list_tokens, revoke_token
-from .deps import EngineDep, require_scope
+from .deps import DbInt, EngineDep, require_scope
 from .errors import BadRequest, NotFound
 
 __all__ = ["router"]
@@ -36,7 +36,7 @@ def post_token(body: TokenCreate, engine: EngineDep) -> dict[str, Any]:
 
 
 @router.delete("/{token_id}", summary="Revoke a token")
-def delete_token(token_id: int, engine: EngineDep) -> dict[str, Any]:
+def delete_token(token_id: DbInt, engine: EngineDep) -> dict[str, Any]:
     try:
         return revoke_token(engine, token_id).summary()
     except TokenError as e:

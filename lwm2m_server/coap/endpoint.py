@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from aiocoap import Context  # noqa: E402
 
 from ..protocol.devices import DeviceManager
 from ..protocol.registration import RegistrationManager
+from .datagrams import RateLimitFilter, install_datagram_guard
 from .site import LwM2MSite
 from .transport import AiocoapTransport
 
@@ -42,8 +44,10 @@ class CoapEndpoint:
     """
 
     def __init__(self, registrations: RegistrationManager, devices: DeviceManager,
-                 max_payload: int = 64 * 1024) -> None:
+                 max_payload: int = 64 * 1024, max_datagram: int = 16 * 1024) -> None:
         self.site = LwM2MSite(registrations, devices, max_payload)
+        self.max_payload = max_payload
+        self.max_datagram = max_datagram
         self.context: Context | None = None
         self.transport: AiocoapTransport | None = None
         self.dtls: Any = None  # the coaps listener (coap/dtls.py), when bound
@@ -59,8 +63,19 @@ class CoapEndpoint:
         that serves only /bs.
         """
         # UDP only: LwM2M binding U; no CoAP-over-TCP listener on the same port number.
+        # aiocoap logs every refused request, duplicate and retransmission at INFO under
+        # "coap-server", and warns once per odd datagram: a log line per datagram an attacker
+        # sends. Ours are counted in /metrics and logged rate-limited (datagrams.py); its own
+        # pass at WARNING and through the same rate limit.
+        aiocoap_log = logging.getLogger("coap-server")
+        if aiocoap_log.level == logging.NOTSET:
+            aiocoap_log.setLevel(logging.WARNING)
+        if not any(isinstance(f, RateLimitFilter) for f in aiocoap_log.filters):
+            aiocoap_log.addFilter(RateLimitFilter())
         self.context = await Context.create_server_context(self.site, bind=(host, port),
                                                            transports=["udp6"])
+        install_datagram_guard(self.context, max_datagram=self.max_datagram,
+                               max_payload=self.max_payload)
         from .dtls import add_dtls_transport
 
         for name, dtls_port in (("coaps", coaps_port), ("coaps bootstrap", coaps_bootstrap_port)):

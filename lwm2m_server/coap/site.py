@@ -17,15 +17,21 @@ from ..protocol.devices import DeviceManager
 from ..protocol.errors import LwM2MError, RegistrationError
 from ..protocol.registration import RegistrationManager
 from ..protocol.security import PLAIN, Authentication
+from .block1 import BoundedBlock1Spool
 from .dtls import bootstrap_only, session_identity
 
-__all__ = ["LwM2MSite", "peer_address", "authentication"]
+__all__ = ["LwM2MSite", "peer_address", "authentication", "coap_code"]
 
 log = logging.getLogger(__name__)
 
-_CODES = {"4.00": Code.BAD_REQUEST, "4.03": Code.FORBIDDEN, "4.04": Code.NOT_FOUND,
-          "4.05": Code.METHOD_NOT_ALLOWED, "4.13": Code.REQUEST_ENTITY_TOO_LARGE,
-          "4.15": Code.UNSUPPORTED_CONTENT_FORMAT, "5.00": Code.INTERNAL_SERVER_ERROR}
+
+
+def coap_code(dotted: str) -> Code:
+    """``"4.12"`` as an aiocoap Code (4.00 for anything that is not a client or server error)."""
+    cls, _, detail = dotted.partition(".")
+    if cls in ("4", "5") and detail.isdigit() and int(detail) < 32:
+        return Code((int(cls) << 5) | int(detail))
+    return Code.BAD_REQUEST
 
 
 def peer_address(remote: object) -> tuple[str, int]:
@@ -53,7 +59,7 @@ def authentication(remote: object) -> Authentication:
 
 
 def _error(code: str, message: str) -> Message:
-    return Message(code=_CODES.get(code, Code.BAD_REQUEST), payload=message.encode("utf-8")[:1024])
+    return Message(code=coap_code(code), payload=message.encode("utf-8")[:1024])
 
 
 class LwM2MSite(Resource, PathCapable):
@@ -62,6 +68,8 @@ class LwM2MSite(Resource, PathCapable):
     def __init__(self, registrations: RegistrationManager, devices: DeviceManager,
                  max_payload: int = 64 * 1024) -> None:
         super().__init__()
+        # aiocoap's Block1 assembly has no size limit and answers a gap with 5.00 (block1.py).
+        self._block1 = BoundedBlock1Spool(max_payload)
         self.registrations = registrations
         self.devices = devices
         self.max_payload = max_payload

@@ -7,13 +7,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from aiocoap import Code, Context, Message
 from aiocoap import error as coap_error
 from aiocoap.numbers.contentformat import ContentFormat as CoapContentFormat
 
-from ..protocol.transport import (IncomingResponse, OutgoingRequest, TransportError,
-                                  TransportTimeout)
+from ..protocol.transport import (BACKGROUND, IncomingResponse, OutgoingRequest, TransportBusy,
+                                  TransportError, TransportPreempted, TransportTimeout)
 
 __all__ = ["AiocoapTransport", "to_incoming", "hostport"]
 
@@ -67,14 +68,72 @@ class _Observation:
             self._task.cancel()
 
 
+def _abandon(msg: Message) -> bool:
+    """Stop the confirmable exchange of ``msg`` nobody waits for any more; True if it never left.
+
+    aiocoap keeps retransmitting a request whose caller gave up, and holds back every other
+    confirmable request to that peer until the last retransmission (~93 s, NSTART=1). Its message
+    layer offers no cancel, so this takes the message out of the backlog (never sent) or ends
+    its exchange (no more retransmissions; the next request to the peer goes out).
+    """
+    remote, mid = msg.remote, msg.mid
+    manager = getattr(getattr(remote, "interface", None), "_ctx", None)
+    backlogs = getattr(manager, "_backlogs", None)
+    active = getattr(manager, "_active_exchanges", None)
+    if remote is None or mid is None or backlogs is None or active is None:
+        return False
+    waiting = backlogs.get(remote)
+    if waiting:
+        for i, (queued, _) in enumerate(waiting):
+            if queued is msg:
+                del waiting[i]
+                return True
+    entry = active.pop((remote, mid), None)
+    if entry is not None:
+        entry[1].cancel()  # the next retransmission
+        with contextlib.suppress(Exception):
+            manager._continue_backlog(remote)  # type: ignore[union-attr]
+    return False
+
+
 class AiocoapTransport:
-    """Sends :class:`OutgoingRequest` values through ``context`` and maps the answers and errors."""
+    """Sends :class:`OutgoingRequest` values through ``context`` and maps the answers and errors.
+
+    Requests made in the ``BACKGROUND`` context give way: an operator's request to the same
+    address first ends the background exchange in flight (which fails with TransportPreempted).
+    """
 
     def __init__(self, context: Context) -> None:
         self.context = context
+        self._background: dict[tuple[str, int], tuple[Message, asyncio.Future[None]]] = {}
+
+    def _preempt(self, address: tuple[str, int]) -> None:
+        entry = self._background.pop(address, None)
+        if entry is not None:
+            msg, preempted = entry
+            _abandon(msg)
+            if not preempted.done():
+                preempted.set_result(None)
 
     async def request(self, peer: object | None, address: tuple[str, int], request: OutgoingRequest,
                       timeout: float) -> IncomingResponse:
+        background = BACKGROUND.get()
+        if not background:
+            self._preempt(address)
+        preempted: asyncio.Future[None] | None = None
+        if background:
+            preempted = asyncio.get_running_loop().create_future()
+        try:
+            return await self._request(peer, address, request, timeout, preempted)
+        finally:
+            if preempted is not None:
+                entry = self._background.get(address)
+                if entry is not None and entry[1] is preempted:
+                    del self._background[address]
+
+    async def _request(self, peer: object | None, address: tuple[str, int],
+                       request: OutgoingRequest, timeout: float,
+                       preempted: asyncio.Future[None] | None) -> IncomingResponse:
         msg = _message(peer, address, request)
         # A device whose buffer is smaller than a payload answers 4.13 with a Block1 option giving
         # the block size it takes (RFC 7959 §2.9.3; Wakaama's client does). aiocoap 0.4 fails on
@@ -84,7 +143,11 @@ class AiocoapTransport:
         limit = min(1024, 2 ** (getattr(remote, "maximum_block_size_exp", 6) + 4))
         whole = request.method in ("PUT", "POST", "IPATCH") and 0 < len(request.payload) <= limit
         deadline = asyncio.get_running_loop().time() + timeout
-        resp = await self._response(self.context.request(msg, handle_blockwise=not whole), timeout)
+        pr = self.context.request(msg, handle_blockwise=not whole)
+        if preempted is not None:
+            self._preempt(address)  # at most one background exchange per address
+            self._background[address] = (msg, preempted)
+        resp = await self._response(pr, timeout, msg, preempted)
         block1 = resp.opt.block1
         if whole and resp.code == Code.REQUEST_ENTITY_TOO_LARGE and block1 is not None \
                 and 2 ** (block1.size_exponent + 4) < len(request.payload):
@@ -93,15 +156,35 @@ class AiocoapTransport:
                     r.maximum_block_size_exp = block1.size_exponent
             msg = _message(resp.remote, address, request)
             left = max(deadline - asyncio.get_running_loop().time(), 0.05)
-            resp = await self._response(self.context.request(msg), left)
+            resp = await self._response(self.context.request(msg), left, msg, None)
         return to_incoming(resp)
 
     @staticmethod
-    async def _response(pr: object, timeout: float) -> Message:
+    async def _response(pr: object, timeout: float, msg: Message,
+                        preempted: asyncio.Future[None] | None) -> Message:
+        """The answer to ``msg``; on a timeout, a cancel or a preemption its exchange is ended."""
+        response: asyncio.Future[Message] = asyncio.ensure_future(pr.response)  # type: ignore[attr-defined]
+        racers: set[asyncio.Future[Any]] = {response}
+        if preempted is not None:
+            racers.add(preempted)
         try:
-            return await asyncio.wait_for(pr.response, timeout)  # type: ignore[attr-defined]
-        except asyncio.TimeoutError:
-            raise TransportTimeout(f"no answer within {timeout:g} s") from None
+            done, _ = await asyncio.wait(racers, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the caller gave up: so does the exchange
+            response.cancel()
+            _abandon(msg)
+            raise
+        if response not in done:
+            response.cancel()
+            never_sent = _abandon(msg)
+            if preempted is not None and preempted in done:
+                raise TransportPreempted("gave way to an operator's request")
+            if never_sent:
+                raise TransportBusy(f"not sent within {timeout:g} s: another exchange with the "
+                                    "device was in flight") from None
+            raise TransportTimeout(f"no answer within {timeout:g} s")
+        try:
+            return response.result()
         except (coap_error.ConRetransmitsExceeded, coap_error.RequestTimedOut) as e:
             raise TransportTimeout(str(e) or type(e).__name__) from None
         except coap_error.Error as e:

@@ -26,6 +26,7 @@ from .requests import (
     ReadRequest,
     WriteAttributesRequest,
 )
+from .transport import BACKGROUND
 
 __all__ = ["Background", "SUMMARY_PATHS"]
 
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 # Read after each Register when read_on_register is on: device info, and the model object if any.
 SUMMARY_PATHS = (Path.of(3, 0), Path.of(33100, 0))
+# Seconds a background request may wait for its answer: a device that does not answer holds its
+# one exchange (NSTART=1) no longer than this, and an operator's request takes it over at once.
+BACKGROUND_TIMEOUT = 5.0
 
 Execute = Callable[[Registration, DeviceRequest, float], Awaitable[DeviceResponse]]
 
@@ -42,13 +46,15 @@ class Background:
 
     def __init__(self, registrations: RegistrationManager, observations: Observations,
                  events: EventBus, execute: Execute, awake: Callable[[str], bool], *,
-                 request_timeout: float, read_on_register: bool, slots: int = 64) -> None:
+                 request_timeout: float, read_on_register: bool, slots: int = 64,
+                 background_timeout: float = BACKGROUND_TIMEOUT) -> None:
         self._registrations = registrations
         self._observations = observations
         self._events = events
         self._execute = execute
         self._awake = awake
-        self.request_timeout = request_timeout
+        # Background work waits less than an operator would (see BACKGROUND_TIMEOUT).
+        self.request_timeout = min(request_timeout, background_timeout)
         self.read_on_register = read_on_register
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(slots)
@@ -92,6 +98,7 @@ class Background:
             task.cancel()
 
         async def run() -> None:
+            BACKGROUND.set(True)  # this task's own context: its requests give way to operators'
             await asyncio.sleep(0.01)  # let the 2.01/2.04 leave first
             try:
                 async with self._slots:

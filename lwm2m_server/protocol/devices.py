@@ -179,7 +179,7 @@ class DeviceManager:
         self.exchange.device_left(ep, reason)
         self.background.cancel(ep)
         self.formats.forget(ep)
-        if kind == "deregistered":  # the store dropped its values and observations with the row
+        if kind in ("deregistered", "purged"):  # the store dropped values and observations too
             self.latest_values.drop(ep)
             self.observing.drop(ep)
         else:

@@ -19,7 +19,7 @@ from .formats import FALLBACK_CODES, FormatMemory
 from .payloads import device_failure
 from .registration import Registration, RegistrationManager
 from .transport import (IncomingResponse, ObservationHandle, OutgoingRequest, Transport,
-                        TransportError, TransportTimeout)
+                        TransportBusy, TransportError, TransportPreempted, TransportTimeout)
 
 __all__ = ["Exchange"]
 
@@ -65,8 +65,15 @@ class Exchange:
             raise DeviceOffline(f"device {reg.endpoint!r} went offline during the request: {gone.result()}")
         try:
             resp = task.result()
+        except TransportBusy:
+            raise DeviceTimeout(
+                f"request to {reg.endpoint!r} was not sent within {timeout:.3g} s: another exchange "
+                "with the device was in flight the whole time (CoAP allows one at a time); the "
+                "device may be unreachable") from None
         except TransportTimeout:
-            raise DeviceTimeout(f"device {reg.endpoint!r} did not answer within {timeout:g} s") from None
+            raise DeviceTimeout(f"device {reg.endpoint!r} did not answer within {timeout:.3g} s") from None
+        except TransportPreempted as e:
+            raise DeviceTimeout(f"background request to {reg.endpoint!r}: {e}") from None
         except TransportError as e:
             raise DeviceError(f"device {reg.endpoint!r} could not be reached: {e}") from None
         self._on_answer(reg.endpoint)
@@ -99,7 +106,7 @@ class Exchange:
             resp, handle = await transport.observe(self.registrations.peer(reg.endpoint), reg.address,
                                                    req, timeout, on_notify, on_end)
         except TransportTimeout:
-            raise DeviceTimeout(f"device {reg.endpoint!r} did not answer within {timeout:g} s") from None
+            raise DeviceTimeout(f"device {reg.endpoint!r} did not answer within {timeout:.3g} s") from None
         except TransportError as e:
             raise DeviceError(f"device {reg.endpoint!r} could not be reached: {e}") from None
         self._on_answer(reg.endpoint)

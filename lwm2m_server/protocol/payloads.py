@@ -83,9 +83,18 @@ def decode_multi(registry: ObjectRegistry, reg: Registration, resp: IncomingResp
 
 
 def parse_discover(reg: Registration, resp: IncomingResponse, what: str) -> list[dict[str, Any]]:
-    """The links of a Discover answer: ``[{"path": Path, "attributes": {...}}]``."""
+    """The links of a Discover answer: ``[{"path": Path, "attributes": {...}}]``.
+
+    The answer must say it is link-format (Content-Format 40, LwM2M 1.1 §5.4.2 / transport
+    §7.1): anything else is the device's error, not an empty list.
+    """
     from ..codecs.link_format import parse_discover as parse
 
+    if resp.content_format != 40:
+        said = "no Content-Format" if resp.content_format is None else \
+            f"Content-Format {resp.content_format}"
+        raise DeviceError(f"device {reg.endpoint!r} answered {what} with {said}; a Discover "
+                          "answer must be link-format (40)", resp.code)
     try:
         links = parse(resp.payload, reg.root_path)
     except (CodecError, ValueError) as e:

@@ -5,8 +5,7 @@ address; this module validates them, keeps the registrations in memory (indexed 
 by registration id), persists them through the store and publishes events. Never imports aiocoap.
 
 Durability: a Register, a De-register and every Update that changes something a device relies
-on (lifetime, binding, SMS number, queue mode, objects, source address), or brings an offline
-device back, is committed before the call returns (so before the 2.01/2.02/2.04). An Update that
+on (lifetime, binding, SMS number, queue mode, objects, source address) is committed before the call returns (so before the 2.01/2.02/2.04). An Update that
 only refreshes ``last_seen`` is written behind, in the store's next group commit (milliseconds
 later). Losing such a refresh in a crash is safe: the stored row keeps the older ``last_seen``
 with the same lifetime, so after a restart the registration can only expire early (the device
@@ -20,6 +19,7 @@ import bisect
 import builtins
 import functools
 import heapq
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -132,6 +132,26 @@ def _lifetime(text: str) -> int:
     return lt
 
 
+_VERSION_RE = re.compile(r"(\d{1,3})\.(\d{1,3})(?:\.0)?")
+
+
+def lwm2m_version(text: str) -> str:
+    """The ``lwm2m=`` value as "major.minor"; RegistrationError 4.12 for a version we do not speak.
+
+    ``1.0.0`` is 1.0 (a client in use today sends it). The registration interface answers 4.12
+    (Precondition Failed) for an incompatible version (LwM2M 1.1 §6.2.1 / transport §6.4.1), 4.00
+    for a value that is no version at all.
+    """
+    m = _VERSION_RE.fullmatch(text)
+    if m is None:
+        raise RegistrationError(f"LwM2M version 'lwm2m' must look like 1.1, got {text[:32]!r}")
+    version = f"{int(m.group(1))}.{int(m.group(2))}"
+    if version not in SUPPORTED_VERSIONS:
+        raise RegistrationError(f"unsupported LwM2M version {text!r}; supported: "
+                                f"{', '.join(SUPPORTED_VERSIONS)}", "4.12")
+    return version
+
+
 def _binding(text: str) -> str:
     if not text or not set(text) <= _BINDINGS:
         raise RegistrationError(f"binding 'b' must be made of U, Q, S, T, N, got {text!r}")
@@ -146,11 +166,13 @@ def parse_register_query(query: Iterable[str]) -> RegisterParams:
         raise RegistrationError("missing endpoint name 'ep'")
     if len(ep) > 255 or any(ord(c) < 0x21 or c in "\x7f" for c in ep):
         raise RegistrationError(f"endpoint name {ep[:64]!r} is too long or has control characters")
+    if "/" in ep:
+        # The endpoint name is a path segment of every REST and console route (/devices/{endpoint}):
+        # a name with "/" could be registered but never managed.
+        raise RegistrationError(f"endpoint name {ep[:64]!r} contains '/': this server addresses "
+                                "devices by name in URL paths and cannot manage such a name")
     lt = _lifetime(q["lt"]) if "lt" in q else DEFAULT_LIFETIME
-    version = q.get("lwm2m", "1.0")  # a 1.0 client may omit it
-    if version not in SUPPORTED_VERSIONS:
-        raise RegistrationError(f"unsupported LwM2M version {version!r}; supported: "
-                                f"{', '.join(SUPPORTED_VERSIONS)}", "4.00")
+    version = lwm2m_version(q.get("lwm2m", "1.0"))  # a 1.0 client may omit it
     binding = _binding(q["b"]) if "b" in q else "U"
     # 1.0 spells queue mode as binding "UQ"; 1.1+ as the separate 'Q' parameter.
     queue = "Q" in binding or "Q" in q
@@ -363,6 +385,20 @@ class RegistrationManager:
         self._notify(reg, "registered")
         return reg
 
+    def _live(self, registration_id: str) -> Registration:
+        """The registration an Update names; 4.04 when unknown or expired.
+
+        LwM2M 1.1 §6.2.2: once the lifetime has passed the server removes the registration, and
+        the client has to Register again; the offline row stays only for operators to see.
+        """
+        reg = self.by_id(registration_id)
+        if reg is None:
+            raise RegistrationError(f"unknown registration id {registration_id!r}", "4.04")
+        if not reg.online or reg.last_seen.timestamp() + reg.lifetime <= self._clock():
+            raise RegistrationError(f"registration {registration_id!r} expired: register again",
+                                    "4.04")
+        return reg
+
     async def update(self, registration_id: str, query: Iterable[str], payload: bytes,
                      address: tuple[str, int], peer: object | None = None,
                      auth: Authentication = PLAIN) -> Registration:
@@ -372,13 +408,9 @@ class RegistrationManager:
         params = parse_update_query(query)
         self._check_payload(payload)
         links = parse_registration_payload(payload) if payload else None
-        old = self.by_id(registration_id)
-        if old is None:
-            raise RegistrationError(f"unknown registration id {registration_id!r}", "4.04")
+        old = self._live(registration_id)
         await self.policy.check_same_channel(old, auth, "Update")
-        old = self.by_id(registration_id)  # the check may have waited for the database
-        if old is None:
-            raise RegistrationError(f"unknown registration id {registration_id!r}", "4.04")
+        old = self._live(registration_id)  # the check may have waited for the database
         if (links is None and old.online and old.endpoint not in self._locks
                 and address == old.address and params.lifetime in (None, old.lifetime)
                 and params.binding in (None, old.binding) and params.sms in (None, old.sms)
@@ -397,9 +429,7 @@ class RegistrationManager:
             self._notify(reg, "updated")
             return reg
         async with self._lock(old.endpoint):
-            old = self.by_id(registration_id)
-            if old is None:
-                raise RegistrationError(f"unknown registration id {registration_id!r}", "4.04")
+            old = self._live(registration_id)
             changes: dict[str, Any] = {"last_seen": _utc(self._clock()), "online": True,
                                        "address": address}
             if params.lifetime is not None:
@@ -419,10 +449,10 @@ class RegistrationManager:
                 del self._by_addr[old.address]
             # The expiry heap keeps one entry per registration: an entry that comes due early is
             # pushed back to the real deadline (expire_due), so an Update only needs a new entry
-            # when its deadline is earlier than the old one, or the device was offline.
+            # when its deadline is earlier than the old one (an expired one gets no Update).
             old_deadline = old.last_seen.timestamp() + old.lifetime
             new_deadline = reg.last_seen.timestamp() + reg.lifetime
-            self._index(reg, peer, schedule=not old.online or new_deadline < old_deadline)
+            self._index(reg, peer, schedule=new_deadline < old_deadline)
         self._notify(reg, "updated")
         return reg
 
@@ -437,6 +467,24 @@ class RegistrationManager:
             self._unindex(reg)
         self._notify(reg, "deregistered")
         return reg
+
+    async def purge_offline(self, expired_before: datetime, limit: int) -> builtins.list[Registration]:
+        """Forget at most ``limit`` registrations that expired before ``expired_before``: the
+        stored row with its latest values and observations, and the in-memory entry. Listeners
+        hear "purged" (no event: nobody needs one per forgotten device)."""
+        due = [r for r in self._by_ep.values()
+               if not r.online and r.expires_at < expired_before][:limit]
+        purged: builtins.list[Registration] = []
+        for reg in due:
+            async with self._lock(reg.endpoint):
+                if self._by_ep.get(reg.endpoint) is not reg:  # registered again meanwhile
+                    continue
+                await self._store.delete_registration(reg.endpoint, reg.registration_id)
+                self._unindex(reg)
+            purged.append(reg)
+            for listener in self.listeners:
+                listener(reg, "purged")
+        return purged
 
     # --- lifetime expiry and restore -----------------------------------------
     async def expire_due(self) -> builtins.list[Registration]:

@@ -7,11 +7,17 @@ values; ``coap/transport.py`` is the one implementation over aiocoap.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
 __all__ = ["OutgoingRequest", "IncomingResponse", "Transport", "ObservationHandle",
-           "TransportError", "TransportTimeout"]
+           "TransportError", "TransportTimeout", "TransportBusy", "TransportPreempted",
+           "BACKGROUND"]
+
+# True in the tasks of work the server does on its own (protocol/background.py): the transport
+# sends such requests without holding the device's one exchange (NSTART=1) against an operator's.
+BACKGROUND: ContextVar[bool] = ContextVar("lwm2m_background_request", default=False)
 
 
 class TransportError(Exception):
@@ -20,6 +26,15 @@ class TransportError(Exception):
 
 class TransportTimeout(TransportError):
     """No answer from the peer in time."""
+
+
+class TransportBusy(TransportTimeout):
+    """The request was never sent: another exchange with the peer was in flight the whole time
+    (CoAP allows one outstanding confirmable exchange per peer, NSTART=1)."""
+
+
+class TransportPreempted(TransportError):
+    """A background request was given up so that an operator's request could go out at once."""
 
 
 @dataclass(frozen=True, slots=True)

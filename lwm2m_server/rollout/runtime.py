@@ -87,7 +87,9 @@ class RolloutService:
         self.port = ServerDevicePort(server, timeout=device_timeout)
         self.http_port = http_port
         self.engine: RolloutEngine | None = None
-        self.webhooks = WebhookDispatcher(server.engine, server.events) if webhooks else None
+        self.webhooks = WebhookDispatcher(server.engine, server.events,
+                                          allow_private=settings.webhook_allow_private) \
+            if webhooks else None
         self._engine_options = dict(poll=poll, tick=tick, backoff_base=backoff_base,
                                     **engine_options)
 

@@ -13,12 +13,14 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
+import socket
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -29,7 +31,8 @@ from .errors import InvalidDeployment, WebhookNotFound
 from .tables import Webhook
 
 __all__ = ["WebhookDispatcher", "sign", "verify_signature", "create_webhook", "list_webhooks",
-           "delete_webhook", "SIGNATURE_HEADER", "event_body", "WEBHOOK_KINDS"]
+           "delete_webhook", "SIGNATURE_HEADER", "event_body", "WEBHOOK_KINDS", "public_url",
+           "check_target", "internal_address"]
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +57,69 @@ def event_body(event: Event) -> bytes:
                       separators=(",", ":"), sort_keys=True, default=str).encode("utf-8")
 
 
+def public_url(url: str) -> str:
+    """``url`` without its ``user:password@`` part (``***@`` instead): what the API shows back."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+# Shared address space (RFC 6598, carrier-grade NAT): not "private" to Python 3.11's ipaddress.
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+
+
+def internal_address(ip: str) -> bool:
+    """True for loopback, private, link-local, unspecified, multicast and reserved addresses."""
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return (not addr.is_global or addr.is_multicast or addr.is_unspecified
+            or (isinstance(addr, ipaddress.IPv4Address) and addr in _SHARED))
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as e:
+        raise InvalidDeployment(f"webhook host {host!r} does not resolve: {e}") from None
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def check_target(url: str, allow_private: bool) -> None:
+    """Refuse (InvalidDeployment) a webhook URL whose host is or resolves to an internal address.
+
+    Every address the name resolves to counts (the resolver accepts ``127.1``, ``2130706433``,
+    ``0x7f.1``, ...), so a name with one internal address among public ones is refused too.
+    ``allow_private`` (``LWM2M_WEBHOOK_ALLOW_PRIVATE``) lets an operator use an in-house receiver.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        raise InvalidDeployment(f"webhook url has no host: {public_url(url)!r}")
+    if allow_private:
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise InvalidDeployment(f"webhook url has a bad port: {public_url(url)!r}") from None
+    internal = [ip for ip in _resolve(host, port) if internal_address(ip)]
+    if internal:
+        raise InvalidDeployment(
+            f"webhook host {host!r} is an internal address ({', '.join(internal)}): loopback, "
+            "private, link-local and unspecified targets are refused unless the operator sets "
+            "LWM2M_WEBHOOK_ALLOW_PRIVATE=true")
+
+
 def create_webhook(engine: Engine, url: str, secret: str | None = None,
-                   kinds: list[str] | None = None) -> tuple[Webhook, str]:
+                   kinds: list[str] | None = None, *, allow_private: bool = False
+                   ) -> tuple[Webhook, str]:
     """Register ``url``; returns the row and the secret (generated when not given)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000:
-        raise InvalidDeployment(f"webhook url must be an absolute http(s) URL, got {url!r}")
+        raise InvalidDeployment(f"webhook url must be an absolute http(s) URL, got "
+                                f"{public_url(url)!r}")
+    check_target(url, allow_private)
     kinds = list(kinds) if kinds else list(WEBHOOK_KINDS)
     unknown = [k for k in kinds if k not in WEBHOOK_KINDS]
     if unknown:
@@ -98,8 +158,9 @@ class WebhookDispatcher:
 
     def __init__(self, db: Engine, events: EventBus, *, attempts: int = 5,
                  backoff: float = 0.5, timeout: float = 5.0, queue_size: int = 10_000,
-                 refresh: float = 2.0) -> None:
+                 refresh: float = 2.0, allow_private: bool = False) -> None:
         self.db = db
+        self.allow_private = allow_private
         self.events = events
         self.attempts = attempts
         self.backoff = backoff
@@ -166,16 +227,22 @@ class WebhookDispatcher:
                    "X-LwM2M-Event": event.kind, "X-LwM2M-Delivery": event.id}
         for attempt in range(self.attempts):
             try:
+                # Again at delivery: the name may resolve elsewhere now than when it was created.
+                await asyncio.to_thread(check_target, hook.url, self.allow_private)
+            except InvalidDeployment as e:
+                log.warning("webhook %s: not delivered: %s", public_url(hook.url), e)
+                break
+            try:
                 r = await self._client.post(hook.url, content=body, headers=headers)
                 if 200 <= r.status_code < 300:
                     self.delivered += 1
                     return True
-                log.info("webhook %s answered %s", hook.url, r.status_code)
+                log.info("webhook %s answered %s", public_url(hook.url), r.status_code)
             except httpx.HTTPError as e:
-                log.info("webhook %s failed: %s", hook.url, e)
+                log.info("webhook %s failed: %s", public_url(hook.url), e)
             await asyncio.sleep(self.backoff * (2 ** attempt))
         self.failed += 1
-        log.warning("webhook %s: gave up on event %s after %d attempts", hook.url, event.id,
+        log.warning("webhook %s: gave up on event %s after %d attempts", public_url(hook.url), event.id,
                     self.attempts)
         return False
 

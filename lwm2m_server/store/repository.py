@@ -44,6 +44,8 @@ REG = RegistrationRow.__table__  # type: ignore[attr-defined]
 VAL = LatestValueRow.__table__  # type: ignore[attr-defined]
 EVT = EventRow.__table__  # type: ignore[attr-defined]
 QRQ = QueuedRequestRow.__table__  # type: ignore[attr-defined]
+# Queued requests in these states are over; retention may delete them.
+FINISHED_STATES = ("done", "failed", "expired")
 OBS = ObservationRow.__table__  # type: ignore[attr-defined]
 
 
@@ -71,6 +73,8 @@ class Store(Protocol):
     async def load_observations(self) -> list[StoredObservation]: ...
     async def events(self, endpoint: str | None = None, kind: str | None = None,
                      limit: int = 100) -> list[Event]: ...
+    async def purge_events(self, before: datetime, batch: int) -> int: ...
+    async def purge_requests(self, before: datetime, batch: int) -> int: ...
     async def flush(self) -> None: ...
 
 
@@ -392,6 +396,23 @@ class SqlStore:
         return [Event(kind=r["kind"], endpoint=r["endpoint"], data=json.loads(r["data"]), id=r["id"],
                       time=_aware(r["time"])) for r in rows]
 
+    # --- retention (store/retention.py) ------------------------------------------------
+    def _delete_batch(self, table: Table, key: Any, condition: Any, order: Any, batch: int) -> int:
+        ids = select(key).where(condition).order_by(order).limit(batch).scalar_subquery()
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(table).where(key.in_(ids))).rowcount or 0)
+
+    async def purge_events(self, before: datetime, batch: int) -> int:
+        """Delete at most ``batch`` events older than ``before``, oldest first; how many went."""
+        return await asyncio.to_thread(self._delete_batch, EVT, EVT.c.id, EVT.c.time < before,
+                                       EVT.c.time, batch)
+
+    async def purge_requests(self, before: datetime, batch: int) -> int:
+        """Delete at most ``batch`` finished queued requests last changed before ``before``."""
+        return await asyncio.to_thread(
+            self._delete_batch, QRQ, QRQ.c.id,
+            QRQ.c.state.in_(FINISHED_STATES) & (QRQ.c.updated_at < before), QRQ.c.updated_at, batch)
+
     # --- queued requests ---------------------------------------------------------------
     async def save_queued(self, q: QueuedRequest, request: DeviceRequest | None) -> None:
         row = queued_row(q, request)
@@ -494,6 +515,19 @@ class MemoryStore:
 
     async def load_observations(self) -> list[StoredObservation]:
         return sorted(self.observations.values(), key=lambda o: o.created_at)
+
+    async def purge_events(self, before: datetime, batch: int) -> int:
+        old = [e for e in self.event_log if e.time < before][:batch]
+        gone = {id(e) for e in old}
+        self.event_log = [e for e in self.event_log if id(e) not in gone]
+        return len(old)
+
+    async def purge_requests(self, before: datetime, batch: int) -> int:
+        old = [k for k, (q, _) in self.queued.items()
+               if q.state in FINISHED_STATES and q.updated_at < before][:batch]
+        for k in old:
+            del self.queued[k]
+        return len(old)
 
     async def events(self, endpoint: str | None = None, kind: str | None = None,
                      limit: int = 100) -> list[Event]:

@@ -123,7 +123,7 @@ async def test_register_again_with_same_endpoint_replaces_the_old_registration(s
     (["ep=x", "lt=abc"], b"lifetime"),
     (["ep=x", "lt=0"], b"lifetime"),
     (["ep=x", "lt=-5"], b"lifetime"),
-    (["ep=x", "lwm2m=2.0"], b"unsupported LwM2M version"),
+    (["ep=x", "lwm2m=one"], b"must look like 1.1"),
     (["ep=x", "b=XYZ"], b"binding"),
     (["ep=x", "ep=y"], b"given twice"),
     (["ep=x", "lt"], b"has no value"),

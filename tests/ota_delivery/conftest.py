@@ -112,7 +112,8 @@ class Env:
 async def start_env(tmp: Path, db_url: str, key: Any, model: bytes, *,
                     server_options: dict[str, Any] | None = None, **rollout: Any) -> Env:
     settings = Settings(coap_host="127.0.0.1", coap_port=0, http_host="127.0.0.1", http_port=0,
-                        db_url=db_url, artifacts_dir=tmp / "artifacts", request_timeout=3.0)
+                        db_url=db_url, artifacts_dir=tmp / "artifacts", request_timeout=3.0,
+                        webhook_allow_private=True)  # the test receivers listen on loopback
     runner = Runner(settings, **(server_options or {}))
     await runner.start()
     if rollout:  # faster polling and backoff than production, same wiring

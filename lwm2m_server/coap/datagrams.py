@@ -1,0 +1,227 @@
+"""The first look at every UDP datagram, before aiocoap: size, parse errors and critical options.
+
+aiocoap's udp6 transport reads with a 4,096-byte buffer (a longer datagram arrives cut short and
+is parsed as if whole), lets an option value that is not UTF-8 escape as a traceback per datagram,
+logs a WARNING for every unparsable one, and ignores unknown critical options. ``DatagramGuard``
+takes the transport's place as the receiver of datagrams:
+
+- reads whole datagrams up to ``max_datagram`` bytes; a longer one is refused with 4.13 (Request
+  Entity Too Large, Size1 = the largest registration payload, which Block1 can carry);
+- a request with an option value that does not decode (a string option that is not UTF-8)
+  answers 4.02 (RFC 7252 §5.4.3: such a value is treated like an unrecognized option, and every
+  string option a request may carry is critical); any other unparsable confirmable message gets
+  a Reset (§4.2), a non-confirmable one is dropped (§4.3);
+- a request with an unrecognized critical option (odd number, e.g. 2049) answers 4.02 Bad Option
+  (§5.4.1) instead of being served as if the option were not there;
+- every refusal is counted in ``lwm2m_coap_datagrams_refused_total{reason}`` and logged through
+  a rate limit: the first of a kind, then at most one line per minute with the count since.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+import struct
+import time
+from typing import Any
+
+from aiocoap import Code, Message
+from aiocoap.message import Direction
+from aiocoap.numbers.optionnumbers import OptionNumber
+from aiocoap.numbers.types import Type
+from aiocoap.transports.udp6 import UDP6EndpointAddress
+
+from ..metrics import COAP_REFUSED
+from .dedup import install_bounded_deduplication
+
+__all__ = ["DatagramGuard", "RateLimitedLog", "RateLimitFilter", "install_datagram_guard",
+           "KNOWN_OPTIONS"]
+
+log = logging.getLogger(__name__)
+
+KNOWN_OPTIONS = frozenset(int(o) for o in OptionNumber.__members__.values())
+
+
+class RateLimitedLog:
+    """Log lines by kind: the first at once, then at most one per ``interval`` seconds with the
+    number of lines held back since (so a flood of bad datagrams cannot fill the disk)."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 60.0) -> None:
+        self.logger = logger
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def log(self, level: int, kind: str, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return
+        held = self._held.pop(kind, 0)
+        self._last[kind] = now
+        suffix = f" ({held} more like this in the last {self.interval:g} s)" if held else ""
+        self.logger.log(level, message + suffix, *args)
+
+
+class RateLimitFilter(logging.Filter):
+    """The same rate limit for a library's logger (aiocoap warns once per odd datagram): each
+    message template passes at most once per ``interval`` seconds, with the count held back."""
+
+    def __init__(self, interval: float = 60.0, max_kinds: int = 1000) -> None:
+        super().__init__()
+        self.interval = interval
+        self.max_kinds = max_kinds
+        self._last: dict[tuple[int, str], float] = {}
+        self._held: dict[tuple[int, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.levelno, str(record.msg)[:200])
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        if len(self._last) >= self.max_kinds:  # messages built with their data: start over
+            self._last.clear()
+            self._held.clear()
+        held = self._held.pop(key, 0)
+        self._last[key] = now
+        if held:
+            record.msg = f"{record.msg} ({held} more like this in the last {self.interval:g} s)"
+        return True
+
+
+def _header(data: bytes) -> tuple[int, int, int, bytes] | None:
+    """(type, code, message id, token) of a datagram whose fixed header is readable, else None."""
+    if len(data) < 4:
+        return None
+    first, code, mid = struct.unpack_from("!BBH", data)
+    tkl = first & 0x0F
+    if first >> 6 != 1 or tkl > 8 or len(data) < 4 + tkl:
+        return None
+    return (first >> 4) & 0x03, code, mid, bytes(data[4:4 + tkl])
+
+
+def _is_request(code: int) -> bool:
+    return code >> 5 == 0 and code != 0
+
+
+class DatagramGuard:
+    """Receives the datagrams of one aiocoap udp6 message interface (see the module docstring)."""
+
+    def __init__(self, interface: Any, *, max_datagram: int, max_payload: int) -> None:
+        self.interface = interface
+        self.max_datagram = max_datagram
+        self.max_payload = max_payload
+        self.logs = RateLimitedLog(log)
+        self._next_mid = secrets.randbits(16)
+
+    # The udp6 transport calls this for every datagram (it replaces the interface's own method).
+    def datagram_msg_received(self, data: bytes, ancdata: list[tuple[int, int, bytes]],
+                              flags: int, address: tuple[Any, ...]) -> None:
+        try:
+            self._received(data, ancdata, flags, address)
+        except Exception as e:  # nothing a peer sends may end in a traceback per datagram
+            COAP_REFUSED.inc("internal_error")
+            self.logs.log(logging.ERROR, "internal", "handling a datagram from %s failed: %r",
+                          address[0], e)
+
+    def _received(self, data: bytes, ancdata: list[tuple[int, int, bytes]], flags: int,
+                  address: tuple[Any, ...]) -> None:
+        pktinfo = None
+        for level, kind, value in ancdata:
+            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+                pktinfo = value
+        remote = UDP6EndpointAddress(address, self.interface, pktinfo=pktinfo)
+        header = _header(data)
+        if flags & socket.MSG_TRUNC or len(data) > self.max_datagram:
+            COAP_REFUSED.inc("too_large")
+            self.logs.log(logging.WARNING, "too_large", "refused a datagram of more than %d bytes "
+                          "from %s", self.max_datagram, address[0])
+            self._answer(remote, header, Code.REQUEST_ENTITY_TOO_LARGE,
+                         f"datagram exceeds {self.max_datagram} bytes: send the payload "
+                         "block-wise (Block1)", size1=self.max_payload)
+            return
+        try:
+            message = Message.decode(data, remote)
+        except UnicodeDecodeError:
+            COAP_REFUSED.inc("bad_option_value")
+            self.logs.log(logging.INFO, "bad_option_value", "an option value from %s is not "
+                          "UTF-8", address[0])
+            self._answer(remote, header, Code.BAD_OPTION, "an option value is not valid UTF-8")
+            return
+        except Exception:  # UnparsableMessage, and whatever else a mangled option provokes
+            COAP_REFUSED.inc("unparsable")
+            self.logs.log(logging.INFO, "unparsable", "unparsable datagram from %s", address[0])
+            self._reset(remote, header)
+            return
+        if _is_request(int(message.code)):
+            unknown = sorted({int(o.number) for o in message.opt.option_list()
+                              if int(o.number) not in KNOWN_OPTIONS and int(o.number) & 1})
+            if unknown:
+                COAP_REFUSED.inc("bad_option")
+                self.logs.log(logging.INFO, "bad_option", "request from %s with unrecognized "
+                              "critical option(s) %s", address[0], unknown)
+                self._answer(remote, header, Code.BAD_OPTION,
+                             f"unrecognized critical option {', '.join(map(str, unknown))}")
+                return
+        message.direction = Direction.INCOMING
+        self.interface._ctx.dispatch_message(message)
+
+    def _answer(self, remote: UDP6EndpointAddress, header: tuple[int, int, int, bytes] | None,
+                code: Code, reason: str, size1: int | None = None) -> None:
+        """Answer a request (piggybacked on an ACK for CON, a NON for NON); others get a Reset."""
+        if header is None:
+            return
+        mtype, req_code, mid, token = header
+        if not _is_request(req_code) or mtype not in (Type.CON, Type.NON):
+            self._reset(remote, header)
+            return
+        answer = Message(code=code, payload=reason.encode())
+        if mtype == Type.CON:
+            answer.mtype, answer.mid = Type.ACK, mid
+        else:
+            self._next_mid = (self._next_mid + 1) & 0xFFFF
+            answer.mtype, answer.mid = Type.NON, self._next_mid
+        answer.token = token
+        if size1 is not None:
+            answer.opt.size1 = size1
+        answer.remote = remote
+        self._send(answer)
+
+    def _reset(self, remote: UDP6EndpointAddress, header: tuple[int, int, int, bytes] | None) -> None:
+        if header is None or header[0] != Type.CON:
+            return  # RFC 7252 §4.2/§4.3: only a confirmable message is rejected with a Reset
+        answer = Message(code=Code.EMPTY)
+        answer.mtype, answer.mid = Type.RST, header[2]
+        answer.remote = remote
+        self._send(answer)
+
+    def _send(self, message: Message) -> None:
+        try:
+            self.interface.send(message)
+        except Exception as e:
+            self.logs.log(logging.INFO, "send", "could not answer %s: %r", message.remote, e)
+
+
+def install_datagram_guard(context: Any, *, max_datagram: int, max_payload: int) -> list[DatagramGuard]:
+    """Put a ``DatagramGuard`` in front of every udp6 interface of ``context``, and bound its
+    message layer's duplicate detection (coap/dedup.py)."""
+    guards = []
+    for ri in context.request_interfaces:
+        udp: Any = getattr(getattr(ri, "token_interface", None), "message_interface", None)
+        transport = getattr(udp, "transport", None)
+        if udp is None or transport is None or not hasattr(udp, "datagram_msg_received"):
+            continue
+        # One byte more than the limit: a datagram that fills the buffer is too long, and the
+        # kernel says so with MSG_TRUNC as well.
+        transport.max_size = max_datagram + 1
+        guard = DatagramGuard(udp, max_datagram=max_datagram, max_payload=max_payload)
+        udp.datagram_msg_received = guard.datagram_msg_received
+        install_bounded_deduplication(udp._ctx)
+        guards.append(guard)
+    if not guards:
+        raise RuntimeError("no udp6 transport to guard")
+    return guards
