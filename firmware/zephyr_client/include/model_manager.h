@@ -24,7 +24,7 @@
 struct model_platform {
 	const struct sota_flash *slot[2]; /* model_a, model_b */
 	const struct sota_flash *storage; /* holds the active-slot record */
-	const uint8_t *public_key;        /* Ed25519 (32 bytes) or P-256 (65, uncompressed) */
+	const uint8_t *public_key;        /* P-256 (65 bytes, uncompressed point): ES256 only */
 	size_t public_key_len;
 };
 

@@ -13,6 +13,7 @@
 #include <zephyr/net/lwm2m.h>
 
 #include "app.h"
+#include "sota/crypto.h"
 
 LOG_MODULE_REGISTER(app_main, LOG_LEVEL_INF);
 
@@ -125,6 +126,11 @@ int main(void)
 	}
 	platform.public_key = sota_public_key;
 	platform.public_key_len = sota_public_key_len;
+	if (sota_public_key_len != SOTA_P256_KEY_LEN) {
+		/* CMakeLists.txt refuses such a key; this guards hand-written key files. */
+		LOG_ERR("trusted key is %zu bytes, not a P-256 point (%d): every package will be "
+			"refused", sota_public_key_len, SOTA_P256_KEY_LEN);
+	}
 	if (init_flash_partitions(&platform) == 0) {
 		enum sota_err e = model_manager_init(&platform);
 		if (e != SOTA_OK) {
