@@ -150,17 +150,16 @@ def test_every_command_uses_one_data_folder_and_names_it(tmp_path: Path) -> None
 
 def test_simulate_defaults_to_the_data_folder_key_and_model(tmp_path: Path,
                                                             data_dir: dict[str, str]) -> None:
-    import argparse
-
+    from lwm2m_server.cli import build_parser
     from lwm2m_server.commands.simulate import _fleet_config
     from lwm2m_server.datadir import packaged_default_model
     from ota.keys import load_public_key, raw_public_key
 
     folder = Path(data_dir["LWM2M_DATA_DIR"])
-    args = argparse.Namespace(
-        server="coap://127.0.0.1:5683", count=1, prefix="s-", state_dir=None, lifetime=60,
-        binding="U", drop_rate=0.0, latency=0.0, die_mid_download=0.0, corrupt_download=0.0,
-        trusted_key=None, model=None, jitter=None, duration=None, data_dir=str(folder))
+    # The real parser, so the test follows the command's flags as they are.
+    args = build_parser(only="simulate").parse_args(
+        ["simulate", "--server", "coap://127.0.0.1:5683", "--count", "1", "--prefix", "s-",
+         "--lifetime", "60", "--data-dir", str(folder)])
     config = _fleet_config(args)
     want = load_public_key((folder / "keys" / "sota-signing.pub.pem").read_bytes())
     assert raw_public_key(config.trusted_key) == raw_public_key(want)
