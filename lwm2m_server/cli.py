@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sota": ("lwm2m_server.commands.sota", "model-only (SOTA) update packages"),
     "keys": ("lwm2m_server.commands.keys", "signing keys for firmware images and SOTA packages"),
     "deploy": ("lwm2m_server.commands.deploy", "create and steer OTA deployments"),
+    "devices": ("lwm2m_server.commands.devices_remote",
+                "registered devices of a running server: list, read, write, execute, observe"),
+    "login": ("lwm2m_server.commands.login", "save a server URL and token for the remote commands"),
 }
 
 

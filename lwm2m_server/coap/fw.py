@@ -24,6 +24,8 @@ from aiocoap.numbers.contentformat import ContentFormat
 from aiocoap.optiontypes import BlockOption
 from aiocoap.resource import PathCapable, Resource
 
+from ..metrics import ROLLOUT_BYTES
+
 __all__ = ["FwResource", "DownloadTracker", "DEFAULT_SZX"]
 
 DEFAULT_SZX = 6  # 1024-byte blocks
@@ -46,6 +48,7 @@ class DownloadTracker:
             prev = self._seen.pop(key, (0, total))
             self._seen[key] = (max(prev[0], end), total)
             self.bytes_sent += sent
+        ROLLOUT_BYTES.inc("http" if port is None else "coap", amount=sent)
             while len(self._seen) > self._max:
                 self._seen.popitem(last=False)
 

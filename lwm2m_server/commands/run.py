@@ -20,7 +20,8 @@ def _run(args: argparse.Namespace) -> int:
         settings = Settings.from_args(coap_host=args.coap_host, coap_port=args.coap_port,
                                       http_host=args.http_host, http_port=args.http_port,
                                       db_url=args.db, objects_dirs=args.objects,
-                                      log_level=args.log_level)
+                                      log_level=args.log_level, log_format=args.log_format,
+                                      access_log=args.access_log or None)
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
                              for err in e.errors())
@@ -47,5 +48,11 @@ def register(subparsers: Any) -> None:
                    help="database URL: sqlite:///./lwm2m.db (default) or postgresql+psycopg://user@host/db")
     p.add_argument("--objects", action="append", default=None, metavar="DIR",
                    help="folder of extra OMA DDF *.xml object definitions (repeatable)")
-    p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
+                   help="default: LWM2M_LOG_LEVEL or info")
+    p.add_argument("--log-format", default=None, choices=["text", "json"],
+                   help="json: one JSON object a line, for log shippers (default: "
+                        "LWM2M_LOG_FORMAT or text)")
+    p.add_argument("--access-log", action="store_true",
+                   help="log one line per HTTP request (default: LWM2M_ACCESS_LOG or off)")
     p.set_defaults(func=_run)
