@@ -113,10 +113,11 @@ def _event_message(kind: str, endpoint: str | None, data: dict[str, Any]) -> str
                 f"{int(data.get('current_stage') or 0) + 1}{reason}")
     if kind == "deployment_target":
         reason = f": {data['reason']}" if data.get("reason") else ""
+        step = f", step {data['step']}" if data.get("step") else ""
         result = f", result {data['result']}" if data.get("result") is not None else ""
         return (f"deployment {data.get('deployment_id')} target {endpoint} "
                 f"{data.get('previous') or 'new'} -> {data.get('state')} (attempt "
-                f"{data.get('attempt')}, step {data.get('step')}{result}){reason}")
+                f"{data.get('attempt')}{step}{result}){reason}")
     return None
 
 
@@ -125,7 +126,13 @@ def log_event(event: Any) -> None:
     message = _event_message(event.kind, event.endpoint, event.data)
     if message is None:
         return
-    level = logging.WARNING if event.data.get("state") == "failed" else logging.INFO
+    data = event.data
+    if event.kind == "deployment_target" and data.get("previous") == data.get("state"):
+        level = logging.DEBUG  # progress or a step within the same state: not a transition
+    elif data.get("state") == "failed":
+        level = logging.WARNING
+    else:
+        level = logging.INFO
     if events_log.isEnabledFor(level):
         fields = {"event": event.kind, "endpoint": event.endpoint, **redact(dict(event.data))}
         events_log.log(level, message, extra={"fields": fields})

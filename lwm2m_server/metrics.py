@@ -245,6 +245,8 @@ def observe_rollout_event(event: object) -> None:
     if kind != "deployment_target":
         return
     state = str(data.get("state"))
+    if data.get("previous") == state:
+        return  # progress within a state
     ROLLOUT_TRANSITIONS.inc(state)
     key = (data.get("deployment_id"), getattr(event, "endpoint", None))
     if state in _FINAL_TARGET_STATES:

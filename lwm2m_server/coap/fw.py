@@ -48,9 +48,9 @@ class DownloadTracker:
             prev = self._seen.pop(key, (0, total))
             self._seen[key] = (max(prev[0], end), total)
             self.bytes_sent += sent
-        ROLLOUT_BYTES.inc("http" if port is None else "coap", amount=sent)
             while len(self._seen) > self._max:
                 self._seen.popitem(last=False)
+        ROLLOUT_BYTES.inc("http" if port is None else "coap", amount=sent)
 
     def fraction(self, sha256: str, address: tuple[str, int] | None) -> float | None:
         """How much of ``sha256`` the device at ``address`` fetched (0..1), None if unknown."""
