@@ -77,12 +77,12 @@ def _list(args: argparse.Namespace) -> int:
 def _revoke(args: argparse.Namespace) -> int:
     if not remote.use_local_db(args):
         client = remote.client_from_args(args)
-        token_id = args.token
+        token_id = args.which
         if not token_id.isdigit():  # a name: the REST route takes ids
             rows = client.get("/tokens", include_revoked="true")
-            found = [r for r in rows if r["name"] == args.token and not r["revoked"]]
+            found = [r for r in rows if r["name"] == args.which and not r["revoked"]]
             if not found:
-                raise remote.RemoteError(f"no active token named {args.token!r}")
+                raise remote.RemoteError(f"no active token named {args.which!r}")
             token_id = str(found[0]["id"])
         row = client.call("DELETE", f"/tokens/{token_id}")
         if args.json:
@@ -94,7 +94,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     try:
-        row = revoke_token(engine, args.token)
+        row = revoke_token(engine, args.which)
     except TokenError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -132,7 +132,8 @@ def register(subparsers: Any) -> None:
     ls.set_defaults(func=_list)
 
     r = add_parser(sub, "revoke", help="revoke a token by id or name")
-    r.add_argument("token", help="token id or name")
+    # Not "token": --token (the caller's own credential) has that name.
+    r.add_argument("which", metavar="TOKEN", help="token id or name")
     r.add_argument("--json", action="store_true", help="print JSON")
     r.add_argument("--db", default=None, help=remote.DB_HELP)
     remote.add_remote_args(r)
