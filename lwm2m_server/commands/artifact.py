@@ -254,6 +254,8 @@ def register(subparsers: Any) -> None:
                    f"(default: ${SOTA_KEY_ENV}) and MCUboot signatures; a server uses its own")
     a.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE,
                    help="with --db: largest accepted file in bytes")
+    a.add_argument("--json", action="store_true",
+                   help="accepted for symmetry: the answer is always one JSON object")
     remote.add_remote_args(a)
     a.set_defaults(func=_add)
 

@@ -175,3 +175,49 @@ def test_token_revoke_over_rest(server: Server) -> None:
     assert revoked.returncode == 0 and "revoked token" in revoked.stdout
     time.sleep(0.1)
     assert server.cli("artifact", "list", env=server.env(LWM2M_TOKEN=token)).returncode == 1
+
+
+def test_wait_on_a_terminal_redraws_one_line_and_prints_failures(fleet: Server) -> None:
+    """``follow`` as on a terminal: the status line is redrawn in place, failures get lines."""
+    import io
+
+    from lwm2m_server.commands.follow import follow
+    from lwm2m_server.commands.remote import Client
+
+    art = upload(fleet, "2.4.0")
+    client = Client(fleet.url, fleet.token)
+    out = io.StringIO()
+    view, code = follow(client, lambda: int(client.post("/deployments", {
+        "artifact_id": art, "endpoints": ["sim-0000", "ghost-tty"], "retries": 0,
+        "failure_threshold": 1})["id"]), timeout=60, out=out, tty=True)
+    text = out.getvalue()
+    assert code == 3 and view["state"] == "completed_with_failures"
+    import re
+
+    assert "\r\x1b[K" in text
+    assert re.search(r"stage 1/1: (pending|transferring|transferred|updating|succeeded|failed) \d", text)
+    assert "  ghost-tty failed: device offline" in text
+    assert "  sim-0000 succeeded\n" not in text  # no per-change lines on a terminal
+
+
+def test_metrics_count_rollout_targets_bytes_and_durations(fleet: Server) -> None:
+    import urllib.request
+
+    art = upload(fleet, "2.5.0")
+    done = fleet.cli("deploy", "create", "--artifact", str(art), "--endpoints", "sim-0001",
+                     "--delivery", "pull", "--wait", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    paused = fleet.cli("deploy", "create", "--artifact", str(art), "--endpoints", "ghost-m1",
+                       "--retries", "20")
+    assert paused.returncode == 0
+    fleet.cli("deploy", "pause", paused.stdout.strip())
+    with urllib.request.urlopen(f"{fleet.url}/metrics", timeout=20) as resp:
+        text = resp.read().decode()
+    values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+              for line in text.splitlines() if line and not line.startswith("#")}
+    assert values['lwm2m_rollout_transfer_bytes_total{method="coap"}'] >= 20_000
+    assert values['lwm2m_rollout_target_transitions_total{state="succeeded"}'] >= 1
+    assert values['lwm2m_rollout_target_seconds_count{outcome="succeeded"}'] >= 1
+    assert values['lwm2m_deployments_total{state="completed"}'] >= 1
+    # The paused deployment's target still counts among the open ones.
+    assert values['lwm2m_rollout_targets{state="pending"}'] >= 1
