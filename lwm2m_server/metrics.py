@@ -16,6 +16,7 @@ push), ``lwm2m_deployments_total{state}`` (deployments reaching a state).
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 from collections.abc import Callable, Iterable
 
@@ -123,8 +124,8 @@ class LabeledGauge(_Metric):
         if self._fn is not None:
             try:
                 got.update(self._fn())
-            except Exception:  # noqa: BLE001 - a scrape must not fail for a database hiccup
-                pass
+            except Exception as e:  # noqa: BLE001 - a scrape must not fail for a database hiccup
+                logging.getLogger(__name__).debug("%s: %s", self.name, e)
         return got
 
     def lines(self) -> list[str]:

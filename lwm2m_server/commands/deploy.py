@@ -127,6 +127,12 @@ def _status_local(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     try:
+        if args.wait:
+            from .follow import exit_code
+
+            view = _wait(service, engine, args.id, args.poll, args.timeout)
+            _print_view(view, args.json)
+            return exit_code(view)
         _print_view(service.deployment_view(engine, args.id, with_targets=not args.summary),
                     args.json)
     finally:
@@ -343,6 +349,8 @@ def register(subparsers: Any) -> None:
     s.add_argument("--wait", action="store_true",
                    help="follow it live until it ends (exit codes as for create --wait)")
     waiting(s)
+    s.add_argument("--poll", type=float, default=1.0,
+                   help="with --db --wait: seconds between looks at the database")
     common(s)
     s.set_defaults(func=_status)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import stat
 import sys
 import urllib.parse
@@ -197,12 +196,12 @@ class Client:
         import urllib.request
 
         try:
-            return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - http(s) only
+            return urllib.request.urlopen(req, timeout=timeout)  # http(s) only: checked in __init__
         except urllib.error.HTTPError as e:
             raise _error_of(e) from None
         except urllib.error.URLError as e:
             raise RemoteError(f"cannot reach {self.base_url}: {e.reason}") from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise RemoteError(f"no answer from {self.base_url} within {timeout:g} s") from None
         except OSError as e:
             raise RemoteError(f"cannot reach {self.base_url}: {e}") from None
@@ -218,7 +217,7 @@ class Client:
             self.last_status = int(resp.status)
             try:
                 raw = resp.read()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 raise RemoteError(f"no answer from {self.base_url} within "
                                   f"{self.timeout:g} s") from None
         if not raw:

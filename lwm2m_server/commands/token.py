@@ -58,7 +58,8 @@ def _list(args: argparse.Namespace) -> int:
 
         engine = _engine(args)
         try:
-            rows = [r.summary() for r in list_tokens(engine, include_revoked=args.all)]
+            rows: list[dict[str, Any]] = [r.summary() for r in
+                                          list_tokens(engine, include_revoked=args.all)]
         finally:
             engine.dispose()
     else:
