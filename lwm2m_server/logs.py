@@ -123,9 +123,6 @@ def _event_message(kind: str, endpoint: str | None, data: dict[str, Any]) -> str
 
 def log_event(event: Any) -> None:
     """Event-bus sink: one info line for each registration event and rollout transition."""
-    message = _event_message(event.kind, event.endpoint, event.data)
-    if message is None:
-        return
     data = event.data
     if event.kind == "deployment_target" and data.get("previous") == data.get("state"):
         level = logging.DEBUG  # progress or a step within the same state: not a transition
@@ -133,8 +130,11 @@ def log_event(event: Any) -> None:
         level = logging.WARNING
     else:
         level = logging.INFO
-    if events_log.isEnabledFor(level):
-        fields = {"event": event.kind, "endpoint": event.endpoint, **redact(dict(event.data))}
+    if not events_log.isEnabledFor(level):  # cheap first: every event passes through here
+        return
+    message = _event_message(event.kind, event.endpoint, data)
+    if message is not None:
+        fields = {"event": event.kind, "endpoint": event.endpoint, **redact(dict(data))}
         events_log.log(level, message, extra={"fields": fields})
 
 

@@ -119,6 +119,11 @@ class LabeledGauge(_Metric):
     def set_function(self, fn: Callable[[], dict[str, float]] | None) -> None:
         self._fn = fn
 
+    def clear_function(self, fn: Callable[[], dict[str, float]] | None) -> None:
+        """Forget ``fn`` if it is still the one in use (a stopped server's database)."""
+        if fn is not None and self._fn is fn:
+            self._fn = None
+
     def values(self) -> dict[str, float]:
         got = dict.fromkeys(self.always, 0.0)
         if self._fn is not None:

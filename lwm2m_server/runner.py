@@ -98,6 +98,7 @@ class Runner:
         self.http_port: int | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._target_counts: Any = None
 
     async def start(self) -> None:
         from .server import LwM2MServer
@@ -127,7 +128,8 @@ class Runner:
         self.server.events.add_sink(log_event)
         self.server.events.add_sink(observe_rollout_event)
         engine = self.server.engine
-        ROLLOUT_TARGETS.set_function(lambda: rollout_target_counts(engine))
+        self._target_counts = lambda: rollout_target_counts(engine)
+        ROLLOUT_TARGETS.set_function(self._target_counts)
         self.rollout = await install_rollout(self.app, self.server, self.settings, self.http_port)
         # uvicorn keeps its hands off logging (log_config=None): setup_logging owns the format.
         config = uvicorn.Config(RequestIdMiddleware(self.app, access=self.settings.access_log),
@@ -155,6 +157,9 @@ class Runner:
         if self.rollout is not None:
             await self.rollout.stop()
             self.rollout = None
+        from .metrics import ROLLOUT_TARGETS
+
+        ROLLOUT_TARGETS.clear_function(self._target_counts)
         if self.server is not None:
             await self.server.stop()
             self.server = None

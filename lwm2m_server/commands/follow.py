@@ -40,6 +40,7 @@ class _Display:
         self.out = out
         self.tty = tty
         self.drawn = False
+        self.shown = ""
 
     def _clear(self) -> None:
         if self.drawn:
@@ -52,7 +53,8 @@ class _Display:
         self.out.flush()
 
     def status(self, text: str) -> None:
-        if self.tty:
+        if self.tty and not (self.drawn and text == self.shown):
+            self.shown = text
             self._clear()
             self.out.write(text)
             self.out.flush()
