@@ -74,12 +74,7 @@ def _csv_ints(text: str) -> list[int]:
 def _create_local(args: argparse.Namespace) -> int:
     from ..rollout import service
 
-    endpoints = [e for e in (args.endpoints or "").split(",") if e] or None
-    spec = service.DeploymentSpec(
-        artifact_id=args.artifact, endpoints=endpoints, tag=args.tag,
-        stages=_csv_ints(args.stages), max_concurrent=args.max_concurrent,
-        failure_threshold=args.failure_threshold, timeout=args.device_timeout, retries=args.retries,
-        delivery=args.delivery, verify=args.verify, allow_downgrade=args.allow_downgrade)
+    spec = service.DeploymentSpec(**_spec(args))
     engine = _engine(args)
     try:
         dep = service.create_deployment(engine, spec)
@@ -190,7 +185,7 @@ def _tag_local(args: argparse.Namespace) -> int:
 
 
 def _spec(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``POST /api/v1/deployments`` body from the flags."""
+    """The ``POST /api/v1/deployments`` body (and ``DeploymentSpec`` fields) from the flags."""
     endpoints = [e for e in (args.endpoints or "").split(",") if e] or None
     return {"artifact_id": args.artifact, "endpoints": endpoints, "tag": args.tag,
             "stages": _csv_ints(args.stages), "max_concurrent": args.max_concurrent,
