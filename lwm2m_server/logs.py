@@ -74,8 +74,8 @@ class _JsonFormatter(logging.Formatter):
         if rid:
             out["request_id"] = rid
         fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            out.update(fields)
+        if isinstance(fields, dict):  # never over the record's own keys
+            out.update({k: v for k, v in fields.items() if k not in out})
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str, separators=(",", ":"))

@@ -108,10 +108,24 @@ def follow(client: Client, start: Callable[[], int], *, timeout: float | None,
     began = time.monotonic()
     try:
         view = client.get(f"/deployments/{dep_id}")
-        targets = {t["endpoint"]: t["state"] for t in view["targets"]}
+        targets: dict[str, str] = {}
+
+        def note(endpoint: str, new: str, reason: str | None) -> None:
+            """A target's new state: a line for a failure (with its reason) and, off a
+            terminal, for every change."""
+            if targets.get(endpoint) == new or targets.get(endpoint) in ("succeeded", "cancelled"):
+                return  # an event older than the look that found it done
+            targets[endpoint] = new
+            if new == "failed":
+                display.line(f"  {endpoint} failed: {reason or 'no reason given'}")
+            elif not display.tty and new != "pending":
+                display.line(f"  {endpoint} {new}")
+
         stage, state, stages = int(view["current_stage"]), str(view["state"]), len(view["stages"])
         display.line(f"following deployment {dep_id}: {view['total']} targets, "
                      f"stages {view['stages']}")
+        for t in view["targets"]:
+            note(t["endpoint"], t["state"], t["reason"])
         last_check = time.monotonic()
         streaming = True
         while state not in FINAL_STATES:
@@ -133,13 +147,7 @@ def follow(client: Client, start: Callable[[], int], *, timeout: float | None,
             if ev is not None and ev.get("data", {}).get("deployment_id") == dep_id:
                 data = ev["data"]
                 if ev["kind"] == "deployment_target" and ev.get("endpoint"):
-                    ep, new = ev["endpoint"], str(data.get("state"))
-                    if targets.get(ep) != new:
-                        targets[ep] = new
-                        if new == "failed":
-                            display.line(f"  {ep} failed: {data.get('reason') or 'no reason given'}")
-                        elif not display.tty:
-                            display.line(f"  {ep} {new}")
+                    note(ev["endpoint"], str(data.get("state")), data.get("reason"))
                 elif ev["kind"] == "deployment":
                     new_stage = int(data.get("current_stage") or 0)
                     if data.get("state") != state or new_stage != stage:
@@ -151,9 +159,7 @@ def follow(client: Client, start: Callable[[], int], *, timeout: float | None,
                 last_check = time.monotonic()
                 view = client.get(f"/deployments/{dep_id}")
                 for t in view["targets"]:
-                    if targets.get(t["endpoint"]) != t["state"] and t["state"] == "failed":
-                        display.line(f"  {t['endpoint']} failed: {t['reason'] or 'no reason given'}")
-                    targets[t["endpoint"]] = t["state"]
+                    note(t["endpoint"], t["state"], t["reason"])
                 state, stage = str(view["state"]), int(view["current_stage"])
         display.done()
         return view, exit_code(view)

@@ -91,3 +91,22 @@ def test_every_line_is_json_and_no_token_appears(server: Server) -> None:
     assert lines and all(json.loads(line)["message"] is not None for line in lines)
     assert server.token not in text
     assert "Bearer" not in text
+
+
+def test_json_lines_keep_their_own_keys_and_drop_secret_fields() -> None:
+    import logging
+
+    from lwm2m_server.logs import REQUEST_ID, _JsonFormatter, _RequestIdFilter, redact
+
+    assert redact({"psk_key": "00", "token": "t", "Secret": "s", "password": "p",
+                   "endpoint": "a", "state": "ok"}) == {"endpoint": "a", "state": "ok"}
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello %s", ("there",), None)
+    record.fields = {"message": "forged", "level": "debug", "endpoint": "ep-1"}
+    reset = REQUEST_ID.set("rid-7")
+    try:
+        _RequestIdFilter().filter(record)
+    finally:
+        REQUEST_ID.reset(reset)
+    line = json.loads(_JsonFormatter().format(record))
+    assert line["message"] == "hello there" and line["level"] == "info"
+    assert line["endpoint"] == "ep-1" and line["request_id"] == "rid-7"

@@ -221,3 +221,16 @@ def test_metrics_count_rollout_targets_bytes_and_durations(fleet: Server) -> Non
     assert values['lwm2m_deployments_total{state="completed"}'] >= 1
     # The paused deployment's target still counts among the open ones.
     assert values['lwm2m_rollout_targets{state="pending"}'] >= 1
+
+
+def test_wait_without_the_read_scope_fails_before_creating_anything(server: Server) -> None:
+    made = subprocess.run([sys.executable, "-m", "lwm2m_server.cli", "token", "create", "--name",
+                           "deploy-only", "--scopes", "deploy",
+                           "--db", f"sqlite:///{server.workdir / 'server.db'}"],
+                          capture_output=True, text=True, env=clean_env(), check=True)
+    before = json.loads(server.cli("deploy", "list", "--json").stdout)
+    art = upload(server, "4.0.0")
+    done = server.cli("deploy", "create", "--artifact", str(art), "--endpoints", "x", "--wait",
+                      env=server.env(LWM2M_TOKEN=made.stdout.strip()))
+    assert done.returncode == 1 and "'read' scope" in done.stderr, done.stderr
+    assert json.loads(server.cli("deploy", "list", "--json").stdout) == before
