@@ -1,5 +1,9 @@
 """The FastAPI application factory: REST API, /healthz, /metrics, OpenAPI at /docs.
 
+/docs (Swagger UI 5) comes with its JS and CSS from the ``fastapi-offline`` package's own files
+under /docs/static, so it works on a machine without internet (FastAPI's default page loads it
+from a CDN). No ReDoc page: ReDoc fetches its logo from its vendor's site.
+
 ``create_app`` wires the running ``LwM2MServer`` (device routes), the database engine (tokens,
 events) and the settings into ``app.state``; the runner serves the result with uvicorn.
 """
@@ -10,6 +14,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,7 +28,9 @@ from .config import Settings
 if TYPE_CHECKING:
     from .server import LwM2MServer
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "DOCS_ASSETS"]
+
+DOCS_ASSETS = "/docs/static"  # Swagger UI files, from the fastapi-offline package
 
 _DESCRIPTION = """LwM2M 1.1 device management over REST.
 
@@ -42,8 +49,9 @@ def create_app(settings: Settings | None = None, server: LwM2MServer | None = No
     """
     settings = settings or (server.settings if server is not None and hasattr(server, "settings")
                             else Settings())  # type: ignore[call-arg]  # all fields have defaults
-    app = FastAPI(title="lwm2m-server", version=__version__, description=_DESCRIPTION,
-                  docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
+    app = FastAPIOffline(title="lwm2m-server", version=__version__, description=_DESCRIPTION,
+                         docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+                         static_url=DOCS_ASSETS)
     app.state.settings = settings
     app.state.server = server
     app.state.engine = engine if engine is not None else getattr(server, "engine", None)

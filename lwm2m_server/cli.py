@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "devices": ("lwm2m_server.commands.devices_remote",
                 "registered devices of a running server: list, read, write, execute, observe"),
     "login": ("lwm2m_server.commands.login", "save a server URL and token for the remote commands"),
+    "model": ("lwm2m_server.commands.model", "build a trained model into a Wasm module (and a SOTA package)"),
 }
 
 

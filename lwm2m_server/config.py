@@ -14,12 +14,23 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "DEFAULT_DB_URL", "redact_url"]
+__all__ = ["Settings", "redact_url", "default_data_dir", "DATA_DIR_ENV", "SOTA_PUBLIC_KEY_FILE",
+           "SOTA_SIGNING_KEY_FILE", "DEFAULT_MODEL_FILE"]
 
-DEFAULT_DB_URL = "sqlite:///./lwm2m.db"
+DATA_DIR_ENV = "LWM2M_DATA_DIR"
+# Inside the data folder (docs/models.md, "The data folder").
+SOTA_SIGNING_KEY_FILE = "keys/sota-signing.pem"
+SOTA_PUBLIC_KEY_FILE = "keys/sota-signing.pub.pem"
+DEFAULT_MODEL_FILE = "models/default.wasm"
 
 # Values an operator might copy from an example; refused for secrets outside development.
 _PLACEHOLDER_SECRETS = {"changethis", "changeme", "secret", "admin", "password", "token"}
+
+
+def default_data_dir() -> FsPath:
+    """The per-user data folder: ``$XDG_DATA_HOME/lwm2m-server`` or ``~/.local/share/lwm2m-server``."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return FsPath(base) / "lwm2m-server"
 
 
 def redact_url(url: str) -> str:
@@ -45,10 +56,18 @@ class Settings(BaseSettings):
     coap_port: int = Field(5683, ge=0, le=65535)
     http_host: str = "0.0.0.0"
     http_port: int = Field(8080, ge=0, le=65535)
-    db_url: str = Field(DEFAULT_DB_URL, repr=False)  # may carry a password: see db_url_redacted
+    # One folder holds the database, the artifacts and the SOTA keys of a server, so every
+    # command finds them whichever directory it runs from (LWM2M_DATA_DIR, --data-dir).
+    data_dir: FsPath = Field(default_factory=default_data_dir)
+    # Default sqlite:///<data_dir>/lwm2m.db; may carry a password: see db_url_redacted.
+    db_url: str = Field("", repr=False)
     # Extra DDF folders; LWM2M_OBJECTS_DIRS takes them separated by the OS path separator or commas.
     objects_dirs: Annotated[list[FsPath], NoDecode] = Field(default_factory=list)
-    artifacts_dir: FsPath = FsPath("./artifacts")
+    artifacts_dir: FsPath = FsPath("")  # default <data_dir>/artifacts
+    # PEM public key that SOTA uploads must verify against; default: the data folder's key.
+    sota_public_key: FsPath | None = None
+    # PEM private key `model build --sota` signs with when no --key is given (data folder's).
+    sota_signing_key: FsPath | None = None
     request_timeout: float = Field(10.0, gt=0, description="seconds to wait for a device's answer")
     queue_timeout: float = Field(24 * 3600.0, gt=0,
                                  description="seconds a request to a sleeping device may wait")
@@ -71,6 +90,30 @@ class Settings(BaseSettings):
             parts = [p for chunk in v.split(os.pathsep) for p in chunk.split(",")]
             return [p.strip() for p in parts if p.strip()]
         return v
+
+    @model_validator(mode="after")
+    def _defaults_from_data_dir(self) -> Settings:
+        # Frozen model: fill the folder-relative defaults once, here.
+        data_dir = FsPath(os.path.expanduser(self.data_dir)).absolute()
+        object.__setattr__(self, "data_dir", data_dir)
+        if not self.db_url:
+            object.__setattr__(self, "db_url", f"sqlite:///{data_dir / 'lwm2m.db'}")
+        if self.artifacts_dir == FsPath(""):
+            object.__setattr__(self, "artifacts_dir", data_dir / "artifacts")
+        for field, name in (("sota_public_key", SOTA_PUBLIC_KEY_FILE),
+                            ("sota_signing_key", SOTA_SIGNING_KEY_FILE)):
+            if getattr(self, field) is None and (data_dir / name).is_file():
+                object.__setattr__(self, field, data_dir / name)
+        return self
+
+    @property
+    def default_model(self) -> FsPath:
+        """Where the data folder keeps the model new simulated devices start with."""
+        return self.data_dir / DEFAULT_MODEL_FILE
+
+    def describe(self) -> str:
+        """One line saying which data folder and database a command uses."""
+        return f"data folder {self.data_dir} (database {self.db_url_redacted})"
 
     @field_validator("public_base_url")
     @classmethod

@@ -6,7 +6,8 @@ Modules: ``keys`` (Ed25519 / P-256), ``version`` (MAJOR.MINOR.PATCH), ``wasm`` (
 ``sota`` (package build and verify, docs/sota-format.md), ``selftest`` (run a model's self-test),
 ``elf`` (model-section rewrite), ``mcuboot`` (images as imgtool writes them), ``delta``
 (detools patches), ``store`` (content-addressed files), ``inspection`` (what a file is and
-whether it verifies). Every error is an ``ota.errors.OtaError``.
+whether it verifies), ``modelbuild`` (trained Python models to model Wasm modules,
+docs/models.md). Every error is an ``ota.errors.OtaError``.
 """
 
 __version__ = "0.1.0"

@@ -15,6 +15,8 @@ command -v gcc >/dev/null || need_apt+=(gcc)
 command -v make >/dev/null || need_apt+=(make)
 # mbed TLS (PSA Crypto) headers and library for the firmware core's host build
 echo '#include <psa/crypto.h>' | gcc -E -x c - >/dev/null 2>&1 || need_apt+=(libmbedtls-dev)
+command -v curl >/dev/null || need_apt+=(curl)          # the README quick tour test
+command -v ip >/dev/null || need_apt+=(iproute2)        # its private loopback namespace
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

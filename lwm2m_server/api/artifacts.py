@@ -2,7 +2,7 @@
 
 Uploads are checked for their kind before anything is kept (``ingest_artifact``): an MCUboot
 image must verify, a model must pass the Wasm checks, a SOTA package must verify against the
-configured public key (``LWM2M_SOTA_PUBLIC_KEY``, a PEM file). The same bytes again with the
+configured public key (``LWM2M_SOTA_PUBLIC_KEY``, a PEM file; default: the data folder's key). The same bytes again with the
 same fields: 200 with the stored artifact; with another kind, name or version: 409 with the
 stored artifact under ``artifact``. Too large: 413 (from
 Content-Length before the body is read, or as soon as a chunked body passes the limit, and
@@ -12,7 +12,8 @@ again while streaming into the store); tampered: 422; nothing of a refused uploa
 from __future__ import annotations
 
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -23,11 +24,18 @@ from ota.errors import OtaError
 from ota.keys import load_public_key
 from ota.store import DEFAULT_MAX_SIZE, ArtifactStore
 
-from ..store.artifacts import ArtifactError, get_artifact, ingest_artifact, list_artifacts
+from ..store.artifacts import (
+    ArtifactError,
+    check_artifact,
+    get_artifact,
+    ingest_artifact,
+    list_artifacts,
+)
 from .deps import EngineDep, SettingsDep, require_scope
 from .errors import ApiError
 
-__all__ = ["router", "SOTA_KEY_ENV", "max_upload_size", "status_error"]
+__all__ = ["router", "SOTA_KEY_ENV", "max_upload_size", "status_error", "read_upload",
+           "check_upload", "ingest_upload", "UploadFields"]
 
 SOTA_KEY_ENV = "LWM2M_SOTA_PUBLIC_KEY"
 _MULTIPART_OVERHEAD = 16 * 1024  # form fields and part headers around the file
@@ -88,8 +96,9 @@ def _store(request: Request, settings: Any) -> ArtifactStore:
     return ArtifactStore(settings.artifacts_dir)
 
 
-def _sota_key() -> Any:
-    path = os.environ.get(SOTA_KEY_ENV)
+def _sota_key(settings: Any) -> Any:
+    # The variable is read per upload too, so a key set after start-up counts at once.
+    path = os.environ.get(SOTA_KEY_ENV) or settings.sota_public_key
     if not path:
         return None
     try:
@@ -112,34 +121,77 @@ _UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-
         "name": {"type": "string"}, "version": {"type": "string"}}}}}}}
 
 
+@dataclass(frozen=True, slots=True)
+class UploadFields:
+    """The form fields of an artifact upload besides the file."""
+
+    kind: str
+    name: str
+    version: str
+
+
+_ARTIFACT_ERROR_KINDS = {400: "invalid_request", 409: "conflict", 413: "too_large", 422: "rejected"}
+
+
+def _api_error(e: ArtifactError) -> ApiError:
+    extra = {} if e.existing is None else {"artifact": _summary(e.existing)}  # a 409's stored row
+    return status_error(e.status, str(e), _ARTIFACT_ERROR_KINDS.get(e.status, "rejected"),
+                        **extra)
+
+
+async def read_upload(request: Request) -> tuple[Any, StarletteUploadFile, UploadFields]:
+    """The multipart upload (within the size limit), its file and its fields; 400 when a field
+    is missing. The caller closes the form (``await form.close()``)."""
+    form = await _read_form(request)
+    upload = form.get("file")
+    fields = {k: form.get(k) for k in ("kind", "name", "version")}
+    missing = [k for k, v in fields.items() if not isinstance(v, str) or not v]
+    if not isinstance(upload, StarletteUploadFile) or missing:
+        await form.close()
+        raise status_error(400, "multipart fields file, kind, name and version are required"
+                           + (f" (missing: {', '.join(missing)})" if missing else ""),
+                           "invalid_request")
+    return form, upload, UploadFields(str(fields["kind"]), str(fields["name"]),
+                                      str(fields["version"]))
+
+
+def check_upload(data: bytes, fields: UploadFields, settings: Any) -> dict[str, Any]:
+    """The server's verdict on an upload without keeping it (``check_artifact``: the checks
+    ``ingest_upload`` makes); ApiError 400/422 when refused."""
+    key = _sota_key(settings) if fields.kind == "sota" else None
+    try:
+        return check_artifact(data, kind=fields.kind, name=fields.name, version=fields.version,
+                              sota_public_key=key)
+    except ArtifactError as e:
+        raise _api_error(e) from None
+
+
+async def ingest_upload(request: Request, engine: Any, settings: Any, source: BinaryIO,
+                        fields: UploadFields) -> tuple[dict[str, Any], bool]:
+    """Check and keep an upload (``ingest_artifact``): its summary and whether it is new.
+
+    The one path into the artifact store for the REST route and the console's confirm step.
+    """
+    key = _sota_key(settings) if fields.kind == "sota" else None
+    try:
+        result = await run_in_threadpool(
+            ingest_artifact, engine, _store(request, settings), source, kind=fields.kind,
+            name=fields.name, version=fields.version, sota_public_key=key,
+            max_size=max_upload_size(request))
+    except ArtifactError as e:
+        raise _api_error(e) from None
+    return _summary(result.artifact), result.created
+
+
 @router.post("", status_code=201, summary="Upload an artifact (multipart: file, kind, name, version)",
              dependencies=[Depends(require_scope("deploy"))], openapi_extra=_UPLOAD_SCHEMA)
 async def post_artifact(request: Request, engine: EngineDep, settings: SettingsDep) -> Any:
-    form = await _read_form(request)
+    form, upload, fields = await read_upload(request)
     try:
-        upload = form.get("file")
-        fields = {k: form.get(k) for k in ("kind", "name", "version")}
-        missing = [k for k, v in fields.items() if not isinstance(v, str) or not v]
-        if not isinstance(upload, StarletteUploadFile) or missing:
-            raise status_error(400, "multipart fields file, kind, name and version are required"
-                         + (f" (missing: {', '.join(missing)})" if missing else ""),
-                         "invalid_request")
-        kind = str(fields["kind"])
-        key = _sota_key() if kind == "sota" else None
-        try:
-            result = await run_in_threadpool(
-                ingest_artifact, engine, _store(request, settings), upload.file, kind=kind,
-                name=str(fields["name"]), version=str(fields["version"]), sota_public_key=key,
-                max_size=max_upload_size(request))
-        except ArtifactError as e:
-            kinds = {400: "invalid_request", 409: "conflict", 413: "too_large", 422: "rejected"}
-            extra = {} if e.existing is None else {"artifact": _summary(e.existing)}
-            raise status_error(e.status, str(e), kinds.get(e.status, "rejected"),
-                               **extra) from None
+        body, created = await ingest_upload(request, engine, settings, upload.file, fields)
     finally:
         await form.close()
-    body = _summary(result.artifact)
-    return JSONResponse(status_code=201 if result.created else 200, content=body)
+    return JSONResponse(status_code=201 if created else 200, content=body)
 
 
 @router.get("", summary="List artifacts, newest first",

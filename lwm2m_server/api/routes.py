@@ -6,7 +6,7 @@ import functools
 
 from fastapi import APIRouter
 
-from . import artifacts, deployments, devices, events, requests, tokens
+from . import artifacts, deployments, devices, events, models, requests, tokens
 
 __all__ = ["API_PREFIX", "build_api_router"]
 
@@ -19,6 +19,7 @@ ROUTERS = [
     tokens.router,       # /tokens (admin)
     artifacts.router,    # /artifacts
     deployments.router,  # /deployments
+    models.router,       # /models: model inventory
 ]
 
 

@@ -21,12 +21,15 @@ from typing import Any
 
 from . import remote
 from ._help import add_parser
+from ._datadir import add_data_dir_arg, settings_for
 
 __all__ = ["register", "sota_checks"]
 
 SOTA_KEY_ENV = "LWM2M_SOTA_PUBLIC_KEY"
 ARTIFACT_KINDS = ("firmware", "model", "sota")  # ota.inspection.ARTIFACT_KINDS, without importing it
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # ota.store.DEFAULT_MAX_SIZE (a test keeps the two equal)
+_NO_SOTA_KEY = ("no SOTA public key: pass --key PUBLIC.pem, set LWM2M_SOTA_PUBLIC_KEY, or start "
+                "the server once in this data folder (it creates keys/sota-signing.pub.pem)")
 
 
 def _cli(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -62,13 +65,14 @@ def _add(args: argparse.Namespace) -> int:
 def _add_local(args: argparse.Namespace) -> int:
     from ota.store import ArtifactStore
 
-    from ..config import Settings
     from ..store.artifacts import ArtifactError, ingest_artifact
     from ..store.db import init_db, make_engine
     from ._ota_cli import CommandError, read_public_key
 
-    settings = Settings.from_args(db_url=args.db, artifacts_dir=args.artifacts_dir)
-    key_path = args.key or os.environ.get(SOTA_KEY_ENV)
+    settings = settings_for(args, db_url=args.db, artifacts_dir=args.artifacts_dir)
+    key_path = args.key or (settings.sota_public_key if args.kind == "sota" else None)
+    if args.kind == "sota" and key_path is None:
+        raise CommandError(_NO_SOTA_KEY)
     key = read_public_key(key_path) if key_path else None
     store = ArtifactStore(settings.artifacts_dir, max_size=args.max_size)
     engine = make_engine(settings.db_url)
@@ -219,11 +223,10 @@ def _show(args: argparse.Namespace) -> int:
 
 @_cli
 def _list_local(args: argparse.Namespace) -> int:
-    from ..config import Settings
     from ..store.artifacts import list_artifacts
     from ..store.db import init_db, make_engine
 
-    settings = Settings.from_args(db_url=args.db)
+    settings = settings_for(args, db_url=args.db)
     engine = make_engine(settings.db_url)
     try:
         init_db(engine)
@@ -249,9 +252,12 @@ def register(subparsers: Any) -> None:
     a.add_argument("--version", required=True)
     a.add_argument("--db", default=None, help=remote.DB_HELP)
     a.add_argument("--artifacts-dir", default=None,
-                   help="with --db: artifact folder (default: LWM2M_ARTIFACTS_DIR or ./artifacts)")
+                   help="with --db: artifact folder (default: LWM2M_ARTIFACTS_DIR, else "
+                        "artifacts/ in the data folder)")
+    add_data_dir_arg(a)
     a.add_argument("--key", help=f"with --db: public key PEM that verifies SOTA packages "
-                   f"(default: ${SOTA_KEY_ENV}) and MCUboot signatures; a server uses its own")
+                   f"(default: ${SOTA_KEY_ENV}, else the data folder's key) and MCUboot "
+                   "signatures; a server uses its own")
     a.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE,
                    help="with --db: largest accepted file in bytes")
     a.add_argument("--json", action="store_true",
@@ -263,6 +269,7 @@ def register(subparsers: Any) -> None:
     ls.add_argument("--kind", choices=ARTIFACT_KINDS)
     ls.add_argument("--limit", type=int, default=100, help="at most this many (remote)")
     ls.add_argument("--db", default=None, help=remote.DB_HELP)
+    add_data_dir_arg(ls)
     ls.add_argument("--json", action="store_true", help="print JSON")
     remote.add_remote_args(ls)
     ls.set_defaults(func=_list)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import remote
+from ._datadir import add_data_dir_arg, settings_for
 from ._help import add_parser
 
 __all__ = ["register"]
@@ -38,11 +39,10 @@ def _cli(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
     return run
 
 
-def _engine(args: argparse.Namespace) -> Any:
-    from ..config import Settings
+def _engine(args: argparse.Namespace, *, quiet: bool = False) -> Any:
     from ..store.db import init_db, make_engine
 
-    engine = make_engine(Settings.from_args(db_url=args.db).db_url)
+    engine = make_engine(settings_for(args, quiet=quiet, db_url=args.db).db_url)
     init_db(engine)
     return engine
 
@@ -108,10 +108,19 @@ def _wait(service: Any, engine: Any, deployment_id: int, poll: float,
     from .follow import FINAL_STATES
 
     began = time.monotonic()
+    last = None
     while True:
         view: dict[str, Any] = service.deployment_view(engine, deployment_id)
-        if view["state"] in FINAL_STATES or (timeout is not None
-                                             and time.monotonic() - began > timeout):
+        counts = ", ".join(f"{k} {v}" for k, v in view["counts"].items() if v)
+        if counts != last:  # progress on stderr, one line per change
+            print(f"deployment {deployment_id}: {view['state']}: {counts}", file=sys.stderr,
+                  flush=True)
+            last = counts
+        if view["state"] in FINAL_STATES:
+            return view
+        if timeout is not None and time.monotonic() - began > timeout:
+            print(f"error: deployment {deployment_id} still {view['state']} after {timeout:g} s",
+                  file=sys.stderr)
             return view
         time.sleep(poll)
 
@@ -299,10 +308,11 @@ def register(subparsers: Any) -> None:
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--json", action="store_true", help="print JSON")
         sp.add_argument("--db", default=None, help=remote.DB_HELP)
+        add_data_dir_arg(sp)
         remote.add_remote_args(sp)
 
     def waiting(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+        sp.add_argument("--timeout", "--wait-timeout", type=float, default=None, metavar="SECONDS",
                         help="with --wait: give up waiting after this long, exit code 6 "
                              "(default: no limit)")
 

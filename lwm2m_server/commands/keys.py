@@ -1,6 +1,8 @@
 """``lwm2m-server keys generate|export-c``: signing keys for firmware and SOTA packages.
 
 The private key goes to a PEM file only (mode 0600); the server's database never holds one.
+``export-c`` defaults to the data folder's SOTA public key (the one the server made or was
+given), so firmware trusts the same key as the server and the simulator.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from ota import keys as ota_keys
 
+from ._datadir import add_data_dir_arg, settings_for
 from ._ota_cli import CommandError, cli_errors, read_public_key
 
 __all__ = ["register"]
@@ -37,7 +40,13 @@ def _generate(args: argparse.Namespace) -> int:
 
 @cli_errors
 def _export_c(args: argparse.Namespace) -> int:
-    key = read_public_key(args.key)
+    key_path = args.key
+    if key_path is None:
+        key_path = settings_for(args).sota_public_key
+        if key_path is None:
+            raise CommandError("no --key and no SOTA public key in the data folder: start the "
+                               "server once there, set LWM2M_SOTA_PUBLIC_KEY, or pass --key")
+    key = read_public_key(key_path)
     if ota_keys.key_kind(key) != "p256":
         print("warning: the firmware's SOTA verifier takes a P-256 key (ES256 only); this "
               "Ed25519 key will not verify any package on the device", file=sys.stderr)
@@ -64,7 +73,9 @@ def register(subparsers: Any) -> None:
     g.set_defaults(func=_generate)
 
     e = sub.add_parser("export-c", help="print the public key as a C array for the firmware")
-    e.add_argument("--key", required=True, help="public or private key PEM")
+    e.add_argument("--key", help="public or private key PEM (default: LWM2M_SOTA_PUBLIC_KEY, "
+                                 "else the data folder's keys/sota-signing.pub.pem)")
+    add_data_dir_arg(e)
     e.add_argument("--name", default="sota_public_key", help="C identifier (default sota_public_key)")
     e.add_argument("-o", "--output", help="write to this file instead of stdout")
     e.set_defaults(func=_export_c)

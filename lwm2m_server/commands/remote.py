@@ -28,12 +28,13 @@ if TYPE_CHECKING:  # urllib.request costs ~15 ms: imported when a call is made, 
 
 __all__ = ["Client", "RemoteError", "add_remote_args", "client_from_args", "profile_path",
            "read_profile", "write_profile", "remote_configured", "use_local_db", "fail", "print_json",
-           "SERVER_ENV", "DB_ENV", "DB_HELP",
+           "SERVER_ENV", "DB_ENV", "DATA_DIR_ENV", "DB_HELP",
            "TOKEN_ENV", "DEFAULT_TIMEOUT", "EXIT_ERROR"]
 
 SERVER_ENV = "LWM2M_SERVER_URL"
 TOKEN_ENV = "LWM2M_TOKEN"
 DB_ENV = "LWM2M_DB_URL"
+DATA_DIR_ENV = "LWM2M_DATA_DIR"
 DEFAULT_TIMEOUT = 30.0
 EXIT_ERROR = 1
 API = "/api/v1"
@@ -116,16 +117,17 @@ def remote_configured(args: argparse.Namespace) -> bool:
 def use_local_db(args: argparse.Namespace) -> bool:
     """Whether a command that can do both works on a database directly (True) or on a server.
 
-    ``--server`` wins; then ``--db``; then a server from the environment or the profile; then
-    ``LWM2M_DB_URL``. With none of them it is an error, never a new database file here.
+    ``--server`` wins; then ``--db`` or ``--data-dir``; then a server from the environment or
+    the profile; then ``LWM2M_DB_URL`` or ``LWM2M_DATA_DIR``. With none of them it is an error,
+    never a new database somewhere.
     """
     if getattr(args, "server", None):
         return False
-    if getattr(args, "db", None):
+    if getattr(args, "db", None) or getattr(args, "data_dir", None):
         return True
     if remote_configured(args):
         return False
-    if os.environ.get(DB_ENV):
+    if os.environ.get(DB_ENV) or os.environ.get(DATA_DIR_ENV):
         return True
     raise RemoteError(_NO_SERVER + " (or --db URL to work on a database directly)")
 
@@ -133,7 +135,8 @@ def use_local_db(args: argparse.Namespace) -> bool:
 _NO_SERVER = (f"no server: give --server URL, set {SERVER_ENV}, or run "
               "'lwm2m-server login --server URL --token T'")
 DB_HELP = ("work on this database directly instead of a running server (on the server's "
-           f"host; default: ${DB_ENV} when no server is configured)")
+           f"host; default: ${DB_ENV} when no server is configured, else lwm2m.db in the data "
+           "folder when --data-dir or $LWM2M_DATA_DIR is given)")
 
 
 def client_from_args(args: argparse.Namespace) -> Client:

@@ -3,29 +3,58 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationError
+from ._datadir import add_data_dir_arg, settings_for
 
 __all__ = ["register"]
 
 
+def _notes(settings: Any, json_logs: bool) -> Callable[[str], None]:
+    """Where start-up notes go: a log record with JSON logs, else a plain stderr line."""
+    if not json_logs:
+        return lambda text: print(f"lwm2m-server: {text}", file=sys.stderr)
+    import logging
+
+    from ..logs import setup_logging
+
+    setup_logging(settings.log_level, settings.log_format)
+    return logging.getLogger("lwm2m_server.datadir").info
+
+
 def _run(args: argparse.Namespace) -> int:
-    from ..config import Settings
+    from pydantic import ValidationError
+
+    from ..datadir import prepare_server_data
     from ..model import DefinitionError
     from ..runner import run
 
+    flags = dict(coap_host=args.coap_host, coap_port=args.coap_port, http_host=args.http_host,
+                 http_port=args.http_port, db_url=args.db, objects_dirs=args.objects,
+                 log_level=args.log_level, log_format=args.log_format,
+                 access_log=args.access_log or None)
     try:
-        settings = Settings.from_args(coap_host=args.coap_host, coap_port=args.coap_port,
-                                      http_host=args.http_host, http_port=args.http_port,
-                                      db_url=args.db, objects_dirs=args.objects,
-                                      log_level=args.log_level, log_format=args.log_format,
-                                      access_log=args.access_log or None)
+        # JSON logs: the start-up notes become log records too (a shipper reads JSON lines only).
+        json_logs = (args.log_format or os.environ.get("LWM2M_LOG_FORMAT")) == "json"
+        settings = settings_for(args, quiet=json_logs, **flags)
+        note = _notes(settings, json_logs)
+        if json_logs:
+            note(settings.describe())
+        created = prepare_server_data(settings)
+        for what in created:
+            note(f"created {what}")
+        if created:  # the new key files are part of the settings now
+            settings = settings_for(args, quiet=True, **flags)
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
                              for err in e.errors())
         print(f"error: bad settings: {problems}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: data folder: {e}", file=sys.stderr)
         return 2
     try:
         return run(settings)
@@ -45,7 +74,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--http-host", default=None, help="HTTP bind address (default 0.0.0.0)")
     p.add_argument("--http-port", type=int, default=None, help="HTTP port (default 8080; 0 = any free)")
     p.add_argument("--db", default=None,
-                   help="database URL: sqlite:///./lwm2m.db (default) or postgresql+psycopg://user@host/db")
+                   help="database URL: sqlite:///PATH (default: lwm2m.db in the data folder) or "
+                        "postgresql+psycopg://user@host/db")
+    add_data_dir_arg(p)
     p.add_argument("--objects", action="append", default=None, metavar="DIR",
                    help="folder of extra OMA DDF *.xml object definitions (repeatable)")
     p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],

@@ -1,4 +1,9 @@
-"""``lwm2m-server simulate``: run a fleet of simulated LwM2M devices against a server."""
+"""``lwm2m-server simulate``: run a fleet of simulated LwM2M devices against a server.
+
+Unless told otherwise (``--trusted-key``, ``--model``), devices trust the SOTA public key of
+the data folder (the one the server created or was given) and start with its default model,
+so a fleet next to a freshly started server accepts the packages ``model build --sota`` signs.
+"""
 
 from __future__ import annotations
 
@@ -42,8 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--server", required=True, help="LwM2M server, coap://HOST:PORT")
     p.add_argument("--count", type=int, default=1, help="number of devices (default 1)")
     p.add_argument("--prefix", default="sim-", help="endpoint name prefix (default sim-)")
-    p.add_argument("--state-dir", default="./sim-state",
-                   help="folder for per-device state: model slots, firmware version (default ./sim-state)")
+    p.add_argument("--state-dir", default=None,
+                   help="folder for per-device state: model slots, firmware version (default: "
+                        "sim-state/ in the data folder)")
     p.add_argument("--lifetime", type=int, default=300, help="registration lifetime in seconds")
     p.add_argument("--binding", choices=("U", "UQ"), default="U", help="U, or UQ for queue mode")
     p.add_argument("--drop-rate", type=float, default=0.0, help="share of packets dropped, 0..1")
@@ -52,12 +58,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="share of devices that die during their first download, 0..1")
     p.add_argument("--corrupt-download", type=float, default=0.0,
                    help="share of devices whose first download arrives corrupted, 0..1")
-    p.add_argument("--trusted-key", type=Path, help="PEM public key that signs SOTA packages")
-    p.add_argument("--model", type=Path, help="Wasm model each new device starts with in slot A")
+    p.add_argument("--trusted-key", type=Path,
+                   help="PEM public key that signs SOTA packages (default: LWM2M_SOTA_PUBLIC_KEY, "
+                        "else the data folder's keys/sota-signing.pub.pem)")
+    p.add_argument("--model", type=Path,
+                   help="Wasm model each new device starts with in slot A (default: the data "
+                        "folder's models/default.wasm, else the packaged example classifier)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="data folder of the server (default: LWM2M_DATA_DIR, else "
+                        "$XDG_DATA_HOME/lwm2m-server or ~/.local/share/lwm2m-server)")
     p.add_argument("--jitter", type=float, default=None,
                    help="seconds over which device starts are spread (default: count/200, at most 10)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.set_defaults(func=run_simulate)
+
+
+def _data_dir_defaults(args: argparse.Namespace) -> None:
+    """Fill --trusted-key, --model and --state-dir from the data folder; say what was used."""
+    from lwm2m_server.config import Settings
+
+    settings = Settings.from_args(data_dir=args.data_dir)
+    if args.state_dir is None:
+        args.state_dir = settings.data_dir / "sim-state"
+    if args.trusted_key is None:
+        args.trusted_key = settings.sota_public_key
+        if args.trusted_key is None:
+            print(f"warning: no SOTA public key in {settings.data_dir} and no --trusted-key: "
+                  "devices will refuse every model package (result 53); start the server once "
+                  "in this data folder, or pass --trusted-key PUBLIC.pem", file=sys.stderr)
+    if args.model is None and settings.default_model.is_file():
+        args.model = settings.default_model
+    print(f"lwm2m-server simulate: data folder {settings.data_dir}; trusted key "
+          f"{args.trusted_key or 'none'}; model {args.model or 'packaged example classifier'}; "
+          f"state {args.state_dir}", file=sys.stderr)
 
 
 def _fleet_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -69,6 +102,7 @@ def _fleet_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         raise UsageError(f"--lifetime must be positive, got {args.lifetime}")
     if args.latency < 0:
         raise UsageError(f"--latency must not be negative, got {args.latency}")
+    _data_dir_defaults(args)
     key = None
     if args.trusted_key is not None:
         from ota.errors import OtaError
@@ -80,7 +114,10 @@ def _fleet_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         except OtaError as e:
             raise UsageError(f"--trusted-key {args.trusted_key}: {e}") from None
     model = None
-    if args.model is not None:
+    if args.model is None:
+        from lwm2m_server.datadir import packaged_default_model
+        model = packaged_default_model()
+    else:
         from lwm2m_server.sim.errors import ModelError
         from lwm2m_server.sim.runtime import check_model
         try:

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from . import remote
+from ._datadir import add_data_dir_arg, settings_for
 from ._help import add_parser
 
 __all__ = ["register"]
@@ -21,10 +22,9 @@ SCOPES = ("read", "write", "deploy", "admin")  # store.tokens.SCOPES, without im
 
 
 def _engine(args: argparse.Namespace) -> Any:
-    from ..config import Settings
     from ..store.db import init_db, make_engine
 
-    settings = Settings.from_args(db_url=args.db)
+    settings = settings_for(args, db_url=args.db)
     engine = make_engine(settings.db_url)
     init_db(engine)
     return engine
@@ -112,7 +112,7 @@ def register(subparsers: Any) -> None:
     """Add ``token create|list|revoke`` to the CLI."""
     p = add_parser(subparsers, "token", help="manage REST API tokens")
     sub = p.add_subparsers(dest="token_command", metavar="ACTION", required=True)
-    db_help = "database URL (default: LWM2M_DB_URL or sqlite:///./lwm2m.db)"
+    db_help = "database URL (default: LWM2M_DB_URL, else lwm2m.db in the data folder)"
 
     c = add_parser(sub, "create", help="create a token and print it (once)",
                    description="Create a token in the server's database and print it (once). "
@@ -122,6 +122,7 @@ def register(subparsers: Any) -> None:
     c.add_argument("--scopes", default="read",
                    help=f"comma-separated scopes from {','.join(SCOPES)}")
     c.add_argument("--db", default=None, help=db_help)
+    add_data_dir_arg(c)
     c.add_argument("--json", action="store_true", help="print a JSON object instead of the bare token")
     c.set_defaults(func=_create)
 
@@ -129,6 +130,7 @@ def register(subparsers: Any) -> None:
     ls.add_argument("--all", action="store_true", help="include revoked tokens")
     ls.add_argument("--json", action="store_true", help="print JSON")
     ls.add_argument("--db", default=None, help=remote.DB_HELP)
+    add_data_dir_arg(ls)
     remote.add_remote_args(ls)
     ls.set_defaults(func=_list)
 
@@ -137,5 +139,6 @@ def register(subparsers: Any) -> None:
     r.add_argument("which", metavar="TOKEN", help="token id or name")
     r.add_argument("--json", action="store_true", help="print JSON")
     r.add_argument("--db", default=None, help=remote.DB_HELP)
+    add_data_dir_arg(r)
     remote.add_remote_args(r)
     r.set_defaults(func=_revoke)

@@ -32,6 +32,7 @@ __all__ = [
     "SESSION_COOKIE", "LOGIN_COOKIE", "FLASH_COOKIE", "CONSOLE_PREFIX",
     "ConsoleError", "LoginRequired", "CsrfRejected", "ScopeMissing", "PageNotFound",
     "ConsoleSession", "session_from_cookie", "optional_session", "login_session", "checked_form",
+    "check_form",
     "check_login_nonce",
     "csrf_for", "set_session_cookie", "clear_session_cookie", "new_login_nonce", "set_login_cookie",
     "set_flash", "pop_flash", "safe_next",
@@ -155,6 +156,13 @@ async def checked_form(request: Request, scope: str) -> tuple[ConsoleSession, Fo
     """
     session = await run_in_threadpool(session_from_cookie, request)
     form = await request.form()
+    check_form(request, session, form, scope)
+    return session, form
+
+
+def check_form(request: Request, session: ConsoleSession, form: Any, scope: str) -> None:
+    """Refuse a form already read (an upload, read within its size limit) unless it comes from
+    this site with the session's CSRF token and the session has ``scope``."""
     sent = form.get("csrf_token")
     if not _same_origin(request):
         raise CsrfRejected("refused: the form was sent from another site")
@@ -163,7 +171,6 @@ async def checked_form(request: Request, scope: str) -> tuple[ConsoleSession, Fo
                            "and try again")
     if not session.allows(scope):
         raise ScopeMissing(f"token '{session.name}' lacks the '{scope}' scope for this action")
-    return session, form
 
 
 def _cookie(response: Response, request: Request, name: str, value: str, max_age: int,

@@ -24,7 +24,7 @@ from ..rollout.tables import DeviceTag
 __all__ = [
     "MODEL_OBJECT", "FIRMWARE_VERSION", "ModelPanel", "ValueRow", "DeviceRow",
     "model_panel", "firmware_version", "value_rows", "device_rows", "tags_by_endpoint",
-    "deployment_progress", "ago", "display",
+    "deployment_progress", "ago", "display", "FINAL_STATES", "final_summary", "version_counts",
 ]
 
 MODEL_OBJECT = 33100
@@ -45,13 +45,16 @@ def display(value: Any) -> str:
     shown = plain(value) if isinstance(value, (bytes, ObjLnk)) else value
     if isinstance(shown, bool):
         return "true" if shown else "false"
+    if isinstance(shown, float):
+        # A float32 from a device reads 1.0390000343322754; seven digits are what it holds.
+        return format(shown, ".7g")
     text = str(shown)
     return text if len(text) <= 200 else text[:197] + "..."
 
 
 def ago(when: datetime | str | None, now: datetime | None = None) -> str:
-    """``when`` as "5 s ago", "3 min ago", "2 h ago", "4 d ago", or "in 40 s" for a time to
-    come ("never" for None)."""
+    """``when`` as "just now", "5 s ago", "3 min ago", "2 h ago", "4 d ago", or "in 40 s" for a
+    time to come ("never" for None)."""
     if when is None:
         return "never"
     if isinstance(when, str):
@@ -60,6 +63,8 @@ def ago(when: datetime | str | None, now: datetime | None = None) -> str:
         when = when.replace(tzinfo=timezone.utc)
     now = now or datetime.now(timezone.utc)
     seconds = int((now - when).total_seconds())
+    if 0 <= seconds < 2:
+        return "just now"  # as the page's script says it
     amount = f"{abs(seconds)} s"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if abs(seconds) >= size:
@@ -193,10 +198,57 @@ def device_rows(devices: Iterable[dict[str, Any]], latest_of: Any, tags: Mapping
 
 
 def deployment_progress(view: Mapping[str, Any]) -> dict[str, Any]:
-    """Done, failed and total targets and the percentage done, from a deployment's ``counts``."""
+    """Targets per outcome and the share finished, from a deployment's ``counts``.
+
+    ``percent`` is the share of targets in a final state; the bar shows succeeded, failed and
+    cancelled apart, so a cancelled deployment never looks like a full green bar (nor like an
+    empty one that says 100%).
+    """
     counts = view.get("counts") or {}
     total = sum(int(v) for v in counts.values())
     done = sum(int(counts.get(s, 0)) for s in _TERMINAL)
-    return {"total": total, "done": done, "succeeded": int(counts.get("succeeded", 0)),
-            "failed": int(counts.get("failed", 0)),
-            "percent": round(100 * done / total) if total else 0}
+
+    def share(n: int) -> float:
+        return round(100 * n / total, 1) if total else 0
+    ok, failed, cancelled = (int(counts.get(s, 0)) for s in _TERMINAL)
+    return {"total": total, "done": done, "succeeded": ok, "failed": failed,
+            "cancelled": cancelled, "percent": round(100 * done / total) if total else 0,
+            "w_ok": share(ok), "w_fail": share(failed), "w_cancel": share(cancelled)}
+
+
+FINAL_STATES = ("completed", "completed_with_failures", "cancelled")
+
+
+def final_summary(state: str, progress: Mapping[str, Any]) -> dict[str, str] | None:
+    """How a finished deployment ended, in words (``level``: ok, warn or off); None while it
+    runs or is paused."""
+    if state not in FINAL_STATES:
+        return None
+    ok, failed, cancelled, total = (progress[k] for k in ("succeeded", "failed", "cancelled", "total"))
+    if state == "cancelled":
+        return {"level": "off", "title": "Cancelled",
+                "text": f"{ok} of {total} succeeded before the cancel, {cancelled} cancelled, "
+                        f"{failed} failed."}
+    if failed:
+        return {"level": "warn", "title": "Finished with failures",
+                "text": f"{failed} of {total} targets failed, {ok} succeeded. Retry the failed "
+                        "targets, or look at their reasons below."}
+    return {"level": "ok", "title": "Completed", "text": f"All {ok} targets succeeded."}
+
+
+def version_counts(rows: Iterable[DeviceRow]) -> dict[str, list[tuple[str, int]]]:
+    """Firmware and active model versions across ``rows``, most common first."""
+    firmware: dict[str, int] = {}
+    models: dict[str, int] = {}
+    for r in rows:
+        fw = r.firmware or "unknown"
+        firmware[fw] = firmware.get(fw, 0) + 1
+        if r.model is not None and r.model.active_name:
+            label = f"{r.model.active_name} {r.model.active_version or ''}".strip()
+        else:
+            label = "none known"
+        models[label] = models.get(label, 0) + 1
+
+    def ordered(d: dict[str, int]) -> list[tuple[str, int]]:
+        return sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {"firmware": ordered(firmware), "model": ordered(models)}

@@ -24,7 +24,7 @@ from ..protocol.requests import (CancelObserveRequest, ExecuteRequest, ObserveRe
                                  ReadRequest, WriteRequest)
 
 if TYPE_CHECKING:
-    from ..events import Event, EventBus
+    from ..events import EventBus
     from ..server import LwM2MServer
 
 __all__ = ["DevicePort", "EndpointWaiter", "ServerDevicePort", "ROLLOUT_ORIGIN"]

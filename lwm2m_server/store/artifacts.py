@@ -30,6 +30,7 @@ from ota.store import ArtifactStore, SizeLimitError
 __all__ = [
     "Artifact", "ArtifactError", "IngestResult", "ARTIFACT_KINDS",
     "add_artifact", "get_artifact", "get_artifact_by_sha256", "list_artifacts", "ingest_artifact",
+    "check_artifact",
 ]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
@@ -155,6 +156,45 @@ def list_artifacts(engine: Engine, kind: str | None = None, *, limit: int = 1000
         return list(s.exec(q).all())
 
 
+def _check_key(kind: str, sota_public_key: PublicKey | None) -> None:
+    if kind == "sota" and sota_public_key is None:
+        raise ArtifactError("no SOTA public key is configured, so SOTA packages cannot be "
+                            "verified: set LWM2M_SOTA_PUBLIC_KEY to the PEM public key that signs "
+                            "them (lwm2m-server keys generate --public-out), or let the server "
+                            "create keys/sota-signing.pub.pem in its data folder on start "
+                            "(docs/models.md)", status=422)
+
+
+def check_artifact(data: bytes, *, kind: str, name: str, version: str,
+                   sota_public_key: PublicKey | None = None,
+                   firmware_public_key: PublicKey | None = None, slot_size: int | None = None,
+                   allowed_imports: Iterable[str] = frozenset()) -> dict[str, Any]:
+    """The verdict on an upload, without keeping anything: the checks ``ingest_artifact`` makes
+    (fields, kind, signature, hash, Wasm exports, SOTA version) and ``inspect_artifact``'s
+    description (kind, size and sha256 included). ``ArtifactError`` (400, 422) when refused.
+
+    The console shows it before the operator confirms the upload.
+    """
+    _check_fields(kind, name, version)
+    _check_key(kind, sota_public_key)
+    key = sota_public_key if kind == "sota" else firmware_public_key
+    if kind == "firmware" and detect_kind(data) != "firmware":
+        # A raw image may hold any bytes, but one that opens like a SOTA package or a Wasm
+        # module is that (maybe tampered), not firmware: a device would flash it as such.
+        found = detect_kind(data)
+        raise ArtifactError(f"this file is a {'SOTA package' if found == 'sota' else 'Wasm module'}"
+                            f", not a firmware image: upload it as kind={found}", status=422)
+    try:
+        meta = inspect_artifact(data, kind, public_key=key, slot_size=slot_size,
+                                allowed_imports=allowed_imports)
+    except OtaError as e:
+        raise ArtifactError(f"{kind} check failed: {e}", status=422) from None
+    if kind == "sota" and meta["manifest"]["version"] != version:
+        raise ArtifactError(f"version {version!r} differs from the package manifest's "
+                            f"{meta['manifest']['version']!r}", status=422)
+    return meta
+
+
 def _same_fields(existing: Artifact, kind: str, name: str, version: str) -> None:
     """Refuse (409, with the stored row) an upload of stored bytes under other fields."""
     differ = [f"{field} {mine!r} (stored: {theirs!r})" for field, mine, theirs in (
@@ -191,9 +231,7 @@ def ingest_artifact(
     checks (a SOTA package or Wasm module uploaded as firmware, too).
     """
     _check_fields(kind, name, version)
-    if kind == "sota" and sota_public_key is None:
-        raise ArtifactError("no SOTA public key is configured: SOTA packages cannot be verified",
-                            status=422)
+    _check_key(kind, sota_public_key)
     try:
         blob = store.put(source, max_size=max_size)
     except SizeLimitError as e:
@@ -203,22 +241,10 @@ def ingest_artifact(
         if existing is not None:
             _same_fields(existing, kind, name, version)
             return IngestResult(existing, created=False)
-        key = sota_public_key if kind == "sota" else firmware_public_key
-        data = store.read_bytes(blob.sha256)
-        if kind == "firmware" and detect_kind(data) != "firmware":
-            # A raw image may hold any bytes, but one that opens like a SOTA package or a Wasm
-            # module is that (maybe tampered), not firmware: a device would flash it as such.
-            found = detect_kind(data)
-            raise ArtifactError(f"this file is a {'SOTA package' if found == 'sota' else 'Wasm module'}"
-                                f", not a firmware image: upload it as kind={found}", status=422)
-        try:
-            meta = inspect_artifact(data, kind, public_key=key,
-                                    slot_size=slot_size, allowed_imports=allowed_imports)
-        except OtaError as e:
-            raise ArtifactError(f"{kind} check failed: {e}", status=422) from None
-        if kind == "sota" and meta["manifest"]["version"] != version:
-            raise ArtifactError(f"version {version!r} differs from the package manifest's "
-                                f"{meta['manifest']['version']!r}", status=422)
+        meta = check_artifact(store.read_bytes(blob.sha256), kind=kind, name=name,
+                              version=version, sota_public_key=sota_public_key,
+                              firmware_public_key=firmware_public_key, slot_size=slot_size,
+                              allowed_imports=allowed_imports)
         for dup in ("kind", "size", "sha256"):
             meta.pop(dup, None)
         row, created = _insert(engine, kind=kind, name=name, version=version,

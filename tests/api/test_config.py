@@ -10,11 +10,46 @@ from pydantic import ValidationError
 from lwm2m_server.config import Settings, redact_url
 
 
-def test_defaults_match_the_design() -> None:
+def test_defaults_match_the_design(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("LWM2M_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     s = Settings(_env_file=None)  # type: ignore[call-arg]
     assert (s.coap_host, s.coap_port, s.http_host, s.http_port) == ("::", 5683, "0.0.0.0", 8080)
-    assert s.db_url == "sqlite:///./lwm2m.db" and s.objects_dirs == []
+    assert s.data_dir == tmp_path / "lwm2m-server"
+    assert s.db_url == f"sqlite:///{tmp_path / 'lwm2m-server' / 'lwm2m.db'}" and s.objects_dirs == []
+    assert s.artifacts_dir == tmp_path / "lwm2m-server" / "artifacts"
+    assert s.sota_public_key is None and s.sota_signing_key is None
     assert s.request_timeout == 10.0 and s.queue_timeout == 24 * 3600
+
+
+def test_without_xdg_the_data_folder_is_under_the_home_folder(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    monkeypatch.delenv("LWM2M_DATA_DIR", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert Settings().data_dir == tmp_path / ".local" / "share" / "lwm2m-server"
+
+
+def test_data_dir_flag_beats_the_environment_and_db_flag_beats_both(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LWM2M_DATA_DIR", str(tmp_path / "env"))
+    assert Settings().data_dir == tmp_path / "env"
+    s = Settings.from_args(data_dir=tmp_path / "flag", db_url="sqlite:///other.db")
+    assert s.data_dir == tmp_path / "flag" and s.db_url == "sqlite:///other.db"
+    assert s.artifacts_dir == tmp_path / "flag" / "artifacts"
+
+
+def test_keys_in_the_data_folder_become_the_sota_keys_unless_one_is_given(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("LWM2M_SOTA_PUBLIC_KEY", raising=False)
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "sota-signing.pub.pem").write_text("x")
+    (tmp_path / "keys" / "sota-signing.pem").write_text("x")
+    s = Settings(data_dir=tmp_path)
+    assert s.sota_public_key == tmp_path / "keys" / "sota-signing.pub.pem"
+    assert s.sota_signing_key == tmp_path / "keys" / "sota-signing.pem"
+    monkeypatch.setenv("LWM2M_SOTA_PUBLIC_KEY", str(tmp_path / "given.pem"))
+    assert Settings(data_dir=tmp_path).sota_public_key == tmp_path / "given.pem"
 
 
 def test_environment_is_read_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,6 +27,11 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def server_env(workdir: Path) -> dict[str, str]:
+    """The environment of the server's host: its data folder inside the test's folder."""
+    return clean_env(LWM2M_DATA_DIR=str(workdir / "data"))
+
+
 @dataclass
 class Server:
     """The server process, its ports, an admin token and its log file (JSON lines)."""
@@ -66,7 +71,8 @@ class Server:
             [sys.executable, "-m", "lwm2m_server.cli", "simulate", "--server",
              f"coap://127.0.0.1:{self.coap_port}", "--count", str(count), "--prefix", prefix,
              "--state-dir", str(self.workdir / f"sim-{prefix}"), *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=clean_env())
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+            env=server_env(self.workdir))
         self.others.append(proc)
         return proc
 
@@ -86,7 +92,7 @@ def start_server(workdir: Path) -> Server:
     db = f"sqlite:///{workdir / 'server.db'}"
     made = subprocess.run([sys.executable, "-m", "lwm2m_server.cli", "token", "create", "--name",
                            "ci", "--scopes", "admin", "--db", db], capture_output=True, text=True,
-                          env=clean_env(), cwd=workdir, check=True)
+                          env=server_env(workdir), cwd=workdir, check=True)
     token = made.stdout.strip()
     log = workdir / "server.log"
     with open(log, "w") as err:
@@ -94,7 +100,7 @@ def start_server(workdir: Path) -> Server:
             [sys.executable, "-m", "lwm2m_server.cli", "run", "--coap-host", "127.0.0.1",
              "--coap-port", "0", "--http-host", "127.0.0.1", "--http-port", "0", "--db", db,
              "--log-format", "json", "--access-log"],
-            stdout=subprocess.PIPE, stderr=err, text=True, env=clean_env(), cwd=workdir)
+            stdout=subprocess.PIPE, stderr=err, text=True, env=server_env(workdir), cwd=workdir)
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

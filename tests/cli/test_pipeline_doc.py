@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import Server
+from .conftest import Server, server_env
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "pipeline.md"
 MARKER = "<!-- pipeline: ci/deploy.sh"
@@ -37,7 +37,8 @@ def test_the_setup_and_the_job_of_the_pipeline_page_work(server: Server, tmp_pat
     server.wait_for_devices({"sim-0000", "sim-0001"})
     # The set-up runs on the server's host: token create finds the database in LWM2M_DB_URL;
     # the tags go through the API (an admin token).
-    host_env = server.env(LWM2M_DB_URL=f"sqlite:///{server.workdir / 'server.db'}")
+    host_env = server.env(LWM2M_DB_URL=f"sqlite:///{server.workdir / 'server.db'}",
+                          LWM2M_DATA_DIR=str(server.workdir / "data"))
     runner = tmp_path / "runner"
     runner.mkdir()
     bin_dir = Path(sys.executable).parent  # lwm2m-server and imgtool of this environment
@@ -90,7 +91,8 @@ def test_a_failing_canary_stops_the_job_before_the_fleet(server: Server, tmp_pat
     (runner / "build" / "zephyr" / "zephyr.bin").write_bytes(b"\x07" * 5000)
     (runner / "deploy.sh").write_text(job.replace("--tag canary", "--tag canary-broken"))
     subprocess.run([sys.executable, "-m", "lwm2m_server.cli", "keys", "generate", "--type", "p256",
-                    "-o", str(runner / "k.pem")], check=True, capture_output=True)
+                    "-o", str(runner / "k.pem")], check=True, capture_output=True,
+                   env=server_env(server.workdir))
     tagged = server.cli("deploy", "tag", "ghost-canary", "canary-broken")
     assert tagged.returncode == 0, tagged.stderr
     env = server.env(SIGNING_KEY="k.pem", VERSION="3.2.0")

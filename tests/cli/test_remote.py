@@ -16,7 +16,7 @@ import pytest
 
 from ota.mcuboot import sign_image
 
-from .conftest import Server, clean_env
+from .conftest import Server, clean_env, server_env
 
 SIMS = {"sim-0000", "sim-0001", "sim-0002"}
 
@@ -168,7 +168,7 @@ def test_login_saves_a_private_profile_the_commands_use(server: Server, tmp_path
 def test_token_revoke_over_rest(server: Server) -> None:
     made = subprocess.run([sys.executable, "-m", "lwm2m_server.cli", "token", "create", "--name",
                            "short-lived", "--db", f"sqlite:///{server.workdir / 'server.db'}"],
-                          capture_output=True, text=True, env=clean_env(), check=True)
+                          capture_output=True, text=True, env=server_env(server.workdir), check=True)
     token = made.stdout.strip()
     assert server.cli("artifact", "list", env=server.env(LWM2M_TOKEN=token)).returncode == 0
     revoked = server.cli("token", "revoke", "short-lived")
@@ -227,7 +227,7 @@ def test_wait_without_the_read_scope_fails_before_creating_anything(server: Serv
     made = subprocess.run([sys.executable, "-m", "lwm2m_server.cli", "token", "create", "--name",
                            "deploy-only", "--scopes", "deploy",
                            "--db", f"sqlite:///{server.workdir / 'server.db'}"],
-                          capture_output=True, text=True, env=clean_env(), check=True)
+                          capture_output=True, text=True, env=server_env(server.workdir), check=True)
     before = json.loads(server.cli("deploy", "list", "--json").stdout)
     art = upload(server, "4.0.0")
     done = server.cli("deploy", "create", "--artifact", str(art), "--endpoints", "x", "--wait",

@@ -66,7 +66,7 @@ async def test_signed_in_operator_sees_the_device_and_its_value_change_live(
 
     await page.locator('#objects tr:has(code:text-is("/3/0")) button:has-text("Read")').click()
     await expect(page.locator("#flash")).to_have_text("Read /3/0: 3 values")
-    battery = page.locator('td[data-path="/3/0/9"]')
+    battery = page.locator('#values td[data-path="/3/0/9"]')
     await expect(battery).to_have_text("80")
     await page.locator('tr[data-row="/3/0/9"] button:has-text("Observe")').click()
     await expect(page.locator("#flash")).to_contain_text("Observing /3/0/9")
@@ -124,6 +124,12 @@ async def test_deployment_progress_page_pauses_and_follows_a_cancel_live(console
     await expect(states).to_have_text(["cancelled", "cancelled"])
     await expect(page.locator("#dep-progress")).to_have_attribute("aria-valuenow", "100")
     await expect(page.locator('[data-count="cancelled"]')).to_have_text("2")
+    # Not "100%" over an empty bar: the bar is the cancelled share, the label and banner say so.
+    await expect(page.locator("#dep-progress + .progress-label")).to_have_text(
+        "0 ok · 2 cancelled · 2/2 finished")
+    assert await page.locator("#dep-progress .bar-cancel").evaluate("e => e.style.width") == "100%"
+    await expect(page.locator('#dep-final [data-field="title"]')).to_have_text("Cancelled")
+    await expect(page.locator("#retry-box")).to_be_hidden()
 
 
 async def test_devices_list_follows_registrations_live(console: Console, page: Any, device: Any) -> None:

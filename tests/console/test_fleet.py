@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from lwm2m_server.console.fleet import (
     ago,
     deployment_progress,
     device_rows,
     display,
+    final_summary,
     firmware_version,
     model_panel,
     value_rows,
@@ -85,12 +88,43 @@ def test_device_rows_filter_by_text_in_endpoint_firmware_model_or_tag_and_by_tag
 def test_deployment_progress_counts_finished_targets() -> None:
     view = {"counts": {"pending": 1, "updating": 1, "succeeded": 5, "failed": 2, "cancelled": 1}}
     assert deployment_progress(view) == {"total": 10, "done": 8, "succeeded": 5, "failed": 2,
-                                         "percent": 80}
+                                         "cancelled": 1, "percent": 80, "w_ok": 50.0,
+                                         "w_fail": 20.0, "w_cancel": 10.0}
     assert deployment_progress({"counts": {}})["percent"] == 0
+
+
+def test_a_cancelled_deployment_bar_shows_the_cancelled_share_not_an_empty_100_percent() -> None:
+    progress = deployment_progress({"counts": {"cancelled": 4}})
+    assert (progress["percent"], progress["w_ok"], progress["w_cancel"]) == (100, 0, 100.0)
+    assert final_summary("cancelled", progress) == {
+        "level": "off", "title": "Cancelled",
+        "text": "0 of 4 succeeded before the cancel, 4 cancelled, 0 failed."}
+
+
+def test_final_summary_tells_completed_from_completed_with_failures() -> None:
+    done = deployment_progress({"counts": {"succeeded": 3}})
+    mixed = deployment_progress({"counts": {"succeeded": 3, "failed": 1}})
+    assert final_summary("running", done) is None
+    assert final_summary("completed", done)["title"] == "Completed"  # type: ignore[index]
+    for state in ("completed", "completed_with_failures"):
+        summary = final_summary(state, mixed)
+        assert summary is not None and summary["level"] == "warn"
+        assert summary["text"].startswith("1 of 4 targets failed, 3 succeeded")
 
 
 def test_ago_reads_naive_times_as_utc() -> None:
     assert ago(None) == "never"
     assert ago(NOW - timedelta(seconds=5), NOW) == "5 s ago"
+    assert ago(NOW - timedelta(seconds=1), NOW) == "just now"
     assert ago((NOW - timedelta(hours=3)).replace(tzinfo=None).isoformat(), NOW) == "3 h ago"
     assert ago(NOW + timedelta(seconds=90), NOW) == "in 1 min"
+
+
+def test_inference_vectors_become_execute_argument_zero() -> None:
+    from lwm2m_server.api.errors import BadRequest
+    from lwm2m_server.console.device_pages import execute_vector_args
+
+    assert execute_vector_args("1.0, 0.5 0.2,0.1") == "0='1.0,0.5,0.2,0.1'"
+    for bad in ("", "1, nan", "1,'2'", "inf"):
+        with pytest.raises(BadRequest):
+            execute_vector_args(bad)

@@ -162,11 +162,11 @@ async def test_device_list_filters_by_text_and_by_tag(console: Console, device: 
 
 async def test_device_list_of_a_large_fleet_shows_the_first_rows_and_says_so(
         console: Console, device: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lwm2m_server.console import views
+    from lwm2m_server.console import device_pages
 
     from tests.support.lwm2m_client import LwM2MTestClient
 
-    monkeypatch.setattr(views, "MAX_DEVICE_ROWS", 1)
+    monkeypatch.setattr(device_pages, "MAX_DEVICE_ROWS", 1)
     second = LwM2MTestClient(device.endpoint + "-2", {"/3/0/9": 1})
     await second.start()
     try:
@@ -413,3 +413,106 @@ async def test_sign_out_needs_the_csrf_token_and_ends_the_session(console: Conso
         status, html = await press(http, "/console/devices", "/console/logout")
         assert status == 303 and 'name="token"' in html
         assert (await http.get("/console/devices")).status_code == 303
+
+
+async def test_values_json_gives_every_value_its_time_and_source(console: Console, device: Any) -> None:
+    page = f"/console/devices/{device.endpoint}"
+    async with console.signed_in("ops") as http:
+        status, _ = await press(http, page, f"{page}/read", path="/3/0")
+        assert status == 303
+        answer = await http.get(f"{page}/values.json")
+    assert answer.status_code == 200
+    assert answer.headers["content-security-policy"].startswith("default-src 'self'")
+    battery = answer.json()["values"]["/3/0/9"]
+    assert (battery["value"], battery["source"], battery["name"]) == ("80", "read", "Battery Level")
+    assert battery["time"].endswith("+00:00")
+
+
+async def test_write_and_execute_refuse_what_the_object_model_does_not_allow(
+        console: Console, device: Any) -> None:
+    page = f"/console/devices/{device.endpoint}"
+    async with console.signed_in("ops") as http:
+        _, html = await press(http, page, f"{page}/write", path="/3/0/9", value="50")
+        assert flash(html).startswith("error: 400:") and "/3/0/9" in flash(html)
+        _, html = await press(http, page, f"{page}/write", path="/1/0/1", value="soon")
+        assert flash(html) == "error: 400: /1/0/1: &#39;soon&#39; is not a valid integer value"
+        _, html = await press(http, page, f"{page}/execute", path="/3/0/9")
+        assert "is not executable" in flash(html)
+        _, html = await press(http, page, f"{page}/run-inference", vector="1, , x")
+        assert flash(html) == ("error: 400: the input vector holds something that is not a "
+                               "number: &#39;1, , x&#39;")
+    assert not device.received
+
+
+async def test_new_deployment_form_counts_targets_and_says_what_is_wrong(console: Console,
+                                                                          device: Any) -> None:
+    engine = console.server.engine
+    art = add_artifact(engine, kind="firmware", name="app", version="9.9.9",
+                       sha256=hashlib.sha256(b"form-deployment").hexdigest(), size=1000)
+    rollout.set_tags(engine, device.endpoint, ["form-tag"])
+    async with console.signed_in("ops") as http:
+        count = (await http.get("/console/deployments/targets", params={"tag": "form-tag"})).json()
+        assert count == {"count": 1, "registered": 1, "online": 1, "unknown": []}
+        listed = (await http.get("/console/deployments/targets",
+                                 params={"endpoints": f"{device.endpoint}\nghost"})).json()
+        assert listed == {"count": 2, "registered": 1, "online": 1, "unknown": ["ghost"]}
+        html = (await http.get("/console/deployments/new", params={"artifact": art.id})).text
+        assert f'<option value="{art.id}" selected>' in html
+        fields = {"csrf_token": csrf_token(html), "artifact_id": str(art.id), "target_mode": "tag",
+                  "tag": "form-tag", "stages": "50, 20", "max_concurrent": "2",
+                  "failure_threshold": "20", "timeout": "60", "retries": "1", "delivery": "auto"}
+        before = len(rollout.list_deployments(engine))
+        answer = await http.post("/console/deployments/new", data=fields)
+        assert answer.status_code == 422
+        assert "stages must increase" in answer.text
+        assert 'value="50, 20"' in answer.text  # the operator's entries stay
+        answer = await http.post("/console/deployments/new", data={**fields, "timeout": "soon"})
+        assert answer.status_code == 400 and "timeout: &#39;soon&#39; is not a number" in answer.text
+        assert len(rollout.list_deployments(engine)) == before
+        answer = await http.post("/console/deployments/new", data={**fields, "stages": "100"})
+        assert answer.status_code == 303
+        dep_id = int(answer.headers["location"].rsplit("/", 1)[1])
+        page = (await http.get(answer.headers["location"])).text
+        assert f"deployment {dep_id} created: running" in page
+        assert rollout.deployment_view(engine, dep_id)["tag"] == "form-tag"
+        # A cancelled deployment takes no retry (the engine may have tried the target already).
+        rollout.cancel_deployment(engine, dep_id)
+        _, html = await press(http, f"/console/deployments/{dep_id}",
+                              f"/console/deployments/{dep_id}/retry")
+        assert flash(html).startswith(f"error: 409: deployment {dep_id} is cancelled")
+
+
+async def test_artifact_upload_is_inspected_then_kept_only_on_confirm(console: Console) -> None:
+    from ota.mcuboot import sign_image
+
+    engine = console.server.engine
+    image = sign_image(bytes(range(256)) * 8, None, version="4.5.6")
+    async with console.signed_in("ops") as http:
+        html = (await http.get("/console/artifacts")).text
+        token = csrf_token(html)
+        files = {"file": ("fw.bin", image, "application/octet-stream")}
+        fields = {"csrf_token": token, "kind": "firmware", "name": "inspect-me", "version": "4.5.6"}
+        verdict = (await http.post("/console/artifacts/inspect", data=fields, files=files)).json()
+        assert verdict["ok"] and verdict["sha256"] == hashlib.sha256(image).hexdigest()
+        assert ["Format", "mcuboot"] in verdict["checks"]
+        assert not [a for a in rollout_artifacts(engine) if a.name == "inspect-me"]
+        missing = (await http.post("/console/artifacts/inspect",
+                                   data={**fields, "name": ""}, files=files)).json()
+        assert missing == {"ok": False, "status": 400,
+                           "error": "multipart fields file, kind, name and version are required "
+                                    "(missing: name)"}
+        answer = await http.post("/console/artifacts/confirm",
+                                 data={"csrf_token": token, "token": verdict["token"]})
+        assert answer.status_code == 303
+        page = (await http.get(answer.headers["location"])).text
+        assert "stored firmware artifact #" in page and "inspect-me 4.5.6" in page
+        assert [a.version for a in rollout_artifacts(engine) if a.name == "inspect-me"] == ["4.5.6"]
+        again = await http.post("/console/artifacts/confirm",
+                                data={"csrf_token": token, "token": verdict["token"]})
+        assert again.status_code == 404 and "no longer waiting" in again.text
+
+
+def rollout_artifacts(engine: Any) -> list[Any]:
+    from lwm2m_server.store.artifacts import list_artifacts
+
+    return list_artifacts(engine)

@@ -125,7 +125,9 @@ def test_artifact_add_and_list_through_the_installed_command(
     code, _, err = _run(capsys, "artifact", "add", str(workdir / "app.elf"), "--kind", "model",
                         "--name", "x", "--version", "1.0.0", "--db", db,
                         "--artifacts-dir", str(workdir / "arts"))
-    assert code == 1 and err.startswith("error: model check failed")
+    # the first line names the data folder and database used, the last one the refusal
+    assert err.startswith("lwm2m-server: data folder ") and f"(database {db})" in err
+    assert code == 1 and err.splitlines()[-1].startswith("error: model check failed")
     assert len(list((workdir / "arts").iterdir())) == 1
 
 

@@ -49,7 +49,9 @@ def test_create_status_pause_resume_cancel(db_url, capsys) -> None:  # type: ign
 
 def test_errors_are_one_line_and_exit_1(db_url, capsys) -> None:  # type: ignore[no-untyped-def]
     code, _, err = run(capsys, "deploy", "status", "42", "--db", db_url)
-    assert code == 1 and err.startswith("error: deployment 42 does not exist")
+    # a first line names the data folder and database used; the error is one line after it
+    assert code == 1 and err.splitlines()[-1] == "error: deployment 42 does not exist"
+    assert err.startswith("lwm2m-server: data folder ") and len(err.splitlines()) == 2
     code, _, err = run(capsys, "deploy", "create", "--artifact", "1", "--endpoints", "a",
                        "--stages", "50,10", "--db", db_url)
     assert code == 1 and "stages" in err
@@ -170,7 +172,7 @@ def test_status_wait_on_the_database_ends_with_the_deployments_exit_code(db_url,
 
 
 def test_without_a_server_or_database_the_commands_say_so(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    for var in ("LWM2M_SERVER_URL", "LWM2M_TOKEN", "LWM2M_DB_URL"):
+    for var in ("LWM2M_SERVER_URL", "LWM2M_TOKEN", "LWM2M_DB_URL", "LWM2M_DATA_DIR"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.chdir(tmp_path)

@@ -47,5 +47,8 @@ int model_rt_infer(const float *in, size_t n, struct model_rt_result *out, char 
 /* Features the active model reads (input_size()), 0 without a model. */
 size_t model_rt_input_size(void);
 bool model_rt_has_model(void);
+/* WAMR pool use: high-water mark and size in bytes (sizes CONFIG_APP_WAMR_POOL_SIZE); 0, or
+ * -1 when WAMR runs on the system allocator. */
+int model_rt_pool_usage(size_t *peak, size_t *total);
 
 #endif

@@ -7,20 +7,19 @@
 #include <zephyr/kernel.h>
 #include <zephyr/logging/log.h>
 #include <zephyr/net/lwm2m.h>
+#include <zephyr/storage/flash_map.h>
 #include <zephyr/sys/reboot.h>
 
 #include "app.h"
 
 LOG_MODULE_REGISTER(app_fw_update, LOG_LEVEL_INF);
 
-#if defined(CONFIG_APP_FOTA_MCUBOOT)
-#include <zephyr/dfu/flash_img.h>
-#include <zephyr/dfu/mcuboot.h>
-
+/*
+ * The buffer of 5/0/0. Zephyr's pull context (Package URI of Objects 5 and 9) always copies
+ * the blocks it downloads into the buffer of 5/0/0, whichever object asked for them; without
+ * one it loops forever on zero-length copies (up to v4.2 at least). So it is always set.
+ */
 static uint8_t block_buf[CONFIG_LWM2M_COAP_BLOCK_SIZE];
-static struct flash_img_context img;
-static void reboot_work_fn(struct k_work *work);
-static K_WORK_DELAYABLE_DEFINE(reboot_work, reboot_work_fn);
 
 static void *block_buffer(uint16_t obj_inst_id, uint16_t res_id, uint16_t res_inst_id,
 			  size_t *data_len)
@@ -29,6 +28,14 @@ static void *block_buffer(uint16_t obj_inst_id, uint16_t res_id, uint16_t res_in
 	*data_len = sizeof(block_buf);
 	return block_buf;
 }
+
+#if defined(CONFIG_APP_FOTA_MCUBOOT)
+#include <zephyr/dfu/flash_img.h>
+#include <zephyr/dfu/mcuboot.h>
+
+static struct flash_img_context img;
+static void reboot_work_fn(struct k_work *work);
+static K_WORK_DELAYABLE_DEFINE(reboot_work, reboot_work_fn);
 
 static int image_write_cb(uint16_t obj_inst_id, uint16_t res_id, uint16_t res_inst_id,
 			  uint8_t *data, uint16_t data_len, bool last_block, size_t total_size,
@@ -96,11 +103,14 @@ static int image_write_refused(uint16_t obj_inst_id, uint16_t res_id, uint16_t r
 	ARG_UNUSED(obj_inst_id); ARG_UNUSED(res_id); ARG_UNUSED(res_inst_id); ARG_UNUSED(data);
 	ARG_UNUSED(data_len); ARG_UNUSED(last_block); ARG_UNUSED(total_size); ARG_UNUSED(offset);
 	LOG_WRN("full firmware updates need overlay-mcuboot.conf");
-	return -ENOTSUP;
+	/* -EIO: Update Result 8 "firmware update failed" for push and pull alike (the engine's
+	 * pull maps -ENOTSUP to 7 "invalid URI", which would send the operator the wrong way). */
+	return -EIO;
 }
 
 int init_firmware_update(void)
 {
+	lwm2m_register_pre_write_callback(&LWM2M_OBJ(LWM2M_OBJECT_FIRMWARE_ID, 0, 0), block_buffer);
 	lwm2m_firmware_set_write_cb(image_write_refused);
 	return 0;
 }

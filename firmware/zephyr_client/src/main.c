@@ -45,9 +45,39 @@ static void rd_event(struct lwm2m_ctx *ctx, enum lwm2m_rd_client_event event)
 	}
 }
 
+#if defined(CONFIG_ARCH_POSIX)
+#include "cmdline.h"
+#include "soc.h"
+
+static char *endpoint_arg;
+static char *server_arg;
+
+/* native_sim has no hardware ID: every instance would register as <prefix>unknown, so the
+ * endpoint name comes from the command line (zephyr.exe --endpoint=NAME), and so may the
+ * server URI (--server=coap://127.0.0.1:PORT), so that several instances share one build. */
+static void endpoint_option(void)
+{
+	static struct args_struct_t options[] = {
+		{ .option = "endpoint", .name = "name", .type = 's', .dest = (void *)&endpoint_arg,
+		  .descript = "LwM2M endpoint name (default: the prefix and the hardware ID)" },
+		{ .option = "server", .name = "uri", .type = 's', .dest = (void *)&server_arg,
+		  .descript = "LwM2M server URI (default: CONFIG_APP_LWM2M_SERVER)" },
+		ARG_TABLE_ENDMARKER
+	};
+	native_add_command_line_opts(options);
+}
+NATIVE_TASK(endpoint_option, PRE_BOOT_1, 10);
+#endif
+
 static void make_endpoint(void)
 {
 	uint8_t id[8];
+#if defined(CONFIG_ARCH_POSIX)
+	if (endpoint_arg != NULL && endpoint_arg[0] != '\0') {
+		snprintf(endpoint, sizeof(endpoint), "%s", endpoint_arg);
+		return;
+	}
+#endif
 	ssize_t n = hwinfo_get_device_id(id, sizeof(id));
 	int off = snprintf(endpoint, sizeof(endpoint), "%s", CONFIG_APP_ENDPOINT_PREFIX);
 	for (ssize_t i = 0; i < n && off < (int)sizeof(endpoint) - 2; i++) {
@@ -61,14 +91,22 @@ static void make_endpoint(void)
 static void setup_core_objects(void)
 {
 	/* Security 0/0 and Server 1/0 without bootstrap: NoSec to the configured server. */
-	lwm2m_set_string(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 0), CONFIG_APP_LWM2M_SERVER);
+	const char *server = CONFIG_APP_LWM2M_SERVER;
+#if defined(CONFIG_ARCH_POSIX)
+	if (server_arg != NULL && server_arg[0] != '\0') {
+		server = server_arg;
+	}
+#endif
+	lwm2m_set_string(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 0), server);
 	lwm2m_set_u8(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 2), LWM2M_SECURITY_NOSEC);
 	lwm2m_set_u16(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 10), CONFIG_LWM2M_SERVER_DEFAULT_SSID);
-	lwm2m_create_object_inst(&LWM2M_OBJ(LWM2M_OBJECT_SERVER_ID, 0));
+	/* Without bootstrap the engine creates Server 1/0 itself at boot: creating it here
+	 * again fails (-EEXIST) and the engine logs an error. */
 	lwm2m_set_u16(&LWM2M_OBJ(LWM2M_OBJECT_SERVER_ID, 0, 0), CONFIG_LWM2M_SERVER_DEFAULT_SSID);
 	lwm2m_set_u32(&LWM2M_OBJ(LWM2M_OBJECT_SERVER_ID, 0, 1), CONFIG_LWM2M_ENGINE_DEFAULT_LIFETIME);
 
 	/* Device 3/0. */
+	/* String data lengths count the NUL: the engine answers data_len - 1 characters. */
 	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 0), manufacturer,
 			  sizeof(manufacturer), sizeof(manufacturer), LWM2M_RES_DATA_FLAG_RO);
 	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 1), model_number,
@@ -94,8 +132,11 @@ int main(void)
 				model_manager_stats()->update_error);
 		} else {
 			const struct sota_slot_record *rec = model_manager_record();
-			LOG_INF("model slot %d: %s %s", rec->active, rec->slot[rec->active].name,
-				rec->slot[rec->active].version);
+			size_t peak = 0, total = 0;
+			(void)model_rt_pool_usage(&peak, &total);
+			LOG_INF("model slot %d: %s %s (WAMR pool high-water mark %zu of %zu bytes)",
+				rec->active, rec->slot[rec->active].name,
+				rec->slot[rec->active].version, peak, total);
 		}
 	}
 

@@ -181,8 +181,11 @@ static struct lwm2m_engine_obj_inst *model_create(uint16_t obj_inst_id)
 	INIT_OBJ_RES_DATA(RES_SCORE, res, i, res_inst, j, &last_score, sizeof(last_score));
 	INIT_OBJ_RES_EXECUTE(RES_RUN, res, i, run_cb);
 	INIT_OBJ_RES_DATA(RES_PERIOD, res, i, res_inst, j, &period_s, sizeof(period_s));
+	/* A string's data length counts its NUL (the engine answers data_len - 1 characters).
+	 * Last Error starts empty: with the buffer size as its length it read as 95 NUL bytes. */
 	INIT_OBJ_RES_DATA(RES_RUNTIME, res, i, res_inst, j, runtime, sizeof(runtime));
-	INIT_OBJ_RES_DATA(RES_LAST_ERROR, res, i, res_inst, j, last_error, sizeof(last_error));
+	INIT_OBJ_RES_DATA_LEN(RES_LAST_ERROR, res, i, res_inst, j, last_error, sizeof(last_error),
+			      0);
 	inst.resources = res;
 	inst.resource_count = i;
 	ARG_UNUSED(obj_inst_id);

@@ -66,6 +66,17 @@ int model_rt_init(void *pool, size_t pool_size)
 	return wasm_runtime_full_init(&args) ? 0 : -1;
 }
 
+int model_rt_pool_usage(size_t *peak, size_t *total)
+{
+	mem_alloc_info_t info;
+	if (!wasm_runtime_get_mem_alloc_info(&info)) {
+		return -1; /* system allocator: no pool to measure */
+	}
+	*peak = info.highmark_size;
+	*total = info.total_size;
+	return 0;
+}
+
 static int spare_index(void) { return active != NULL ? 1 - active->buf : 0; }
 
 uint8_t *model_rt_spare_buffer(size_t *cap)
