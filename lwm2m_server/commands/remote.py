@@ -118,8 +118,9 @@ def use_local_db(args: argparse.Namespace) -> bool:
     """Whether a command that can do both works on a database directly (True) or on a server.
 
     ``--server`` wins; then ``--db`` or ``--data-dir``; then a server from the environment or
-    the profile; then ``LWM2M_DB_URL`` or ``LWM2M_DATA_DIR``. With none of them it is an error,
-    never a new database somewhere.
+    the profile; then ``LWM2M_DB_URL`` or ``LWM2M_DATA_DIR``; then the default data folder if
+    a database is there (a server ran on this host). Otherwise it is an error, never a new
+    database somewhere (a CI runner has none).
     """
     if getattr(args, "server", None):
         return False
@@ -129,7 +130,12 @@ def use_local_db(args: argparse.Namespace) -> bool:
         return False
     if os.environ.get(DB_ENV) or os.environ.get(DATA_DIR_ENV):
         return True
-    raise RemoteError(_NO_SERVER + " (or --db URL to work on a database directly)")
+    from ..config import default_data_dir
+
+    if (default_data_dir() / "lwm2m.db").is_file():  # the server's host: its database is here
+        return True
+    raise RemoteError(_NO_SERVER + " (or, on the server's host, --db URL or --data-dir DIR to "
+                      "work on its database directly)")
 
 
 _NO_SERVER = (f"no server: give --server URL, set {SERVER_ENV}, or run "

@@ -141,7 +141,8 @@ def test_errors_are_one_line_and_no_database_is_created(server: Server) -> None:
     assert bad.returncode == 1 and bad.stderr.startswith("error: ") and "--token" in bad.stderr
     gone = server.cli("artifact", "list", env=server.env(LWM2M_SERVER_URL="http://127.0.0.1:9"))
     assert gone.returncode == 1 and "cannot reach http://127.0.0.1:9" in gone.stderr
-    nothing = server.cli("deploy", "list", env=clean_env(XDG_CONFIG_HOME=str(server.workdir / "none")))
+    nothing = server.cli("deploy", "list", env=clean_env(XDG_CONFIG_HOME=str(server.workdir / "none"),
+                                                         XDG_DATA_HOME=str(server.workdir / "none")))
     assert nothing.returncode == 1 and "no server" in nothing.stderr
     assert not (server.workdir / "ci" / "lwm2m.db").exists()
     unknown = server.cli("deploy", "create", "--artifact", "999", "--endpoints", "a")

@@ -175,7 +175,16 @@ def test_without_a_server_or_database_the_commands_say_so(tmp_path, capsys, monk
     for var in ("LWM2M_SERVER_URL", "LWM2M_TOKEN", "LWM2M_DB_URL", "LWM2M_DATA_DIR"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, "deploy", "list")
     assert code == 1 and err.startswith("error: no server") and "--db" in err
-    assert not (tmp_path / "lwm2m.db").exists()
+    assert not (tmp_path / "lwm2m.db").exists() and not (tmp_path / "data").exists()
+    # On the server's host (a database in the default data folder) they use it.
+    folder = tmp_path / "data" / "lwm2m-server"
+    folder.mkdir(parents=True)
+    engine = make_engine(f"sqlite:///{folder / 'lwm2m.db'}")
+    init_db(engine)
+    engine.dispose()
+    code, out, _ = run(capsys, "deploy", "list", "--json")
+    assert code == 0 and json.loads(out) == []
