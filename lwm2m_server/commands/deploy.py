@@ -87,10 +87,10 @@ def _create_local(args: argparse.Namespace) -> int:
             view = _wait(service, engine, int(dep.id), args.poll, args.timeout)  # type: ignore[arg-type]
     finally:
         engine.dispose()
-    if args.json:
+    if args.wait:
+        _print_view(view, args.json)
+    elif args.json:
         print(json.dumps(view))
-    elif args.wait:
-        _print_view(view, False)
     if args.wait:
         from .follow import exit_code
 
