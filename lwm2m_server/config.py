@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # Optional bootstrap token with every scope (for the first API calls before `token create`).
     admin_token: SecretStr | None = None
     log_level: str = "info"
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object a "
+                                                "line, for log shippers")
+    access_log: bool = Field(False, description="one info line per HTTP request")
 
     @field_validator("objects_dirs", mode="before")
     @classmethod

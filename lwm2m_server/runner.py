@@ -61,6 +61,22 @@ def bind_http_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def rollout_target_counts(engine: Any) -> dict[str, float]:
+    """Targets of running and paused deployments by state (for ``lwm2m_rollout_targets``)."""
+    from sqlalchemy import func
+    from sqlmodel import Session, col, select
+
+    from .rollout.tables import Deployment, Target
+
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Target.state, func.count()).join(
+                Deployment, col(Deployment.id) == col(Target.deployment_id))
+            .where(col(Deployment.state).in_(("running", "paused")))
+            .group_by(Target.state)).all()
+    return {str(s): float(n) for s, n in rows}
+
+
 class Runner:
     """Owns the LwM2M server and the HTTP server of one process.
 
@@ -82,6 +98,7 @@ class Runner:
         self.http_port: int | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._target_counts: Any = None
 
     async def start(self) -> None:
         from .server import LwM2MServer
@@ -105,11 +122,20 @@ class Runner:
         self.http_port = sock.getsockname()[1]
         self.app = create_app(self.settings, self.server)
         from .api.fw import install_rollout  # OTA: /fw downloads, rollout engine, webhooks
+        from .logs import RequestIdMiddleware, log_event
+        from .metrics import ROLLOUT_TARGETS, observe_rollout_event
 
+        self.server.events.add_sink(log_event)
+        self.server.events.add_sink(observe_rollout_event)
+        engine = self.server.engine
+        self._target_counts = lambda: rollout_target_counts(engine)
+        ROLLOUT_TARGETS.set_function(self._target_counts)
         self.rollout = await install_rollout(self.app, self.server, self.settings, self.http_port)
-        config = uvicorn.Config(self.app, log_level=self.settings.log_level.lower(), lifespan="off",
+        # uvicorn keeps its hands off logging (log_config=None): setup_logging owns the format.
+        config = uvicorn.Config(RequestIdMiddleware(self.app, access=self.settings.access_log),
+                                log_level=self.settings.log_level.lower(), lifespan="off",
                                 access_log=False, timeout_graceful_shutdown=3,
-                                server_header=False)
+                                server_header=False, log_config=None)
         self.http = _HttpServer(config)
         self._http_task = asyncio.create_task(self.http.serve(sockets=[sock]))
         while not self.http.started:
@@ -131,6 +157,9 @@ class Runner:
         if self.rollout is not None:
             await self.rollout.stop()
             self.rollout = None
+        from .metrics import ROLLOUT_TARGETS
+
+        ROLLOUT_TARGETS.clear_function(self._target_counts)
         if self.server is not None:
             await self.server.stop()
             self.server = None
@@ -163,8 +192,9 @@ class Runner:
 
 def run(settings: Settings) -> int:
     """Run the server until a signal; the exit code (0, or 1 when it cannot start)."""
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .logs import setup_logging
+
+    setup_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(Runner(settings).serve_forever())
     except RunnerError as e:

@@ -9,6 +9,7 @@ command -v clang >/dev/null || need_apt+=(clang)
 command -v wasm-ld >/dev/null || need_apt+=(lld)
 command -v wat2wasm >/dev/null || need_apt+=(wabt)
 command -v arm-none-eabi-gcc >/dev/null || need_apt+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
+command -v jq >/dev/null || need_apt+=(jq)  # docs/pipeline.md reads the upload's id with it
 command -v chromium >/dev/null || need_apt+=(chromium chromium-driver)
 command -v gcc >/dev/null || need_apt+=(gcc)
 command -v make >/dev/null || need_apt+=(make)

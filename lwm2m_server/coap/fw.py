@@ -24,6 +24,8 @@ from aiocoap.numbers.contentformat import ContentFormat
 from aiocoap.optiontypes import BlockOption
 from aiocoap.resource import PathCapable, Resource
 
+from ..metrics import ROLLOUT_BYTES
+
 __all__ = ["FwResource", "DownloadTracker", "DEFAULT_SZX"]
 
 DEFAULT_SZX = 6  # 1024-byte blocks
@@ -48,6 +50,7 @@ class DownloadTracker:
             self.bytes_sent += sent
             while len(self._seen) > self._max:
                 self._seen.popitem(last=False)
+        ROLLOUT_BYTES.inc("http" if port is None else "coap", amount=sent)
 
     def fraction(self, sha256: str, address: tuple[str, int] | None) -> float | None:
         """How much of ``sha256`` the device at ``address`` fetched (0..1), None if unknown."""

@@ -1,6 +1,8 @@
-"""``lwm2m-server artifact add|inspect|list``: store, check and list OTA artifacts.
+"""``lwm2m-server artifact add|list|show|inspect``: store, list, show and check OTA artifacts.
 
-``add`` goes through ``ingest_artifact`` (the same path as the REST upload); ``inspect`` says
+``add``, ``list`` and ``show`` talk to a running server over REST (``--server``/``--token``,
+see ``remote``); with ``--db`` they work on a database directly, ``add`` through
+``ingest_artifact`` (the same path as the REST upload). ``inspect`` stays local: it says
 what a file is and whether it verifies, without storing anything: it runs every check that can
 run with what it was given (a SOTA package's format, sizes, payload SHA-256, Wasm module and
 version order need no key; the signature needs ``--key``) and reports each one, ``ok`` false and
@@ -12,10 +14,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from . import remote
+from ._help import add_parser
 from ._datadir import add_data_dir_arg, settings_for
 
 __all__ = ["register", "sota_checks"]
@@ -38,8 +43,26 @@ def _cli(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
     return run
 
 
-@_cli
+@remote.fail
 def _add(args: argparse.Namespace) -> int:
+    if remote.use_local_db(args):
+        return _add_local(args)
+    try:
+        with open(args.file, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise remote.RemoteError(f"cannot read {args.file}: {e.strerror or e}") from None
+    client = remote.client_from_args(args)
+    row = client.upload("/artifacts", {"kind": args.kind, "name": args.name,
+                                       "version": args.version},
+                        os.path.basename(args.file), data)
+    # The same bytes with the same fields again: 200 and the stored artifact (not an error).
+    remote.print_json({**row, "created": client.last_status == 201})
+    return 0
+
+
+@_cli
+def _add_local(args: argparse.Namespace) -> int:
     from ota.store import ArtifactStore
 
     from ..store.artifacts import ArtifactError, ingest_artifact
@@ -169,8 +192,37 @@ def _inspect(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-@_cli
+def _print_rows(rows: list[dict[str, Any]]) -> None:
+    print(f"{'id':>4}  {'kind':<8} {'name':<24} {'version':<12} {'size':>9}  sha256")
+    for r in rows:
+        print(f"{r['id']:>4}  {r['kind']:<8} {r['name']:<24} {r['version']:<12} {r['size']:>9}  "
+              f"{r['sha256']}")
+
+
+@remote.fail
 def _list(args: argparse.Namespace) -> int:
+    if remote.use_local_db(args):
+        return _list_local(args)
+    rows = remote.client_from_args(args).get("/artifacts", kind=args.kind, limit=args.limit)
+    if args.json:
+        remote.print_json(rows)
+    else:
+        _print_rows(rows)
+    return 0
+
+
+@remote.fail
+def _show(args: argparse.Namespace) -> int:
+    row = remote.client_from_args(args).get(f"/artifacts/{args.id}")
+    if args.json:
+        remote.print_json(row)
+    else:
+        _print_rows([row])
+    return 0
+
+
+@_cli
+def _list_local(args: argparse.Namespace) -> int:
     from ..store.artifacts import list_artifacts
     from ..store.db import init_db, make_engine
 
@@ -184,45 +236,57 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.summary() for r in rows]))
         return 0
-    print(f"{'id':>4}  {'kind':<8} {'name':<24} {'version':<12} {'size':>9}  sha256")
-    for r in rows:
-        print(f"{r.id:>4}  {r.kind:<8} {r.name:<24} {r.version:<12} {r.size:>9}  {r.sha256}")
+    _print_rows([r.summary() for r in rows])
     return 0
 
 
 def register(subparsers: Any) -> None:
-    """Add ``artifact add|inspect|list`` to the CLI."""
-    p = subparsers.add_parser("artifact", help="firmware images, Wasm models, SOTA packages")
+    """Add ``artifact add|list|show|inspect`` to the CLI."""
+    p = add_parser(subparsers, "artifact", help="firmware images, Wasm models, SOTA packages")
     sub = p.add_subparsers(dest="artifact_command", metavar="ACTION", required=True)
-    db_help = "database URL (default: LWM2M_DB_URL, else lwm2m.db in the data folder)"
 
-    a = sub.add_parser("add", help="check a file and add it to the artifact store")
+    a = add_parser(sub, "add", help="upload a file to the server's artifact store (it checks it)")
     a.add_argument("file")
     a.add_argument("--kind", required=True, choices=ARTIFACT_KINDS)
     a.add_argument("--name", required=True)
     a.add_argument("--version", required=True)
-    a.add_argument("--db", default=None, help=db_help)
+    a.add_argument("--db", default=None, help=remote.DB_HELP)
     a.add_argument("--artifacts-dir", default=None,
-                   help="artifact folder (default: LWM2M_ARTIFACTS_DIR, else artifacts/ in the "
-                        "data folder)")
+                   help="with --db: artifact folder (default: LWM2M_ARTIFACTS_DIR, else "
+                        "artifacts/ in the data folder)")
     add_data_dir_arg(a)
-    a.add_argument("--key", help=f"public key PEM: verifies SOTA packages (default: "
-                   f"${SOTA_KEY_ENV}, else the data folder's key) and MCUboot signatures")
+    a.add_argument("--key", help=f"with --db: public key PEM that verifies SOTA packages "
+                   f"(default: ${SOTA_KEY_ENV}, else the data folder's key) and MCUboot "
+                   "signatures; a server uses its own")
     a.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE,
-                   help=f"largest accepted file in bytes (default {DEFAULT_MAX_SIZE})")
+                   help="with --db: largest accepted file in bytes")
+    a.add_argument("--json", action="store_true",
+                   help="accepted for symmetry: the answer is always one JSON object")
+    remote.add_remote_args(a)
     a.set_defaults(func=_add)
 
-    i = sub.add_parser("inspect", help="say what a file is and whether it verifies")
+    ls = add_parser(sub, "list", help="list stored artifacts, newest first")
+    ls.add_argument("--kind", choices=ARTIFACT_KINDS)
+    ls.add_argument("--limit", type=int, default=100, help="at most this many (remote)")
+    ls.add_argument("--db", default=None, help=remote.DB_HELP)
+    add_data_dir_arg(ls)
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    remote.add_remote_args(ls)
+    ls.set_defaults(func=_list)
+
+    s = add_parser(sub, "show", help="one stored artifact with its metadata")
+    s.add_argument("id", type=int, help="artifact id")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    remote.add_remote_args(s)
+    s.set_defaults(func=_show)
+
+    i = add_parser(sub, "inspect", help="say what a local file is and whether it verifies "
+                                        "(no server, nothing stored)")
     i.add_argument("file")
     i.add_argument("--kind", choices=ARTIFACT_KINDS, help="default: detected from the file")
     i.add_argument("--key", help="public key PEM for signature checks")
     i.add_argument("--slot-size", type=int, help="receiver's model slot size (SOTA)")
     i.add_argument("--installed-version", help="refuse SOTA packages not newer than this")
+    i.add_argument("--json", action="store_true", help="accepted for symmetry: the report is "
+                   "always JSON")
     i.set_defaults(func=_inspect)
-
-    ls = sub.add_parser("list", help="list stored artifacts")
-    ls.add_argument("--kind", choices=ARTIFACT_KINDS)
-    ls.add_argument("--db", default=None, help=db_help)
-    add_data_dir_arg(ls)
-    ls.add_argument("--json", action="store_true")
-    ls.set_defaults(func=_list)

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ._datadir import add_data_dir_arg, settings_for
 
 __all__ = ["register"]
+
+
+def _notes(settings: Any, json_logs: bool) -> Callable[[str], None]:
+    """Where start-up notes go: a log record with JSON logs, else a plain stderr line."""
+    if not json_logs:
+        return lambda text: print(f"lwm2m-server: {text}", file=sys.stderr)
+    import logging
+
+    from ..logs import setup_logging
+
+    setup_logging(settings.log_level, settings.log_format)
+    return logging.getLogger("lwm2m_server.datadir").info
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -21,12 +35,18 @@ def _run(args: argparse.Namespace) -> int:
     flags = dict(coap_host=args.coap_host, coap_port=args.coap_port, coaps_port=args.coaps_port,
                  security=args.security, coaps_bootstrap_port=args.coaps_bootstrap_port,
                  http_host=args.http_host, http_port=args.http_port, db_url=args.db,
-                 objects_dirs=args.objects, log_level=args.log_level)
+                 objects_dirs=args.objects, log_level=args.log_level,
+                 log_format=args.log_format, access_log=args.access_log or None)
     try:
-        settings = settings_for(args, **flags)
+        # JSON logs: the start-up notes become log records too (a shipper reads JSON lines only).
+        json_logs = (args.log_format or os.environ.get("LWM2M_LOG_FORMAT")) == "json"
+        settings = settings_for(args, quiet=json_logs, **flags)
+        note = _notes(settings, json_logs)
+        if json_logs:
+            note(settings.describe())
         created = prepare_server_data(settings)
         for what in created:
-            print(f"lwm2m-server: created {what}", file=sys.stderr)
+            note(f"created {what}")
         if created:  # the new key files are part of the settings now
             settings = settings_for(args, quiet=True, **flags)
     except ValidationError as e:
@@ -75,5 +95,11 @@ def register(subparsers: Any) -> None:
     add_data_dir_arg(p)
     p.add_argument("--objects", action="append", default=None, metavar="DIR",
                    help="folder of extra OMA DDF *.xml object definitions (repeatable)")
-    p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
+                   help="default: LWM2M_LOG_LEVEL or info")
+    p.add_argument("--log-format", default=None, choices=["text", "json"],
+                   help="json: one JSON object a line, for log shippers (default: "
+                        "LWM2M_LOG_FORMAT or text)")
+    p.add_argument("--access-log", action="store_true",
+                   help="log one line per HTTP request (default: LWM2M_ACCESS_LOG or off)")
     p.set_defaults(func=_run)

@@ -151,6 +151,9 @@ async def device_page(request: Request, endpoint: str, session: SignedIn, server
         device = api_devices.get_device(endpoint, server)
         events = await api_events.list_events(server, endpoint=endpoint, kind=None, limit=25)
         tags = await run_in_threadpool(api_deployments.get_tags, endpoint, engine)
+        credentials = getattr(server, "credentials", None)
+        has_credentials = (await credentials.has_credentials_async(endpoint)
+                           if credentials is not None else False)
     latest = server.devices.latest(endpoint)
     seen = history_of(request).merge(endpoint, latest)
     registry = server.registry
@@ -172,7 +175,7 @@ async def device_page(request: Request, endpoint: str, session: SignedIn, server
                   values=values, seen={k: _seen_json(v) for k, v in seen.items()},
                   model=model_panel(latest), has_model=has_model, events=events,
                   observed=observed, tags=tags["tags"], endpoint_url=device_url(endpoint),
-                  run_path=RUN_PATH)
+                  run_path=RUN_PATH, has_credentials=has_credentials)
 
 
 def _name(registry: ObjectRegistry, key: str) -> str:

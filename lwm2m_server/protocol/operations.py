@@ -8,11 +8,13 @@ here validated (``validation.py``); :meth:`Operations.execute` also counts each 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..codecs import ContentFormat, codec_for
+from ..logs import REQUEST_ID
 from ..metrics import REQUEST_SECONDS, REQUESTS
 from ..model import ObjectRegistry, Path, PathError
 from .errors import DeviceError, DeviceOffline, DeviceTimeout, InvalidRequest
@@ -29,6 +31,8 @@ from .requests import (CancelObserveCompositeRequest, CancelObserveRequest, Crea
                        ReadResponse, WriteAttributesRequest, WriteCompositeRequest, WriteRequest,
                        operation_name)
 from .transport import IncomingResponse, OutgoingRequest
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Operations"]
 
@@ -76,8 +80,16 @@ class Operations:
             outcome = "invalid"
             raise
         finally:
+            elapsed = time.perf_counter() - started
             REQUESTS.inc(op, outcome)
-            REQUEST_SECONDS.observe(time.perf_counter() - started, op)
+            REQUEST_SECONDS.observe(elapsed, op)
+            # Info when a REST call caused it (the line carries its request id), else debug:
+            # a rollout's many requests would drown the log.
+            log.log(logging.INFO if REQUEST_ID.get() else logging.DEBUG, "%s %s on %s: %s in %.1f ms",
+                    op, getattr(request, "path", ""), reg.endpoint, outcome, elapsed * 1000,
+                    extra={"fields": {"operation": op, "endpoint": reg.endpoint,
+                                      "path": str(getattr(request, "path", "")),
+                                      "outcome": outcome, "duration_ms": round(elapsed * 1000, 1)}})
 
     def _formats(self, reg: Registration, multi: bool = False, write: bool = False) -> list[int]:
         return formats_for(reg, multi, self._x.formats.remembered(reg.endpoint), write)

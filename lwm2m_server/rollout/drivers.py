@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..metrics import ROLLOUT_BYTES
 from ..model import Path, Value
 from ..protocol.errors import DeviceError, DeviceNotFound, DeviceOffline, DeviceTimeout
 from .port import DevicePort
@@ -255,6 +256,7 @@ async def _send_package(run: TargetRun, uri_path: Path, package_path: Path, meth
     if method == "push":
         data = await run.package_bytes()
         await run.port.write(run.endpoint, package_path, data)
+        ROLLOUT_BYTES.inc("push", amount=len(data))
     else:
         url = run.package_url(method)
         if url is None:

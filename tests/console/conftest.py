@@ -81,6 +81,7 @@ async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Con
                         db_url=f"sqlite:///{folder / 'console.db'}", request_timeout=2.0,
                         log_level="warning", artifacts_dir=folder / "artifacts",
                         admin_token=SecretStr(ADMIN_TOKEN),
+                        secret_key=SecretStr("console-test-secret-0123456789abcdef"),
                         read_on_register=False)  # tests count what a device receives
     # Queue-mode devices count as asleep 1 s after they last spoke.
     runner = Runner(settings, expiry_interval=0.2, awake_window=1.0)

@@ -195,6 +195,19 @@ async def test_device_page_shows_registration_objects_values_model_and_events(
     assert "registered" in html                              # recent events
 
 
+async def test_device_page_shows_the_security_mode_and_whether_credentials_are_provisioned(
+        console: Console, device: Any) -> None:
+    page = f"/console/devices/{device.endpoint}"
+    async with console.signed_in("ops") as http:
+        html = (await http.get(page)).text
+        assert re.search(r'id="security"><span class="badge badge-off">plain CoAP</span>', html), html
+        assert "no credentials" in html
+        console.server.credentials.put(device.endpoint, f"{device.endpoint}-id", bytes(range(16)))
+        html = (await http.get(page)).text
+        assert "credentials provisioned" in html
+        console.server.credentials.delete(device.endpoint)
+
+
 async def test_post_without_csrf_token_is_refused_and_nothing_is_sent(console: Console, device: Any) -> None:
     async with console.signed_in("ops") as http:
         answer = await http.post(f"/console/devices/{device.endpoint}/read", data={"path": "/3/0"})

@@ -189,7 +189,7 @@ def test_keys_export_c_defaults_to_the_data_folder_public_key(tmp_path: Path,
     assert done.returncode == 1 and "start the server once there" in done.stderr
 
 
-def test_deploy_create_wait_exits_1_when_targets_do_not_succeed_in_time(
+def test_deploy_create_wait_exits_6_when_targets_do_not_succeed_in_time(
         tmp_path: Path, data_dir: dict[str, str]) -> None:
     from lwm2m_server.datadir import packaged_default_model
 
@@ -202,7 +202,7 @@ def test_deploy_create_wait_exits_1_when_targets_do_not_succeed_in_time(
     # no server runs: the target stays pending, --wait gives up after its timeout
     done = cli("deploy", "create", "--artifact", art, "--endpoints", "nobody", "--wait",
                "--wait-timeout", "1", cwd=tmp_path, env=data_dir)
-    assert done.returncode == 1 and "still running after 1 s" in done.stderr, done.stderr
+    assert done.returncode == 6 and "still running after 1 s" in done.stderr, done.stderr
     assert "deployment 1: running: pending 1" in done.stderr
 
 

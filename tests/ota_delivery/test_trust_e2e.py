@@ -216,7 +216,7 @@ async def test_deploy_create_wait_exits_0_only_when_every_target_succeeded(env: 
                       "wait-ok,wait-nobody", "--retries", "0", "--failure-threshold", "1",
                       "--wait", "--poll", "0.1", "--db", db)
     out = capsys.readouterr().out
-    assert code == 1 and "completed_with_failures" in out and "wait-nobody" in out, out
+    assert code == 3 and "completed_with_failures" in out and "wait-nobody" in out, out
 
 
 async def test_rest_create_takes_verify_and_allow_downgrade(env: Env, retrained_model_wasm: bytes) -> None:

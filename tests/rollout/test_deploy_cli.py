@@ -158,3 +158,33 @@ def test_the_artifact_command_size_default_is_the_stores() -> None:
     from ota.inspection import ARTIFACT_KINDS
 
     assert artifact.ARTIFACT_KINDS == tuple(ARTIFACT_KINDS)
+
+
+def test_status_wait_on_the_database_ends_with_the_deployments_exit_code(db_url, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert run(capsys, "deploy", "create", "--artifact", "1", "--endpoints", "a", "--db", db_url)[0] == 0
+    assert run(capsys, "deploy", "cancel", "1", "--db", db_url)[0] == 0
+    code, out, _ = run(capsys, "deploy", "status", "1", "--wait", "--json", "--db", db_url)
+    assert code == 4 and json.loads(out)["state"] == "cancelled"
+    assert run(capsys, "deploy", "create", "--artifact", "1", "--endpoints", "b", "--db", db_url)[0] == 0
+    code, _, _ = run(capsys, "deploy", "status", "2", "--wait", "--timeout", "0.2", "--poll", "0.05",
+                     "--db", db_url)
+    assert code == 6  # no server drives it: the wait times out
+
+
+def test_without_a_server_or_database_the_commands_say_so(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    for var in ("LWM2M_SERVER_URL", "LWM2M_TOKEN", "LWM2M_DB_URL", "LWM2M_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "deploy", "list")
+    assert code == 1 and err.startswith("error: no server") and "--db" in err
+    assert not (tmp_path / "lwm2m.db").exists() and not (tmp_path / "data").exists()
+    # On the server's host (a database in the default data folder) they use it.
+    folder = tmp_path / "data" / "lwm2m-server"
+    folder.mkdir(parents=True)
+    engine = make_engine(f"sqlite:///{folder / 'lwm2m.db'}")
+    init_db(engine)
+    engine.dispose()
+    code, out, _ = run(capsys, "deploy", "list", "--json")
+    assert code == 0 and json.loads(out) == []
