@@ -22,6 +22,7 @@ from . import __version__
 from .api.errors import install_error_handlers
 from .api.health import HTTP_REQUESTS
 from .api.health import router as health_router
+from .api.deps import authenticate_bearer
 from .api.limits import BodyLimits
 from .api.openapi import install_openapi
 from .api.routes import build_api_router
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None, server: LwM2MServer | None = No
     install_openapi(app)
 
     # Added last, so outermost but for the counter: a body is refused before anything reads it.
-    app.add_middleware(BodyLimits)
+    app.add_middleware(BodyLimits, authenticate=authenticate_bearer)
     app.add_middleware(_CountResponses)
     return app
 

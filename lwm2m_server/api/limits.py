@@ -15,6 +15,7 @@ own larger limit while streaming into the store (api/artifacts.py).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import HTTPException
@@ -31,6 +32,8 @@ DEFAULT_MAX_JSON_BODY = 1024 * 1024
 # The scope["state"] key under which the middleware leaves the token it checked, so the route's
 # scope check does not look it up a second time.
 PREAUTHENTICATED = "preauthenticated_token"
+# (request, scheme, token) -> the verified token; raises the API's 401/403 error otherwise.
+Authenticate = Callable[[Request, str, str], Any]
 _UPLOAD_ROUTES = {("POST", "/api/v1/artifacts")}
 
 
@@ -62,8 +65,10 @@ async def _answer(send: Send, status: int, body: dict[str, Any],
 class BodyLimits:
     """See the module docstring; ``max_json_body`` defaults to the app's settings."""
 
-    def __init__(self, app: ASGIApp, max_json_body: int | None = None) -> None:
+    def __init__(self, app: ASGIApp, authenticate: Authenticate,
+                 max_json_body: int | None = None) -> None:
         self.app = app
+        self.authenticate = authenticate  # deps.authenticate_bearer, handed over by the app
         self.max_json_body = max_json_body
 
     def _limit(self, scope: Scope) -> int | None:
@@ -110,16 +115,13 @@ class BodyLimits:
 
         await self.app(scope, counted, send)
 
-    @staticmethod
-    async def _authenticate(scope: Scope, headers: dict[bytes, bytes]) -> ApiError | None:
+    async def _authenticate(self, scope: Scope, headers: dict[bytes, bytes]) -> ApiError | None:
         """None when the bearer token is valid (kept in the scope's state), else the error."""
-        from .deps import authenticate_bearer  # deps imports the server; only needed here
-
         scheme, credentials = get_authorization_scheme_param(
             headers.get(b"authorization", b"").decode("latin-1"))
         request = Request(scope)
         try:
-            token = await run_in_threadpool(authenticate_bearer, request, scheme, credentials)
+            token = await run_in_threadpool(self.authenticate, request, scheme, credentials)
         except ApiError as e:
             return e
         scope.setdefault("state", {})[PREAUTHENTICATED] = token
