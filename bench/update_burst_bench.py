@@ -201,6 +201,13 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def udp_receive_buffer_errors() -> int:
+    """The host's count of UDP datagrams dropped for a full receive buffer (all sockets)."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Udp:")]
+    return int(rows[1][rows[0].index("RcvbufErrors")])
+
+
 def one_run(args: argparse.Namespace, read_on_register: bool) -> dict[str, object]:
     """Start a server with the setting, drive it from the load process, stop it."""
     coap, http = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
@@ -224,6 +231,7 @@ def one_run(args: argparse.Namespace, read_on_register: bool) -> dict[str, objec
                         raise SystemExit(f"server did not start:\n{open(log_path).read()}") from None
                     time.sleep(0.2)
             cpu0 = _cpu_seconds(server.pid)
+            drops0 = udp_receive_buffer_errors()
             out = subprocess.run(
                 [sys.executable, __file__, "--load", str(coap), "--updaters", str(args.updaters),
                  "--devices", str(args.devices), "--lanes", str(args.lanes), "--before", str(args.before),
@@ -232,6 +240,7 @@ def one_run(args: argparse.Namespace, read_on_register: bool) -> dict[str, objec
                 check=True, stdout=subprocess.PIPE, text=True).stdout
             res: dict[str, object] = json.loads(out.strip().splitlines()[-1])
             res["server_cpu_s"] = _cpu_seconds(server.pid) - cpu0
+            res["drops"] = udp_receive_buffer_errors() - drops0
         finally:
             server.terminate()
             try:
@@ -252,24 +261,34 @@ def main(args: argparse.Namespace) -> None:
           f"{args.updaters} devices sending Updates back to back; server: `lwm2m-server run` "
           f"(SQLite), load: one other process; {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}")
-    results = {}
-    for setting in args.order.split(","):
-        on = setting == "on"
-        r = results[setting] = one_run(args, on)
-        print(f"read on register {setting:>3}: Updates/s before {r['before']:7.0f}  during {r['during']:7.0f}  "
-              f"after {r['after']:7.0f} | Update p50/p99 during {r['p50_during']:.1f}/{r['p99_during']:.0f} ms, "
-              f"after {r['p50_after']:.1f}/{r['p99_after']:.0f} ms | burst {r['registered']} Registers in "
-              f"{r['burst_s']:.1f} s ({r['registered'] / r['burst_s']:.0f}/s, lost {r['lost']}) | "
-              f"server CPU {r['server_cpu_s']:.1f} s | Update failures {r['update_failures']} | "
-              f"server log lines {r['log_lines']}", flush=True)
-        if args.series:
-            print(f"   Updates/s every {TICK} s: {r['series']}")
-            print("   server log (first and last lines):", "".join(r["log_sample"]), sep="\n")
-    if "on" in results and "off" in results:
-        on, off = results["on"], results["off"]
-        print(f"ratio on/off: Updates/s during {on['during'] / off['during']:.2f}x, "
-              f"after {on['after'] / off['after']:.2f}x (target >= 0.9x); before the burst "
-              f"{on['before'] / off['before']:.2f}x")
+    results: dict[str, list[dict[str, object]]] = {"on": [], "off": []}
+    for _ in range(args.repeat):
+        for setting in args.order.split(","):
+            r = one_run(args, setting == "on")
+            results[setting].append(r)
+            print(f"read on register {setting:>3}: Updates/s before {r['before']:7.0f}  during {r['during']:7.0f}  "
+                  f"after {r['after']:7.0f} | Update p50/p99 during {r['p50_during']:.1f}/{r['p99_during']:.0f} ms, "
+                  f"after {r['p50_after']:.1f}/{r['p99_after']:.0f} ms | burst {r['registered']} Registers in "
+                  f"{r['burst_s']:.1f} s ({r['registered'] / r['burst_s']:.0f}/s, lost {r['lost']}) | "
+                  f"server CPU {r['server_cpu_s']:.1f} s | Update failures {r['update_failures']} | "
+                  f"server log lines {r['log_lines']} | UDP receive-buffer drops {r['drops']}", flush=True)
+            if args.series:
+                print(f"   Updates/s every {TICK} s: {r['series']}")
+                print("   server log (first and last lines):", "".join(r["log_sample"]), sep="\n")
+    pairs = list(zip(results["on"], results["off"]))
+    if pairs:
+        for phase in ("during", "after", "before"):
+            ratios = sorted(on[phase] / off[phase] for on, off in pairs)  # type: ignore[operator]
+            print(f"ratio on/off, Updates/s {phase:>6} the burst: min {ratios[0]:.2f}x  median "
+                  f"{statistics.median(ratios):.2f}x  max {ratios[-1]:.2f}x  over {len(ratios)} pair(s)"
+                  + ("  (target >= 0.9x)" if phase != "before" else "  (no background work yet)"))
+        # The machine's other load drifts between runs: each run's rate over its own rate
+        # before the burst takes that drift out.
+        for phase in ("during", "after"):
+            ratios = sorted((on[phase] / on["before"]) / (off[phase] / off["before"])  # type: ignore[operator]
+                            for on, off in pairs)
+            print(f"ratio on/off, each over its own rate before the burst, {phase:>6}: min {ratios[0]:.2f}x  "
+                  f"median {statistics.median(ratios):.2f}x  max {ratios[-1]:.2f}x")
 
 
 if __name__ == "__main__":
@@ -282,6 +301,7 @@ if __name__ == "__main__":
     p.add_argument("--silent", type=float, default=0.2, help="share of devices that never answer")
     p.add_argument("--gone", type=float, default=0.2, help="share of devices gone after their 2.01")
     p.add_argument("--order", default="on,off", help="runs, in order (on, off or both)")
+    p.add_argument("--repeat", type=int, default=1, help="run the on/off pair this many times")
     p.add_argument("--series", action="store_true", help="print Updates/s per half second")
     p.add_argument("--load", type=int, help=argparse.SUPPRESS)
     p.add_argument("--prefix", default="b", help=argparse.SUPPRESS)

@@ -47,7 +47,7 @@ BACKGROUND_TIMEOUT = 5.0
 # Background requests started per second while devices are sending requests (each costs about
 # as much server CPU as a Register: this keeps background work to a small share of it), and when
 # none arrived for BUSY_WINDOW seconds.
-BUSY_RATE = 50.0
+BUSY_RATE = 20.0
 IDLE_RATE = 500.0
 BUSY_WINDOW = 0.5
 
