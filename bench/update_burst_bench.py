@@ -282,6 +282,13 @@ def main(args: argparse.Namespace) -> None:
             print(f"ratio on/off, Updates/s {phase:>6} the burst: min {ratios[0]:.2f}x  median "
                   f"{statistics.median(ratios):.2f}x  max {ratios[-1]:.2f}x  over {len(ratios)} pair(s)"
                   + ("  (target >= 0.9x)" if phase != "before" else "  (no background work yet)"))
+        # During the burst the server's work splits between the Registers and the Updates (both
+        # come from closed loops): how much goes to which varies from run to run, with either
+        # setting. Their sum is the server's own rate.
+        ratios = sorted((on["during"] + on["registered"] / on["burst_s"])  # type: ignore[operator]
+                        / (off["during"] + off["registered"] / off["burst_s"]) for on, off in pairs)  # type: ignore[operator]
+        print(f"ratio on/off, Updates/s + Registers/s during the burst: min {ratios[0]:.2f}x  median "
+              f"{statistics.median(ratios):.2f}x  max {ratios[-1]:.2f}x")
         # The machine's other load drifts between runs: each run's rate over its own rate
         # before the burst takes that drift out.
         for phase in ("during", "after"):

@@ -44,9 +44,11 @@ SUMMARY_PATHS = (Path.of(3, 0), Path.of(33100, 0))
 # Seconds a background request may wait for its answer: a device that does not answer holds its
 # one exchange (NSTART=1) no longer than this, and an operator's request takes it over at once.
 BACKGROUND_TIMEOUT = 5.0
-# Background requests started per second while devices are sending requests (each costs about
-# as much server CPU as a Register: this keeps background work to a small share of it), and when
-# none arrived for BUSY_WINDOW seconds.
+# Background requests started per second: during a burst of Registers (one arrived within
+# BUSY_WINDOW seconds: the server's most loaded moment, and each Register adds background work of
+# its own), while devices are sending other requests (Updates), and when none arrived for
+# BUSY_WINDOW seconds. A background read costs about as much server CPU as a Register.
+BURST_RATE = 2.0
 BUSY_RATE = 20.0
 IDLE_RATE = 500.0
 BUSY_WINDOW = 0.5
@@ -55,25 +57,37 @@ Execute = Callable[[Registration, DeviceRequest, float], Awaitable[DeviceRespons
 
 
 class Pacer:
-    """Spaces the starts of background requests: at most ``busy_rate`` per second while the
-    devices' own requests keep arriving (:meth:`device_request`), ``idle_rate`` otherwise.
-    Waiters start in the order they asked."""
+    """Spaces the starts of background requests: at most ``burst_rate`` per second while
+    Registers keep arriving, ``busy_rate`` while other requests of the devices do
+    (:meth:`device_request`), ``idle_rate`` otherwise. Waiters start in the order they asked."""
 
     def __init__(self, busy_rate: float = BUSY_RATE, idle_rate: float = IDLE_RATE,
-                 busy_window: float = BUSY_WINDOW) -> None:
+                 busy_window: float = BUSY_WINDOW, burst_rate: float = BURST_RATE) -> None:
+        self.burst_rate = burst_rate
         self.busy_rate = busy_rate
         self.idle_rate = idle_rate
         self.busy_window = busy_window
+        self._last_register = -float("inf")
         self._last_device_request = -float("inf")
         self._last_start = -float("inf")
         self._lock = asyncio.Lock()  # FIFO: one waiter at a time watches the clock
 
-    def device_request(self) -> None:
-        """A device's own request (Register, Update) arrived."""
-        self._last_device_request = time.monotonic()
+    def device_request(self, register: bool = False) -> None:
+        """A device's own request arrived (``register``: a Register; else e.g. an Update)."""
+        now = time.monotonic()
+        self._last_device_request = now
+        if register:
+            self._last_register = now
 
     def busy(self) -> bool:
         return time.monotonic() - self._last_device_request < self.busy_window
+
+    def rate(self) -> float:
+        """Background requests per second allowed now."""
+        now = time.monotonic()
+        if now - self._last_register < self.busy_window:
+            return self.burst_rate
+        return self.busy_rate if now - self._last_device_request < self.busy_window else self.idle_rate
 
     async def wait(self) -> None:
         """Return when the caller's background request may start."""
@@ -81,7 +95,7 @@ class Pacer:
             while True:
                 now = time.monotonic()
                 # Recomputed after each sleep: device traffic may have started or stopped.
-                start = self._last_start + 1.0 / (self.busy_rate if self.busy() else self.idle_rate)
+                start = self._last_start + 1.0 / self.rate()
                 if start <= now:
                     self._last_start = now
                     return
@@ -118,7 +132,7 @@ class Background:
 
     def on_registered(self, reg: Registration) -> None:
         """A new registration: read its summary and re-observe (it dropped its observations)."""
-        self.pacer.device_request()
+        self.pacer.device_request(register=True)
         if self.read_on_register or self._observations.has_stored(reg.endpoint):
             self._start(reg, read_summary=self.read_on_register, restart=True)
 

@@ -138,7 +138,9 @@ async def test_queue_mode_device_is_read_while_awake_and_never_queued(sqlite_url
 async def test_background_reads_wait_their_turn_while_devices_keep_sending(sqlite_url, clients):
     async with running(sqlite_url, read_on_register=True) as srv:
         pacer = srv.devices.background.pacer
-        pacer.busy_rate, pacer.busy_window = 2.0, 0.5  # one background request per 0.5 s when busy
+        # One background request per 0.5 s while Registers or Updates arrive.
+        pacer.burst_rate = pacer.busy_rate = 2.0
+        pacer.busy_window = 0.5
         devices = [await clients(f"ror-pace-{i}") for i in range(4)]
         for c in devices:
             await c.register(srv.coap_port)
@@ -154,7 +156,8 @@ async def test_background_reads_wait_their_turn_while_devices_keep_sending(sqlit
 async def test_a_device_that_leaves_before_its_background_read_is_never_read(sqlite_url, clients):
     async with running(sqlite_url, read_on_register=True) as srv:
         background = srv.devices.background
-        background.pacer.busy_rate = background.pacer.idle_rate = 1.0  # one read per second
+        pacer = background.pacer
+        pacer.burst_rate = pacer.busy_rate = pacer.idle_rate = 1.0  # one read per second
         first, leaving = await clients("ror-first"), await clients("ror-leaving")
         await first.register(srv.coap_port)
         await wait_until(lambda: reads(first, "/3/0") == 1)
