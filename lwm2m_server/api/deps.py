@@ -15,13 +15,14 @@ from typing import Annotated, Any
 
 from annotated_types import Interval
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from ..config import Settings
 from ..server import LwM2MServer
-from ..store.tokens import ApiToken, verify_token
+from ..store.tokens import ApiToken, cached_token, verify_token
 from .errors import Forbidden, Unauthorized, Unavailable
 from .limits import PREAUTHENTICATED
 
@@ -92,17 +93,26 @@ class _BootstrapToken:
                 "revoked": False}
 
 
-def authenticate_bearer(request: Request, scheme: str, plaintext: str) -> ApiToken | _BootstrapToken:
-    """The token for ``Authorization: <scheme> <plaintext>``; Unauthorized when it is not one.
-
-    Used by the body-limit middleware (before any body byte is read) and by ``require_scope``.
-    """
+def _known_bearer(request: Request, scheme: str, plaintext: str) -> ApiToken | _BootstrapToken | None:
+    """The token for ``Authorization: <scheme> <plaintext>`` when it is known without I/O (the
+    bootstrap token, or one verified moments ago); None when the database must be asked."""
     if scheme.lower() != "bearer" or not plaintext:
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
     settings: Settings = request.app.state.settings
     if settings.admin_token is not None and hmac.compare_digest(
             plaintext.encode(), settings.admin_token.get_secret_value().encode()):
         return _BootstrapToken()
+    return cached_token(_engine(request), plaintext)
+
+
+def authenticate_bearer(request: Request, scheme: str, plaintext: str) -> ApiToken | _BootstrapToken:
+    """The token for ``Authorization: <scheme> <plaintext>``; Unauthorized when it is not one.
+
+    Used by the body-limit middleware (before any body byte is read) and by ``require_scope``.
+    """
+    known = _known_bearer(request, scheme, plaintext)
+    if known is not None:
+        return known
     token = verify_token(_engine(request), plaintext)
     if token is None:
         raise Unauthorized("invalid or revoked token")
@@ -120,14 +130,18 @@ def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | 
 def require_scope(scope: str | None = None) -> Any:
     """A dependency that authenticates and checks ``scope`` (None: read for GET/HEAD, else write)."""
 
-    # A plain function: FastAPI runs it in the thread pool, so the token lookup's database
-    # access does not block the event loop.
-    def dependency(request: Request,
-                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-                   ) -> ApiToken | _BootstrapToken:
+    # A coroutine: a token verified moments ago is checked in the event loop; only a database
+    # lookup goes to the thread pool (a thread hop per request cost more than the REST call's
+    # own work).
+    async def dependency(request: Request,
+                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+                         ) -> ApiToken | _BootstrapToken:
         token = request.scope.get("state", {}).get(PREAUTHENTICATED)
         if token is None:
-            token = _authenticate(request, credentials)
+            token = (_known_bearer(request, credentials.scheme, credentials.credentials)
+                     if credentials is not None else None)
+        if token is None:
+            token = await run_in_threadpool(_authenticate, request, credentials)
         needed = scope or ("read" if request.method in ("GET", "HEAD") else "write")
         if not token.allows(needed):
             raise Forbidden(f"token '{token.name}' lacks the '{needed}' scope", scope=needed)

@@ -5,12 +5,19 @@ values (``read_on_register``).
 Each device has at most one such task; a start-up with many stored observations, or a burst of
 Registers, runs it for a bounded number of devices at a time. It only talks to a device that is
 reachable now (online; awake if in queue mode): it never queues.
+
+Background requests come after the devices' own requests: they start at a paced rate
+(:class:`Pacer`), a slow one while Registers and Updates keep arriving and a faster one when the
+server is quiet, so a burst of Registers followed by a burst of background Reads (each an
+exchange, a payload to decode, latest values to store) never takes the server's CPU from the
+Updates that follow. A device that leaves has its task cancelled, queued or in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from ..events import EventBus, new_event
@@ -28,7 +35,7 @@ from .requests import (
 )
 from .transport import BACKGROUND
 
-__all__ = ["Background", "SUMMARY_PATHS"]
+__all__ = ["Background", "Pacer", "SUMMARY_PATHS"]
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +44,62 @@ SUMMARY_PATHS = (Path.of(3, 0), Path.of(33100, 0))
 # Seconds a background request may wait for its answer: a device that does not answer holds its
 # one exchange (NSTART=1) no longer than this, and an operator's request takes it over at once.
 BACKGROUND_TIMEOUT = 5.0
+# Background requests started per second: during a burst of Registers (one arrived within
+# BUSY_WINDOW seconds: the server's most loaded moment, and each Register adds background work of
+# its own), while devices are sending other requests (Updates), and when none arrived for
+# BUSY_WINDOW seconds. A background read costs about as much server CPU as a Register.
+BURST_RATE = 2.0
+BUSY_RATE = 20.0
+IDLE_RATE = 500.0
+BUSY_WINDOW = 0.5
 
 Execute = Callable[[Registration, DeviceRequest, float], Awaitable[DeviceResponse]]
+
+
+class Pacer:
+    """Spaces the starts of background requests: at most ``burst_rate`` per second while
+    Registers keep arriving, ``busy_rate`` while other requests of the devices do
+    (:meth:`device_request`), ``idle_rate`` otherwise. Waiters start in the order they asked."""
+
+    def __init__(self, busy_rate: float = BUSY_RATE, idle_rate: float = IDLE_RATE,
+                 busy_window: float = BUSY_WINDOW, burst_rate: float = BURST_RATE) -> None:
+        self.burst_rate = burst_rate
+        self.busy_rate = busy_rate
+        self.idle_rate = idle_rate
+        self.busy_window = busy_window
+        self._last_register = -float("inf")
+        self._last_device_request = -float("inf")
+        self._last_start = -float("inf")
+        self._lock = asyncio.Lock()  # FIFO: one waiter at a time watches the clock
+
+    def device_request(self, register: bool = False) -> None:
+        """A device's own request arrived (``register``: a Register; else e.g. an Update)."""
+        now = time.monotonic()
+        self._last_device_request = now
+        if register:
+            self._last_register = now
+
+    def busy(self) -> bool:
+        return time.monotonic() - self._last_device_request < self.busy_window
+
+    def rate(self) -> float:
+        """Background requests per second allowed now."""
+        now = time.monotonic()
+        if now - self._last_register < self.busy_window:
+            return self.burst_rate
+        return self.busy_rate if now - self._last_device_request < self.busy_window else self.idle_rate
+
+    async def wait(self) -> None:
+        """Return when the caller's background request may start."""
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                # Recomputed after each sleep: device traffic may have started or stopped.
+                start = self._last_start + 1.0 / self.rate()
+                if start <= now:
+                    self._last_start = now
+                    return
+                await asyncio.sleep(start - now)
 
 
 class Background:
@@ -46,8 +107,8 @@ class Background:
 
     def __init__(self, registrations: RegistrationManager, observations: Observations,
                  events: EventBus, execute: Execute, awake: Callable[[str], bool], *,
-                 request_timeout: float, read_on_register: bool, slots: int = 64,
-                 background_timeout: float = BACKGROUND_TIMEOUT) -> None:
+                 request_timeout: float, read_on_register: bool, slots: int = 256,
+                 background_timeout: float = BACKGROUND_TIMEOUT, pacer: Pacer | None = None) -> None:
         self._registrations = registrations
         self._observations = observations
         self._events = events
@@ -58,14 +119,26 @@ class Background:
         self.read_on_register = read_on_register
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(slots)
+        self.pacer = pacer or Pacer()
+
+    async def _paced(self, reg: Registration, request: DeviceRequest, timeout: float) -> DeviceResponse:
+        """``request`` to ``reg`` once the pacer lets a background request start."""
+        await self.pacer.wait()
+        return await self._execute(reg, request, timeout)
+
+    def pending(self) -> int:
+        """Devices with background work queued or in flight."""
+        return len(self._tasks)
 
     def on_registered(self, reg: Registration) -> None:
         """A new registration: read its summary and re-observe (it dropped its observations)."""
+        self.pacer.device_request(register=True)
         if self.read_on_register or self._observations.has_stored(reg.endpoint):
             self._start(reg, read_summary=self.read_on_register, restart=True)
 
     def on_updated(self, reg: Registration) -> None:
         """An Update: re-observe what is stored but not running (e.g. it was asleep at start-up)."""
+        self.pacer.device_request()
         if self._observations.inactive(reg.endpoint):
             self._start(reg, read_summary=False, restart=False)
 
@@ -83,9 +156,13 @@ class Background:
         if task is not None:
             task.cancel()
 
-    def close(self) -> None:
-        for t in self._tasks.values():
+    async def close(self) -> None:
+        """Cancel every task and wait for them to end (before the transport closes, so no request
+        of theirs is left for the CoAP library to fail at shutdown)."""
+        tasks = list(self._tasks.values())
+        for t in tasks:
             t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _start(self, reg: Registration, *, read_summary: bool, restart: bool) -> None:
         """Run the work for ``reg`` in a task of its own, after the 2.01/2.04 has left.
@@ -134,7 +211,7 @@ class Background:
             if path.object_id not in reg.object_ids:
                 continue
             try:
-                await self._execute(reg, ReadRequest(path), self.request_timeout)
+                await self._paced(reg, ReadRequest(path), self.request_timeout)
             except LwM2MError as e:
                 self._events.publish(new_event("read_on_register_failed", ep, path=str(path), error=str(e),
                                                coap_code=getattr(e, "coap_code", None)))
@@ -157,11 +234,11 @@ class Background:
             RESTORING.set(stored)
             try:
                 if stored.attributes:
-                    await self._execute(reg, WriteAttributesRequest(key[0], stored.attributes),
-                                        self.request_timeout)
+                    await self._paced(reg, WriteAttributesRequest(key[0], stored.attributes),
+                                      self.request_timeout)
                 request: DeviceRequest = (ObserveCompositeRequest(key) if stored.composite
                                           else ObserveRequest(key[0]))
-                await self._execute(reg, request, self.request_timeout)
+                await self._paced(reg, request, self.request_timeout)
             except (DeviceTimeout, DeviceOffline) as e:
                 self._events.publish(new_event("observation_restore_failed", ep, paths=paths, error=str(e)))
                 return

@@ -213,4 +213,4 @@ class DeviceManager:
     async def close(self) -> None:
         self.observing.close()
         self.queue.close()
-        self.background.close()
+        await self.background.close()

@@ -2,6 +2,12 @@
 
 Only the SHA-256 of a token is stored (tokens are 256-bit random strings, so a plain hash is
 enough; no salt or slow hash is needed). The plaintext is shown once, at creation.
+
+A verified token is remembered in memory for ``VERIFIED_TTL`` seconds (:func:`cached_token`), so
+a burst of REST calls does not look the same token up in the database each time. A revocation
+in this process takes effect at once (:func:`revoke_token` forgets the token); one made by another
+process sharing the database (the ``token revoke`` command, another server process) within
+``VERIFIED_TTL`` seconds.
 """
 
 from __future__ import annotations
@@ -9,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+import weakref
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
@@ -18,13 +26,19 @@ from sqlmodel import Field, Session, SQLModel, select
 
 __all__ = [
     "ApiToken", "TokenError", "SCOPES", "TOKEN_PREFIX",
-    "parse_scopes", "hash_token", "create_token", "verify_token", "list_tokens", "revoke_token",
+    "parse_scopes", "hash_token", "create_token", "verify_token", "cached_token", "list_tokens",
+    "revoke_token", "VERIFIED_TTL",
 ]
 
 SCOPES = ("read", "write", "deploy", "admin")
 TOKEN_PREFIX = "lwm2m_"
 # last_used is written at most this often per token, so reads do not turn into writes.
 _LAST_USED_RESOLUTION = timedelta(seconds=30)
+# Seconds a verified token is trusted without asking the database again: how late another
+# process's revocation may be seen here.
+VERIFIED_TTL = 2.0
+# Per engine (tests and tools may hold several): token digest -> (expiry, monotonic; the row).
+_verified: weakref.WeakKeyDictionary[Engine, dict[str, tuple[float, ApiToken]]] = weakref.WeakKeyDictionary()
 
 
 class TokenError(ValueError):
@@ -116,8 +130,42 @@ def create_token(engine: Engine, name: str, scopes: str | Iterable[str]) -> tupl
     return row, plaintext
 
 
+def cached_token(engine: Engine, plaintext: str) -> ApiToken | None:
+    """The token for ``plaintext`` if :func:`verify_token` found it live less than
+    ``VERIFIED_TTL`` seconds ago; None otherwise (then ask :func:`verify_token`). No I/O."""
+    known = _verified.get(engine)
+    if not known or not plaintext or len(plaintext) > 200:
+        return None
+    digest = hash_token(plaintext)
+    entry = known.get(digest)
+    if entry is None:
+        return None
+    if entry[0] < time.monotonic():
+        known.pop(digest, None)
+        return None
+    return entry[1]
+
+
+def _remember(engine: Engine, row: ApiToken) -> None:
+    known = _verified.get(engine)
+    if known is None:
+        known = _verified.setdefault(engine, {})
+    if len(known) > 10_000:  # only live tokens get here, but keep it bounded all the same
+        now = time.monotonic()
+        for digest in [d for d, (expiry, _) in known.items() if expiry < now]:
+            known.pop(digest, None)
+    known[row.token_hash] = (time.monotonic() + VERIFIED_TTL, row)
+
+
+def _forget(engine: Engine, digest: str) -> None:
+    known = _verified.get(engine)
+    if known is not None:
+        known.pop(digest, None)
+
+
 def verify_token(engine: Engine, plaintext: str) -> ApiToken | None:
-    """The live (not revoked) token for ``plaintext``, or None; records when it was last used."""
+    """The live (not revoked) token for ``plaintext``, or None; records when it was last used.
+    Always asks the database (and refreshes what :func:`cached_token` knows)."""
     if not plaintext or len(plaintext) > 200:
         return None
     digest = hash_token(plaintext)
@@ -125,6 +173,7 @@ def verify_token(engine: Engine, plaintext: str) -> ApiToken | None:
         row = session.exec(select(ApiToken).where(ApiToken.token_hash == digest)).first()
         # The index finds the row; compare the digests in constant time all the same.
         if row is None or not hmac.compare_digest(row.token_hash, digest) or row.revoked:
+            _forget(engine, digest)
             return None
         now = _utcnow()
         last = _aware(row.last_used_at)
@@ -134,7 +183,8 @@ def verify_token(engine: Engine, plaintext: str) -> ApiToken | None:
             session.commit()
             session.refresh(row)
         session.expunge(row)
-        return row
+    _remember(engine, row)
+    return row
 
 
 def list_tokens(engine: Engine, include_revoked: bool = True) -> Sequence[ApiToken]:
@@ -168,4 +218,5 @@ def revoke_token(engine: Engine, ident: int | str) -> ApiToken:
             session.commit()
             session.refresh(row)
         session.expunge(row)
-        return row
+    _forget(engine, row.token_hash)  # refused from the next request on, in this process
+    return row

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from datetime import datetime, timezone
 
 import httpx
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from lwm2m_server.store import tokens as token_store
 from lwm2m_server.store.tokens import (
     ApiToken,
     TokenError,
+    cached_token,
     create_token,
     list_tokens,
     parse_scopes,
@@ -125,3 +129,30 @@ async def test_creating_a_token_with_an_unknown_scope_is_a_400(client: httpx.Asy
     assert r.status_code == 400 and "unknown scope" in r.json()["detail"]
     r = await client.post("/api/v1/tokens", json={"scopes": ["read"]}, headers=bearer(tokens["admin"]))
     assert r.status_code == 400 and "name" in r.json()["detail"]
+
+
+async def test_a_token_used_moments_ago_is_refused_at_once_after_its_revocation(
+        client: httpx.AsyncClient, engine: Engine, tokens: dict[str, str]) -> None:
+    admin = bearer(tokens["admin"])
+    assert (await client.get("/api/v1/tokens", headers=admin)).status_code == 200  # now cached
+    assert cached_token(engine, tokens["admin"]) is not None
+    revoke_token(engine, "t-admin")
+    assert cached_token(engine, tokens["admin"]) is None
+    r = await client.get("/api/v1/tokens", headers=admin)
+    assert r.status_code == 401 and "revoked" in r.json()["detail"]
+
+
+async def test_a_revocation_by_another_process_takes_effect_within_the_cache_lifetime(
+        client: httpx.AsyncClient, engine: Engine, tokens: dict[str, str], monkeypatch) -> None:
+    monkeypatch.setattr(token_store, "VERIFIED_TTL", 0.3)
+    admin = bearer(tokens["admin"])
+    assert (await client.get("/api/v1/tokens", headers=admin)).status_code == 200
+    # Another process (the `token revoke` command) writes the revocation to the shared database.
+    with Session(engine) as s:
+        row = s.exec(select(ApiToken).where(ApiToken.name == "t-admin")).one()
+        row.revoked_at = datetime.now(timezone.utc)
+        s.add(row)
+        s.commit()
+    assert (await client.get("/api/v1/tokens", headers=admin)).status_code == 200  # still trusted
+    await asyncio.sleep(0.4)
+    assert (await client.get("/api/v1/tokens", headers=admin)).status_code == 401

@@ -133,3 +133,38 @@ async def test_queue_mode_device_is_read_while_awake_and_never_queued(sqlite_url
         assert srv.devices.queued_for("ror-q-asleep") == []
         assert [e.kind for e in await drain(sub)].count("request_queued") == 0
         sub.close()
+
+
+async def test_background_reads_wait_their_turn_while_devices_keep_sending(sqlite_url, clients):
+    async with running(sqlite_url, read_on_register=True) as srv:
+        pacer = srv.devices.background.pacer
+        # One background request per 0.5 s while Registers or Updates arrive.
+        pacer.burst_rate = pacer.busy_rate = 2.0
+        pacer.busy_window = 0.5
+        devices = [await clients(f"ror-pace-{i}") for i in range(4)]
+        for c in devices:
+            await c.register(srv.coap_port)
+        started = time.monotonic()
+        while time.monotonic() - started < 1.0:  # the devices' own traffic keeps the server busy
+            await devices[0].update()
+            await asyncio.sleep(0.05)
+        assert sum(reads(c, "/3/0") for c in devices) <= 3  # 1 at once, then 1 per 0.5 s
+        # Quiet again: the rest go out at the idle pace.
+        await wait_until(lambda: all(reads(c, "/3/0") == 1 for c in devices), timeout=3)
+
+
+async def test_a_device_that_leaves_before_its_background_read_is_never_read(sqlite_url, clients):
+    async with running(sqlite_url, read_on_register=True) as srv:
+        background = srv.devices.background
+        pacer = background.pacer
+        pacer.burst_rate = pacer.busy_rate = pacer.idle_rate = 1.0  # one read per second
+        first, leaving = await clients("ror-first"), await clients("ror-leaving")
+        await first.register(srv.coap_port)
+        await wait_until(lambda: reads(first, "/3/0") == 1)
+        await leaving.register(srv.coap_port)  # its read waits about a second for its turn
+        await asyncio.sleep(0.1)
+        assert background.pending() == 1
+        assert (await leaving.deregister()).code == Code.DELETED
+        assert background.pending() == 0  # its task was cancelled, not left to run
+        await asyncio.sleep(1.3)
+        assert leaving.received == []
