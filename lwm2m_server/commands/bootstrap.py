@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from .device import DB_HELP, open_store
+from .device import add_db_args, open_store
 
 __all__ = ["register"]
 
@@ -37,7 +38,7 @@ def _set(args: argparse.Namespace) -> int:
         data["server_uri"] = args.server_uri
     if args.psk_identity is not None or args.psk_key is not None:
         data["psk_identity"], data["psk_key_hex"] = args.psk_identity, args.psk_key
-    store = open_store(args.db)
+    store = open_store(args)
     try:
         cfg = config_from_json(data)
         store.set_bootstrap(name, cfg.to_json())
@@ -50,16 +51,26 @@ def _set(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(args: argparse.Namespace) -> int:
+def _on_store(args: argparse.Namespace, action: Callable[[Any], Any]) -> Any:
+    """``action(store)`` on the server's credential store, closed afterwards."""
+    store = open_store(args)
+    try:
+        return action(store)
+    finally:
+        store.engine.dispose()
+
+
+def _named(args: argparse.Namespace) -> str:
     name = _name(args)
     if name is None:
         print("error: give an endpoint or --template", file=sys.stderr)
-        return 2
-    store = open_store(args.db)
-    try:
-        data = store.get_bootstrap(name)
-    finally:
-        store.engine.dispose()
+        raise SystemExit(2)
+    return name
+
+
+def _show(args: argparse.Namespace) -> int:
+    name = _named(args)
+    data = _on_store(args, lambda store: store.get_bootstrap(name))
     if data is None:
         print(f"error: no bootstrap configuration for {'the template' if name == '*' else repr(name)}",
               file=sys.stderr)
@@ -69,26 +80,14 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    store = open_store(args.db)
-    try:
-        all_ = store.list_bootstrap()
-    finally:
-        store.engine.dispose()
+    all_ = _on_store(args, lambda store: store.list_bootstrap())
     print(json.dumps({("template" if k == "*" else k): v for k, v in sorted(all_.items())}, indent=2))
     return 0
 
 
 def _remove(args: argparse.Namespace) -> int:
-    name = _name(args)
-    if name is None:
-        print("error: give an endpoint or --template", file=sys.stderr)
-        return 2
-    store = open_store(args.db)
-    try:
-        gone = store.delete_bootstrap(name)
-    finally:
-        store.engine.dispose()
-    if not gone:
+    name = _named(args)
+    if not _on_store(args, lambda store: store.delete_bootstrap(name)):
         print("error: nothing to remove", file=sys.stderr)
         return 2
     print("removed")
@@ -98,7 +97,7 @@ def _remove(args: argparse.Namespace) -> int:
 def _target(p: argparse.ArgumentParser) -> None:
     p.add_argument("endpoint", nargs="?", default=None, help="the endpoint (or --template)")
     p.add_argument("--template", action="store_true", help="the default for every endpoint")
-    p.add_argument("--db", default=None, help=DB_HELP)
+    add_db_args(p)
 
 
 def register(subparsers: Any) -> None:
@@ -127,7 +126,7 @@ def register(subparsers: Any) -> None:
     sh.set_defaults(func=_show)
 
     ls = sub.add_parser("list", help="list every configuration")
-    ls.add_argument("--db", default=None, help=DB_HELP)
+    add_db_args(ls)
     ls.set_defaults(func=_list)
 
     r = sub.add_parser("remove", help="remove a configuration")

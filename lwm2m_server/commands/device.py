@@ -12,19 +12,26 @@ import json
 import sys
 from typing import Any
 
+from ._datadir import add_data_dir_arg, settings_for
+
 __all__ = ["open_store", "register"]
 
-DB_HELP = "database URL (default: LWM2M_DB_URL or sqlite:///./lwm2m.db)"
+DB_HELP = "database URL (default: LWM2M_DB_URL, else lwm2m.db in the data folder)"
 
 
-def open_store(db: str | None) -> Any:
+def add_db_args(parser: argparse.ArgumentParser) -> None:
+    """``--db`` and ``--data-dir``: which server database a local command works on."""
+    parser.add_argument("--db", default=None, help=DB_HELP)
+    add_data_dir_arg(parser)
+
+
+def open_store(args: argparse.Namespace) -> Any:
     """The CredentialStore of the configured database (SecretError is raised when used)."""
-    from ..config import Settings
     from ..security.keybox import keybox_from_settings
     from ..store.credentials import CredentialStore
     from ..store.db import init_db, make_engine
 
-    settings = Settings.from_args(db_url=db)
+    settings = settings_for(args, db_url=args.db)
     engine = make_engine(settings.db_url)
     init_db(engine)
     return CredentialStore(engine, lambda: keybox_from_settings(settings))
@@ -46,7 +53,7 @@ def _add(args: argparse.Namespace) -> int:
     if args.generate == (args.psk_key is not None):
         return _fail("give --psk-key HEX or --generate (not both)")
     try:
-        store = open_store(args.db)
+        store = open_store(args)
     except ValidationError as e:
         return _fail(f"bad settings: {e.errors()[0]['msg']}")
     try:
@@ -69,7 +76,7 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    store = open_store(args.db)
+    store = open_store(args)
     try:
         found = store.summaries(args.endpoint)
     finally:
@@ -81,7 +88,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    store = open_store(args.db)
+    store = open_store(args)
     try:
         n = store.delete(args.endpoint, args.purpose)
     finally:
@@ -106,18 +113,18 @@ def register(subparsers: Any) -> None:
     a.add_argument("--generate", action="store_true", help="make a random 128-bit key, print it once")
     a.add_argument("--purpose", choices=("dm", "bootstrap"), default="dm",
                    help="dm: for registering (default); bootstrap: for the bootstrap server")
-    a.add_argument("--db", default=None, help=DB_HELP)
+    add_db_args(a)
     a.add_argument("--json", action="store_true", help="print a JSON object")
     a.set_defaults(func=_add)
 
     s = sub.add_parser("show", help="show a device's stored credentials (never the keys)")
     s.add_argument("endpoint")
-    s.add_argument("--db", default=None, help=DB_HELP)
+    add_db_args(s)
     s.set_defaults(func=_show)
 
     r = sub.add_parser("remove", help="remove a device's credentials")
     r.add_argument("endpoint")
     r.add_argument("--purpose", choices=("dm", "bootstrap"), default=None,
                    help="only this purpose (default: all)")
-    r.add_argument("--db", default=None, help=DB_HELP)
+    add_db_args(r)
     r.set_defaults(func=_remove)
