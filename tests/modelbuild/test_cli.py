@@ -145,6 +145,15 @@ def test_every_command_uses_one_data_folder_and_names_it(tmp_path: Path) -> None
     assert [t["name"] for t in json.loads(via_db.stdout)] == ["t1"]
     deps = cli("deploy", "list", "--json", cwd=b, env=env)
     assert deps.returncode == 0 and json.loads(deps.stdout) == []
+    # device credentials and bootstrap configuration: the same folder, named, from anywhere
+    secret = {**env, "LWM2M_SECRET_KEY": "data-folder-test-secret-0123456789abcdef"}
+    added = cli("device", "add", "dev-a", "--psk-identity", "dev-a-id", "--psk-key", "00" * 16,
+                cwd=a, env=secret)
+    assert added.returncode == 0 and f"data folder {tmp_path / 'data'}" in added.stderr, added.stderr
+    shown = cli("device", "show", "dev-a", "--data-dir", str(tmp_path / "data"), cwd=b, env=secret)
+    assert shown.returncode == 0 and "dev-a-id" in shown.stdout, shown.stderr
+    boot = cli("bootstrap", "list", cwd=b, env=env)
+    assert boot.returncode == 0 and f"data folder {tmp_path / 'data'}" in boot.stderr
     assert not list(a.iterdir()) and not list(b.iterdir())
 
 
