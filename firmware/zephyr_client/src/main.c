@@ -4,6 +4,7 @@
  * engine), 5, 9 and 33100, and registers with the server. Everything model-related lives in
  * the portable parts; the objects are in their own files (see app.h).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #include <zephyr/kernel.h>
 #include <zephyr/logging/log.h>
 #include <zephyr/net/lwm2m.h>
+#include <zephyr/sys/util.h>
 
 #include "app.h"
 #include "sota/crypto.h"
@@ -52,6 +54,10 @@ static void rd_event(struct lwm2m_ctx *ctx, enum lwm2m_rd_client_event event)
 
 static char *endpoint_arg;
 static char *server_arg;
+#if defined(CONFIG_LWM2M_DTLS_SUPPORT)
+static char *psk_identity_arg;
+static char *psk_key_arg;
+#endif
 
 /* native_sim has no hardware ID: every instance would register as <prefix>unknown, so the
  * endpoint name comes from the command line (zephyr.exe --endpoint=NAME), and so may the
@@ -63,6 +69,13 @@ static void endpoint_option(void)
 		  .descript = "LwM2M endpoint name (default: the prefix and the hardware ID)" },
 		{ .option = "server", .name = "uri", .type = 's', .dest = (void *)&server_arg,
 		  .descript = "LwM2M server URI (default: CONFIG_APP_LWM2M_SERVER)" },
+#if defined(CONFIG_LWM2M_DTLS_SUPPORT)
+		{ .option = "psk-identity", .name = "id", .type = 's',
+		  .dest = (void *)&psk_identity_arg,
+		  .descript = "DTLS PSK identity (default: CONFIG_APP_PSK_IDENTITY or the endpoint)" },
+		{ .option = "psk-key", .name = "hex", .type = 's', .dest = (void *)&psk_key_arg,
+		  .descript = "DTLS PSK key as hex (default: CONFIG_APP_PSK_KEY)" },
+#endif
 		ARG_TABLE_ENDMARKER
 	};
 	native_add_command_line_opts(options);
@@ -89,9 +102,52 @@ static void make_endpoint(void)
 	}
 }
 
-static void setup_core_objects(void)
+#if defined(CONFIG_LWM2M_DTLS_SUPPORT)
+/* Security 0/0 in PSK mode: identity (0/0/3) and key (0/0/5). The engine copies them into the
+ * TLS credential store under client.tls_tag before each DTLS handshake. */
+static int setup_psk(void)
 {
-	/* Security 0/0 and Server 1/0 without bootstrap: NoSec to the configured server. */
+	const char *identity = CONFIG_APP_PSK_IDENTITY;
+	const char *key_hex = CONFIG_APP_PSK_KEY;
+#if defined(CONFIG_ARCH_POSIX)
+	if (psk_identity_arg != NULL && psk_identity_arg[0] != '\0') {
+		identity = psk_identity_arg;
+	}
+	if (psk_key_arg != NULL && psk_key_arg[0] != '\0') {
+		key_hex = psk_key_arg;
+	}
+#endif
+	if (identity[0] == '\0') {
+		identity = endpoint;
+	}
+	static uint8_t key[CONFIG_LWM2M_SECURITY_KEY_SIZE];
+	size_t hex_len = strlen(key_hex);
+	size_t key_len = hex_len / 2;
+	/* hex2bin accepts an odd digit count; a PSK is whole bytes, so refuse it. */
+	if (hex_len == 0 || hex_len % 2 != 0 || key_len > sizeof(key) ||
+	    hex2bin(key_hex, hex_len, key, sizeof(key)) != key_len) {
+		LOG_ERR("PSK key must be 2 to %d hex digits (CONFIG_APP_PSK_KEY or --psk-key)",
+			2 * CONFIG_LWM2M_SECURITY_KEY_SIZE);
+		return -EINVAL;
+	}
+	if (strlen(identity) > CONFIG_LWM2M_SECURITY_KEY_SIZE) {
+		LOG_ERR("PSK identity longer than CONFIG_LWM2M_SECURITY_KEY_SIZE (%d)",
+			CONFIG_LWM2M_SECURITY_KEY_SIZE);
+		return -EINVAL;
+	}
+	lwm2m_set_u8(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 2), LWM2M_SECURITY_PSK);
+	lwm2m_set_opaque(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 3), identity, strlen(identity));
+	lwm2m_set_opaque(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 5), key, key_len);
+	client.tls_tag = CONFIG_APP_TLS_TAG;
+	LOG_INF("DTLS-PSK as identity %s", identity);
+	return 0;
+}
+#endif
+
+static int setup_core_objects(void)
+{
+	/* Security 0/0 and Server 1/0 without bootstrap: NoSec (or PSK with overlay-dtls.conf)
+	 * to the configured server. */
 	const char *server = CONFIG_APP_LWM2M_SERVER;
 #if defined(CONFIG_ARCH_POSIX)
 	if (server_arg != NULL && server_arg[0] != '\0') {
@@ -99,7 +155,14 @@ static void setup_core_objects(void)
 	}
 #endif
 	lwm2m_set_string(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 0), server);
+#if defined(CONFIG_LWM2M_DTLS_SUPPORT)
+	int rc = setup_psk();
+	if (rc != 0) {
+		return rc;
+	}
+#else
 	lwm2m_set_u8(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 2), LWM2M_SECURITY_NOSEC);
+#endif
 	lwm2m_set_u16(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 10), CONFIG_LWM2M_SERVER_DEFAULT_SSID);
 	/* Without bootstrap the engine creates Server 1/0 itself at boot: creating it here
 	 * again fails (-EEXIST) and the engine logs an error. */
@@ -116,6 +179,7 @@ static void setup_core_objects(void)
 			  strlen(endpoint) + 1, LWM2M_RES_DATA_FLAG_RO);
 	lwm2m_set_res_buf(&LWM2M_OBJ(LWM2M_OBJECT_DEVICE_ID, 0, 3), firmware_version,
 			  sizeof(firmware_version), sizeof(firmware_version), LWM2M_RES_DATA_FLAG_RO);
+	return 0;
 }
 
 int main(void)
@@ -146,7 +210,9 @@ int main(void)
 		}
 	}
 
-	setup_core_objects();
+	if (setup_core_objects() != 0) {
+		return -EINVAL;
+	}
 	init_model_object();
 	init_sw_mgmt();
 	init_firmware_update();
