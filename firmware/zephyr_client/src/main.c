@@ -39,6 +39,10 @@ static void rd_event(struct lwm2m_ctx *ctx, enum lwm2m_rd_client_event event)
 		LOG_INF("registered as %s", endpoint);
 		firmware_update_confirm();
 		break;
+	case LWM2M_RD_CLIENT_EVENT_BOOTSTRAP_TRANSFER_COMPLETE:
+		LOG_INF("bootstrap finished");
+		break;
+	case LWM2M_RD_CLIENT_EVENT_BOOTSTRAP_REG_FAILURE:
 	case LWM2M_RD_CLIENT_EVENT_REGISTRATION_FAILURE:
 	case LWM2M_RD_CLIENT_EVENT_NETWORK_ERROR:
 		LOG_WRN("registration problem (event %d); the engine retries", event);
@@ -163,11 +167,17 @@ static int setup_core_objects(void)
 #else
 	lwm2m_set_u8(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 2), LWM2M_SECURITY_NOSEC);
 #endif
+#if defined(CONFIG_LWM2M_RD_CLIENT_SUPPORT_BOOTSTRAP)
+	/* overlay-bootstrap.conf: 0/0 is the Bootstrap-Server account; the bootstrap server
+	 * writes the DM account (Security 0/N and Server 1/0) before the client registers. */
+	lwm2m_set_bool(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 1), true);
+#else
 	lwm2m_set_u16(&LWM2M_OBJ(LWM2M_OBJECT_SECURITY_ID, 0, 10), CONFIG_LWM2M_SERVER_DEFAULT_SSID);
 	/* Without bootstrap the engine creates Server 1/0 itself at boot: creating it here
 	 * again fails (-EEXIST) and the engine logs an error. */
 	lwm2m_set_u16(&LWM2M_OBJ(LWM2M_OBJECT_SERVER_ID, 0, 0), CONFIG_LWM2M_SERVER_DEFAULT_SSID);
 	lwm2m_set_u32(&LWM2M_OBJ(LWM2M_OBJECT_SERVER_ID, 0, 1), CONFIG_LWM2M_ENGINE_DEFAULT_LIFETIME);
+#endif
 
 	/* Device 3/0. */
 	/* String data lengths count the NUL: the engine answers data_len - 1 characters. */
@@ -217,7 +227,9 @@ int main(void)
 	init_sw_mgmt();
 	init_firmware_update();
 
-	int rc = lwm2m_rd_client_start(&client, endpoint, 0, rd_event, NULL);
+	uint32_t flags = IS_ENABLED(CONFIG_LWM2M_RD_CLIENT_SUPPORT_BOOTSTRAP) ?
+				 LWM2M_RD_CLIENT_FLAG_BOOTSTRAP : 0;
+	int rc = lwm2m_rd_client_start(&client, endpoint, flags, rd_event, NULL);
 	if (rc != 0) {
 		LOG_ERR("lwm2m_rd_client_start: %d", rc);
 		return rc;
