@@ -190,8 +190,14 @@ class BootstrapServer:
         try:
             uri = self._server_uri(cfg)
             identity, key = await asyncio.to_thread(self._dm_credentials, endpoint, cfg)
-            step = "Bootstrap-Delete /"
-            await self._send(step, remote, address, OutgoingRequest("DELETE", ()), ("2.02",))
+            # Only the accounts are replaced: a Delete of "/" would also remove every application
+            # instance (LwM2M 1.1 6.1.7.5 keeps only the Bootstrap-Server account and Device
+            # 3/0), and a device such as the Zephyr client does not recreate its Firmware, Software
+            # Management or model objects afterwards. Leshan's default does the same.
+            for oid in ("0", "1"):
+                step = f"Bootstrap-Delete /{oid}"
+                await self._send(step, remote, address, OutgoingRequest("DELETE", (oid,)),
+                                 ("2.02",))
             step = "Bootstrap-Discover /0"
             # Without Discover (LwM2M 1.0) the Bootstrap-Server account is taken to be /0/0, where
             # clients keep it by convention, so the new account goes to /0/1.

@@ -75,6 +75,7 @@ class BootstrapSite:
                         return _answer(Code.BAD_REQUEST, "the Bootstrap-Server account stays")
                     continue
                 data.pop(i, None)
+        self.device.note(f"bootstrap delete {path}")
         return aiocoap.Message(code=Code.DELETED)
 
     def _discover(self, path: Path) -> aiocoap.Message:

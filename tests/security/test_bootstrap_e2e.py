@@ -25,7 +25,10 @@ async def test_device_with_only_bootstrap_credentials_bootstraps_then_registers_
     assert dm is not None and dm.psk_identity == "bs-1"
     (sec,) = [r for r in dev.objects[0].data.values() if not r[1]]
     assert sec[0] == senv.coaps_uri and sec[2] == 0 and sec[3] == b"bs-1" and sec[5] == dm.key
-    # The Bootstrap-Server account survived Bootstrap-Delete /.
+    # Only the accounts were deleted (a Delete of / would take the device's application
+    # instances with it, as the Zephyr client does), and the Bootstrap-Server account survived.
+    assert [n for n in dev.notes if n.startswith("bootstrap delete")] == \
+        ["bootstrap delete /0", "bootstrap delete /1"]
     assert [r[3] for r in dev.objects[0].data.values() if r[1]] == [b"bs-1-factory"]
     assert dev.objects[1].data[0][1] == 90 and dev.objects[1].data[0][0] == sec[10]
     reg = senv.server.registrations.get("bs-1")
