@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from lwm2m_server.store.tokens import create_token
 from ota.keys import generate_private_key, public_key_of
 from ota.mcuboot import sign_image
 from ota.sota import build_package
+from tests.support.waiting import eventually  # noqa: F401  (test modules import it from here)
 
 SLOT = 65536
 
@@ -29,17 +30,6 @@ def firmware_image(version: str, size: int = 20_000) -> bytes:
     """An MCUboot image (hash TLV, as imgtool writes it) of ``size`` body bytes."""
     body = bytes((i * 7 + 3) % 251 for i in range(size))
     return sign_image(body, None, version=version)
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 class Env:

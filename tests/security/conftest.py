@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +18,9 @@ from lwm2m_server.runner import Runner
 from lwm2m_server.sim.device import DeviceConfig, SimDevice
 from lwm2m_server.store.tokens import create_token
 from ota.keys import generate_private_key, public_key_of
+from tests.support.waiting import eventually  # noqa: F401  (test modules import it from here)
 
 KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 class SecureEnv:
