@@ -10,9 +10,10 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ota.errors import OtaError
-from ota.keys import PrivateKey, PublicKey, load_private_key, load_public_key
+if TYPE_CHECKING:  # ota.keys loads cryptography: only the commands that read keys need it
+    from ota.keys import PrivateKey, PublicKey
 
 __all__ = ["CommandError", "cli_errors", "read_file", "read_private_key", "read_public_key"]
 
@@ -26,6 +27,9 @@ def cli_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 
     @functools.wraps(func)
     def wrapper(args: argparse.Namespace) -> int:
+        # Imported when the command runs: registering a command (and --help) loads no OTA code.
+        from ota.errors import OtaError
+
         try:
             return func(args)
         except (CommandError, OtaError, ValueError, OSError) as e:
@@ -44,6 +48,9 @@ def read_file(path: str | Path, what: str = "file") -> bytes:
 
 
 def read_private_key(path: str | Path) -> PrivateKey:
+    from ota.errors import OtaError
+    from ota.keys import load_private_key
+
     try:
         return load_private_key(read_file(path, "key file"))
     except OtaError as e:
@@ -51,6 +58,9 @@ def read_private_key(path: str | Path) -> PrivateKey:
 
 
 def read_public_key(path: str | Path) -> PublicKey:
+    from ota.errors import OtaError
+    from ota.keys import load_public_key
+
     try:
         return load_public_key(read_file(path, "key file"))
     except OtaError as e:

@@ -12,16 +12,15 @@ exit code 1 when any failed.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from . import remote
 from ._help import add_parser
 from ._datadir import add_data_dir_arg, settings_for
+from ._ota_cli import cli_errors
 
 __all__ = ["register", "sota_checks"]
 
@@ -30,17 +29,6 @@ ARTIFACT_KINDS = ("firmware", "model", "sota")  # ota.inspection.ARTIFACT_KINDS,
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # ota.store.DEFAULT_MAX_SIZE (a test keeps the two equal)
 _NO_SOTA_KEY = ("no SOTA public key: pass --key PUBLIC.pem, set LWM2M_SOTA_PUBLIC_KEY, or start "
                 "the server once in this data folder (it creates keys/sota-signing.pub.pem)")
-
-
-def _cli(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """``cli_errors`` applied when the command runs (``--help`` needs no OTA libraries)."""
-
-    @functools.wraps(func)
-    def run(args: argparse.Namespace) -> int:
-        from ._ota_cli import cli_errors
-
-        return cli_errors(func)(args)
-    return run
 
 
 @remote.fail
@@ -61,7 +49,7 @@ def _add(args: argparse.Namespace) -> int:
     return 0
 
 
-@_cli
+@cli_errors
 def _add_local(args: argparse.Namespace) -> int:
     from ota.store import ArtifactStore
 
@@ -158,7 +146,7 @@ def sota_checks(data: bytes, public_key: Any = None, *, slot_size: int | None = 
     return info, checks
 
 
-@_cli
+@cli_errors
 def _inspect(args: argparse.Namespace) -> int:
     import hashlib
 
@@ -221,7 +209,7 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-@_cli
+@cli_errors
 def _list_local(args: argparse.Namespace) -> int:
     from ..store.artifacts import list_artifacts
     from ..store.db import init_db, make_engine

@@ -12,7 +12,6 @@ Errors print one ``error: ...`` line and exit 1.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from collections.abc import Callable
@@ -20,23 +19,12 @@ from typing import Any
 
 from . import remote
 from ._datadir import add_data_dir_arg, settings_for
+from ._ota_cli import cli_errors
 from ._help import add_parser
 
 __all__ = ["register"]
 
 DEPLOYMENT_STATES = ("running", "paused", "cancelled", "completed", "completed_with_failures")
-
-
-def _cli(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """``cli_errors`` applied when the command runs (its module imports the OTA libraries,
-    which ``--help`` does not need)."""
-
-    @functools.wraps(func)
-    def run(args: argparse.Namespace) -> int:
-        from ._ota_cli import cli_errors
-
-        return cli_errors(func)(args)
-    return run
 
 
 def _engine(args: argparse.Namespace, *, quiet: bool = False) -> Any:
@@ -70,7 +58,7 @@ def _csv_ints(text: str) -> list[int]:
         raise ValueError(f"--stages takes comma-separated percentages like 1,10,100, got {text!r}") from None
 
 
-@_cli
+@cli_errors
 def _create_local(args: argparse.Namespace) -> int:
     from ..rollout import service
 
@@ -125,7 +113,7 @@ def _wait(service: Any, engine: Any, deployment_id: int, poll: float,
         time.sleep(poll)
 
 
-@_cli
+@cli_errors
 def _status_local(args: argparse.Namespace) -> int:
     from ..rollout import service
 
@@ -144,7 +132,7 @@ def _status_local(args: argparse.Namespace) -> int:
     return 0
 
 
-@_cli
+@cli_errors
 def _list_local(args: argparse.Namespace) -> int:
     from ..rollout import service
 
@@ -162,7 +150,7 @@ def _list_local(args: argparse.Namespace) -> int:
 
 
 def _action_local(name: str) -> Callable[[argparse.Namespace], int]:
-    @_cli
+    @cli_errors
     def run(args: argparse.Namespace) -> int:
         from ..rollout import service
 
@@ -180,7 +168,7 @@ def _action_local(name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-@_cli
+@cli_errors
 def _tag_local(args: argparse.Namespace) -> int:
     from ..rollout import service
 
