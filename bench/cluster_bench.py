@@ -136,10 +136,28 @@ def _prepare(workdir: Path, db_url: str) -> None:
                    check=True, env=env, capture_output=True)
 
 
+class PortTaken(RuntimeError):
+    """The free port picked was taken by another program before the processes bound it."""
+
+
 @contextmanager
 def run_processes(count: int, db_url: str, workdir: Path, *, cprofile: bool = False) -> Iterator[Processes]:
+    """``count`` processes on a free port (another one when a program took it meanwhile)."""
     workdir.mkdir(parents=True, exist_ok=True)
     _prepare(workdir, db_url)
+    for attempt in range(3):
+        try:
+            with _start_processes(count, db_url, workdir, cprofile) as ps:
+                yield ps
+                return
+        except PortTaken:
+            if attempt == 2:
+                raise
+            print("  (the port was taken meanwhile; again with another)", flush=True)
+
+
+@contextmanager
+def _start_processes(count: int, db_url: str, workdir: Path, cprofile: bool) -> Iterator[Processes]:
     ps = Processes(free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("LWM2M_")}
     env.update(LWM2M_DATA_DIR=str(workdir), **SERVER_ENV)
@@ -159,7 +177,10 @@ def run_processes(count: int, db_url: str, workdir: Path, *, cprofile: bool = Fa
             deadline = time.monotonic() + 90
             while True:
                 if ps.procs[i].poll() is not None:
-                    raise RuntimeError(f"process {i} exited:\n{ps.logs[i].read_text()}")
+                    text = ps.logs[i].read_text()
+                    if "Address already in use" in text:
+                        raise PortTaken(text)
+                    raise RuntimeError(f"process {i} exited:\n{text}")
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
                         break

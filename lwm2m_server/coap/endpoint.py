@@ -40,7 +40,10 @@ def shared_port(reuse_port: bool, port: int) -> bool:
 @contextlib.asynccontextmanager
 async def _aiocoap_reuse_port(on: bool) -> AsyncIterator[None]:
     """aiocoap's udp6 transport reads AIOCOAP_REUSE_PORT when it binds: set it for one bind."""
-    async with _bind_lock:
+    if os.environ.get("AIOCOAP_REUSE_PORT") == ("1" if on else "0"):
+        yield  # already so: leave the environment alone
+        return
+    async with _bind_lock:  # other contexts bound meanwhile in this loop would see it too
         before = os.environ.get("AIOCOAP_REUSE_PORT")
         os.environ["AIOCOAP_REUSE_PORT"] = "1" if on else "0"
         try:

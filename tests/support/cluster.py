@@ -284,14 +284,25 @@ def running_cluster(workdir: Path, count: int = 2, *, args: Sequence[str] = (),
     workdir.mkdir(parents=True, exist_ok=True)
     with temporary_database("cluster_") as db_url:
         token = _prepare(workdir, db_url)
-        c = Cluster(workdir, db_url, free_port("udp"), free_port("udp"), token, log_format,
-                    dict(env or {}))
+        for attempt in range(3):
+            c = Cluster(workdir, db_url, free_port("udp"), free_port("udp"), token, log_format,
+                        dict(env or {}))
+            try:
+                for i in range(count):
+                    host = coap_hosts[i] if i < len(coap_hosts) else "127.0.0.1"
+                    c.start_node(*args, coap_host=host, wait=False)
+                for n in c.nodes:
+                    n.wait_healthy()
+            except AssertionError as e:
+                c.stop(stop_timeout)
+                # Another program took a port picked as free before the processes bound it.
+                if "Address already in use" in str(e) and attempt < 2:
+                    for n in c.nodes:
+                        n.log_path.rename(n.log_path.with_suffix(f".try{attempt}.log"))
+                    continue
+                raise
+            break
         try:
-            for i in range(count):
-                host = coap_hosts[i] if i < len(coap_hosts) else "127.0.0.1"
-                c.start_node(*args, coap_host=host, wait=False)
-            for n in c.nodes:
-                n.wait_healthy()
             yield c
         finally:
             c.stop(stop_timeout)
