@@ -114,7 +114,10 @@ class DeviceManager:
             raise DeviceNotFound(f"no device registered as {endpoint!r}")
         validate(self._registry, reg, request)
         if not self.registrations.owns(reg) and self.forward is not None:
-            return await self.forward(reg, request, timeout, origin)
+            owned = await self._owned_or_forward(reg, request, timeout, origin)
+            if not isinstance(owned, Registration):
+                return owned
+            reg = owned
         if isinstance(request, (CancelObserveRequest, CancelObserveCompositeRequest)) and (
                 not reg.online or (reg.queue_mode and not self.queue.awake(endpoint))):
             # Nothing to tell a device that is gone or asleep (its next Register drops it
@@ -135,6 +138,26 @@ class DeviceManager:
                 self.queue.asleep(endpoint)
                 return await self.queue.enqueue_and_wait(reg, request, None)
             raise
+
+    async def _owned_or_forward(self, reg: Registration, request: DeviceRequest,
+                                timeout: float | None, origin: str) -> Registration | DeviceResponse:
+        """Another process of the cluster owns ``reg``: forward ``request`` to it; when that
+        process is gone, take the device over (as a restarted single process does) and return
+        the registration to send from here."""
+        regs = self.registrations
+        assert self.forward is not None
+        for _ in range(20):
+            if regs.owns(reg):
+                return reg
+            if regs.node_alive(reg.owner or ""):
+                return await self.forward(reg, request, timeout, origin)
+            taken = await regs.take_over(reg)
+            if taken is not None:
+                return taken
+            await asyncio.sleep(0.05)  # another process took it over: learn which
+            reg = regs.get(reg.endpoint) or reg
+        raise DeviceOffline(f"device {reg.endpoint!r}: its server process {reg.owner} is gone "
+                            "and no running process could take it over; try again")
 
     def latest(self, endpoint: str) -> dict[Path, tuple[Value, datetime]]:
         """The last observed, read or sent value per path of ``endpoint``, with when it arrived."""

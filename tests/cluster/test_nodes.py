@@ -175,11 +175,36 @@ async def test_device_moves_to_another_node(cluster_db: str) -> None:
             assert a.devices.observing.active("mv-1") == []
 
 
-async def test_owner_gone(cluster_db: str) -> None:
-    async with nodes(cluster_db, 2) as (a, b):
+async def test_a_gone_owners_device_is_taken_over(cluster_db: str) -> None:
+    """A request for a device whose process stopped is sent from the asking process, which
+    becomes its owner (as a restarted single process does); the others learn it."""
+    async with nodes(cluster_db, 3) as (a, b, c):
         async with device("gone-1", a):
-            await eventually(lambda: b.registrations.get("gone-1"))
+            await eventually(lambda: b.registrations.get("gone-1") and c.registrations.get("gone-1"))
             await a.stop()
-            # A said goodbye: B fails at once, with a message that says what to expect.
-            with pytest.raises(DeviceOffline, match="not running"):
-                await b.devices.send("gone-1", ReadRequest(Path.parse("/3/0/0")))
+            await eventually(lambda: not b.cluster.alive(a.cluster.node_id))
+            resp = await b.devices.send("gone-1", ReadRequest(Path.parse("/3/0/0")))
+            assert resp.values == {Path.parse("/3/0/0"): "ACME"}
+            assert b.registrations.get("gone-1").owner == b.cluster.node_id
+            await eventually(lambda: c.registrations.get("gone-1").owner == b.cluster.node_id)
+            # C now forwards to B.
+            await c.devices.send("gone-1", ReadRequest(Path.parse("/3/0/1")))
+            assert b.cluster.forwarder.served == 1
+
+
+async def test_forward_to_a_node_that_died_without_a_word(cluster_db: str) -> None:
+    """A node killed mid-request (no goodbye): the caller fails with 409 once the heartbeat says
+    it is gone, not after the whole timeout."""
+    async with nodes(cluster_db, 2, request_timeout=30.0) as (a, b):
+        b.cluster.dead_after = 1.5
+        b.cluster.heartbeat = 0.3
+        async with device("dead-1", a):
+            await eventually(lambda: b.registrations.get("dead-1"))
+            # A stops serving forwards and its heartbeats, as a killed process would.
+            a.cluster.channel._on_message = lambda msg: None
+            a.cluster._task.cancel()
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(DeviceOffline, match="stopped before answering"):
+                await b.devices.send("dead-1", ReadRequest(Path.parse("/3/0/0")))
+            assert loop.time() - started < 10
