@@ -73,7 +73,7 @@ class ReplicatingStore:
 
     def refresh_registration_nowait(self, reg: Registration) -> None:
         self._inner.refresh_registration_nowait(reg)
-        self._publish(wire.registration_msg(reg))
+        self._publish(wire.seen_msg(reg))
 
     async def delete_registration(self, endpoint: str, registration_id: str) -> None:
         await self._inner.delete_registration(endpoint, registration_id)

@@ -48,7 +48,7 @@ from ..store.repository import (
     registration_row,
 )
 
-__all__ = ["dumps", "loads", "registration_msg", "unregistration_msg", "values_msg", "queued_msg",
+__all__ = ["dumps", "loads", "registration_msg", "seen_msg", "unregistration_msg", "values_msg", "queued_msg",
            "observation_msg", "unobservation_msg", "event_msg", "apply_to", "encode_answer",
            "decode_answer", "encode_request", "decode_request"]
 
@@ -82,6 +82,11 @@ def registration_msg(reg: Registration) -> dict[str, Any]:
     return {"t": "reg", "r": registration_row(reg)}
 
 
+def seen_msg(reg: Registration) -> dict[str, Any]:
+    """An Update that changed nothing but ``last_seen`` (most of them): a short message."""
+    return {"t": "seen", "ep": reg.endpoint, "rid": reg.registration_id, "w": reg.last_seen}
+
+
 def unregistration_msg(endpoint: str, registration_id: str) -> dict[str, Any]:
     return {"t": "unreg", "ep": endpoint, "rid": registration_id}
 
@@ -113,6 +118,8 @@ def apply_to(server: Any, msg: Mapping[str, Any]) -> bool:
     t = msg.get("t")
     if t == "reg":
         server.registrations.apply_remote(registration_from_row(_dated(msg["r"])))
+    elif t == "seen":
+        server.registrations.seen_remote(msg["ep"], msg["rid"], datetime.fromisoformat(msg["w"]))
     elif t == "unreg":
         server.registrations.remove_remote(msg["ep"], msg["rid"])
     elif t == "val":

@@ -568,6 +568,13 @@ class RegistrationManager:
         mine = self._by_ep[reg.endpoint] = replace(cur, owner=self.node_id)
         return mine
 
+    def seen_remote(self, endpoint: str, registration_id: str, last_seen: datetime) -> None:
+        """Another process refreshed ``endpoint``'s registration (an Update that changed nothing
+        else). Its expiry entry stays: an early entry is pushed back when it comes due."""
+        reg = self._by_ep.get(endpoint)
+        if reg is not None and reg.registration_id == registration_id and reg.last_seen < last_seen:
+            self._by_ep[endpoint] = replace(reg, last_seen=last_seen, online=True)
+
     def remove_remote(self, endpoint: str, registration_id: str) -> None:
         """Another process deleted ``endpoint``'s registration (De-register or purge)."""
         reg = self._by_ep.get(endpoint)
