@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # Most DTLS sessions kept at once; past it the least recently active one is dropped.
     max_dtls_sessions: int = Field(20000, ge=1)
     http_host: str = "0.0.0.0"
+    # Processes `run` starts, sharing the ports (SO_REUSEPORT) and the database; more than one
+    # needs PostgreSQL (docs/scale.md).
+    workers: int = Field(1, ge=1, le=256, description="server processes sharing the ports; more "
+                         "than 1 needs PostgreSQL")
     http_port: int = Field(8080, ge=0, le=65535)
     # One folder holds the database, the artifacts and the SOTA keys of a server, so every
     # command finds them whichever directory it runs from (LWM2M_DATA_DIR, --data-dir).
@@ -178,6 +182,12 @@ class Settings(BaseSettings):
         if self.coaps_port is not None:
             return self.coaps_port
         return 0 if self.coap_port == 0 else 5684
+
+    @property
+    def shares_ports(self) -> bool:
+        """True on PostgreSQL: every process there is a cluster node and binds its (non-zero)
+        CoAP, CoAPS and HTTP ports with SO_REUSEPORT, so several share them on one host."""
+        return self.db_url.startswith("postgresql")
 
     @property
     def db_url_redacted(self) -> str:

@@ -26,8 +26,8 @@ from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["REQUEST_ID", "RequestIdMiddleware", "setup_logging", "log_event", "redact",
-           "LOG_FORMATS", "REGISTRATION_KINDS"]
+__all__ = ["REQUEST_ID", "RequestIdMiddleware", "setup_logging", "tag_worker", "log_event",
+           "redact", "LOG_FORMATS", "REGISTRATION_KINDS"]
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("lwm2m_request_id", default=None)
 LOG_FORMATS = ("text", "json")
@@ -59,7 +59,10 @@ class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         rid = getattr(record, "request_id", None)
-        return f"{line} [request {rid}]" if rid else line
+        if rid:
+            line = f"{line} [request {rid}]"
+        worker = getattr(record, "worker", None)
+        return line if worker is None else f"{line} [worker {worker}]"
 
 
 class _JsonFormatter(logging.Formatter):
@@ -73,12 +76,32 @@ class _JsonFormatter(logging.Formatter):
         rid = getattr(record, "request_id", None)
         if rid:
             out["request_id"] = rid
+        worker = getattr(record, "worker", None)
+        if worker is not None:
+            out["worker"] = worker
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):  # never over the record's own keys
             out.update({k: v for k, v in fields.items() if k not in out})
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str, separators=(",", ":"))
+
+
+def tag_worker(index: int) -> None:
+    """Give every later log record of this process ``worker`` = ``index`` (``run --workers N``:
+    1..N), printed by both formats so that interleaved lines can be told apart."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "_lwm2m_worker", None) is not None:
+        make = make._lwm2m_inner  # type: ignore[attr-defined]
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        record.worker = index
+        return record
+
+    factory._lwm2m_worker = index  # type: ignore[attr-defined]
+    factory._lwm2m_inner = make  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def setup_logging(level: str = "info", fmt: str = "text") -> None:

@@ -40,8 +40,14 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
-def bind_http_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host``:``port`` (``::`` also takes IPv4 where the OS allows)."""
+def bind_http_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (``::`` also takes IPv4 where the OS allows).
+
+    ``reuse_port``: SO_REUSEPORT, so that the processes of a cluster share the port; never for
+    port 0 (such a bind may land on a port another server of the same user holds)."""
+    from .coap.endpoint import shared_port
+
+    reuse = shared_port(reuse_port, port)
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
@@ -49,9 +55,10 @@ def bind_http_socket(host: str, port: int) -> socket.socket:
     family = infos[0][0]
     try:
         if family == socket.AF_INET6 and socket.has_dualstack_ipv6():
-            sock = socket.create_server((host, port), family=family, dualstack_ipv6=True, reuse_port=False)
+            sock = socket.create_server((host, port), family=family, dualstack_ipv6=True,
+                                        reuse_port=reuse)
         else:
-            sock = socket.create_server((host, port), family=family)
+            sock = socket.create_server((host, port), family=family, reuse_port=reuse)
     except OSError as e:
         raise RunnerError(f"cannot listen for HTTP on {host}:{port}: {e.strerror}") from None
     # Accepted connections inherit this; without it small responses wait ~40 ms for the
@@ -103,7 +110,8 @@ class Runner:
     async def start(self) -> None:
         from .server import LwM2MServer
 
-        sock = bind_http_socket(self.settings.http_host, self.settings.http_port)
+        sock = bind_http_socket(self.settings.http_host, self.settings.http_port,
+                                reuse_port=self.settings.shares_ports)
         try:
             self.server = LwM2MServer(self.settings, engine=self._engine, registry=self._registry,
                                       **self._server_options)

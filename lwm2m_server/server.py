@@ -128,7 +128,8 @@ class LwM2MServer:
                 self.settings.coap_host, self.settings.coap_port,
                 coaps_port=self.settings.coaps_bind_port if dtls else None,
                 resolve_psk=self._resolve_psk, max_dtls_sessions=self.settings.max_dtls_sessions,
-                coaps_bootstrap_port=self.settings.coaps_bootstrap_port if dtls else None)
+                coaps_bootstrap_port=self.settings.coaps_bootstrap_port if dtls else None,
+                reuse_port=self.settings.shares_ports)
             self.coaps_port = self._endpoint.bound_coaps_port()
             self.coaps_bootstrap_port = self._endpoint.bound_coaps_bootstrap_port()
         except BaseException:  # a busy port or an unreachable database: leave nothing running

@@ -17,6 +17,9 @@ command -v make >/dev/null || need_apt+=(make)
 echo '#include <psa/crypto.h>' | gcc -E -x c - >/dev/null 2>&1 || need_apt+=(libmbedtls-dev)
 command -v curl >/dev/null || need_apt+=(curl)          # the README quick tour test
 command -v ip >/dev/null || need_apt+=(iproute2)        # its private loopback namespace
+# nginx's UDP stream proxy in front of two server processes (tests/cluster, docs/scale.md)
+command -v nginx >/dev/null || need_apt+=(nginx)
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need_apt+=(libnginx-mod-stream)
 # DTLSSocket (tinydtls for coaps) builds from source with the autotools.
 command -v autoreconf >/dev/null || need_apt+=(autoconf automake)
 command -v libtoolize >/dev/null || need_apt+=(libtool)

@@ -218,7 +218,8 @@ class _ServerSocket(_DatagramServerSocketSimpleDTLS):
         self._noted: OrderedDict[Any, float] = OrderedDict()
 
     @classmethod
-    async def create(cls, bind: Any, log: Any, loop: Any, message_interface: Any) -> Any:
+    async def create(cls, bind: Any, log: Any, loop: Any, message_interface: Any,
+                     reuse_port: bool = False) -> Any:
         host, port = bind
         wrapped = GoingThroughMessageDecryption(message_interface)
         family = socket.AF_INET6 if ":" in host or host in ("", "::") else socket.AF_INET
@@ -226,6 +227,8 @@ class _ServerSocket(_DatagramServerSocketSimpleDTLS):
         try:
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 as well
+            if reuse_port:  # cluster processes on one host share the port (docs/scale.md)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host or "::", port))
         except OSError:
             sock.close()
@@ -353,9 +356,10 @@ class _DtlsInterface(MessageInterfaceTinyDTLSServer):
 
     @classmethod
     async def create_dtls(cls, bind: tuple[str, int], mman: Any, log: Any, loop: Any,
-                          resolve: PskResolver, max_sessions: int) -> _DtlsInterface:
+                          resolve: PskResolver, max_sessions: int,
+                          reuse_port: bool = False) -> _DtlsInterface:
         self = cls(mman, log, loop)
-        self._pool = await _ServerSocket.create(bind, log, loop, self)
+        self._pool = await _ServerSocket.create(bind, log, loop, self, reuse_port)
         self._pool.resolve = resolve
         self._pool.max_sockets = max_sessions
         return self
@@ -369,14 +373,16 @@ class _DtlsInterface(MessageInterfaceTinyDTLSServer):
 
 
 async def add_dtls_transport(context: Any, host: str, port: int, resolve: PskResolver,
-                             max_sessions: int = 20000) -> Any:
-    """Bind coaps on (``host``, ``port``) into ``context``; returns the listener (its socket)."""
+                             max_sessions: int = 20000, *, reuse_port: bool = False) -> Any:
+    """Bind coaps on (``host``, ``port``) into ``context``; returns the listener (its socket).
+
+    ``reuse_port``: bind with SO_REUSEPORT (the caller keeps it off for port 0)."""
     loop = asyncio.get_running_loop()
     holder: list[_DtlsInterface] = []
 
     async def make(mman: Any) -> _DtlsInterface:
         mi = await _DtlsInterface.create_dtls((host, port), mman, context.log, loop, resolve,
-                                              max_sessions)
+                                              max_sessions, reuse_port)
         holder.append(mi)
         return mi
 

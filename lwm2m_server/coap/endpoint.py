@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 # aiocoap binds with SO_REUSEPORT unless told otherwise. On Linux a port-0 bind may then land on
 # a port another REUSEPORT socket of the same user already has, and datagrams get split between
-# them; and two servers could silently share 5683. We want an exclusive port.
+# them; and two servers could silently share 5683. We want an exclusive port unless the server
+# is a cluster node (PostgreSQL) with a fixed port: see CoapEndpoint.start.
 os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
 
 from aiocoap import Context  # noqa: E402
@@ -22,7 +26,30 @@ from .transport import AiocoapTransport
 if TYPE_CHECKING:
     from .dtls import PskResolver
 
-__all__ = ["CoapEndpoint", "bound_udp_port"]
+__all__ = ["CoapEndpoint", "bound_udp_port", "shared_port"]
+
+_bind_lock = asyncio.Lock()  # AIOCOAP_REUSE_PORT is process-wide: one bind at a time changes it
+
+
+def shared_port(reuse_port: bool, port: int) -> bool:
+    """Whether to bind ``port`` with SO_REUSEPORT: asked for, and a fixed port (a port-0 bind
+    with SO_REUSEPORT may land on a port another server of the same user holds)."""
+    return reuse_port and port != 0
+
+
+@contextlib.asynccontextmanager
+async def _aiocoap_reuse_port(on: bool) -> AsyncIterator[None]:
+    """aiocoap's udp6 transport reads AIOCOAP_REUSE_PORT when it binds: set it for one bind."""
+    async with _bind_lock:
+        before = os.environ.get("AIOCOAP_REUSE_PORT")
+        os.environ["AIOCOAP_REUSE_PORT"] = "1" if on else "0"
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("AIOCOAP_REUSE_PORT", None)
+            else:
+                os.environ["AIOCOAP_REUSE_PORT"] = before
 
 
 def bound_udp_port(context: Context) -> int:
@@ -55,12 +82,13 @@ class CoapEndpoint:
 
     async def start(self, host: str, port: int, *, coaps_port: int | None = None,
                     resolve_psk: PskResolver | None = None, max_dtls_sessions: int = 20000,
-                    coaps_bootstrap_port: int | None = None) -> int:
+                    coaps_bootstrap_port: int | None = None, reuse_port: bool = False) -> int:
         """Bind and return the UDP port actually bound (``port`` 0 picks a free one).
 
         With ``coaps_port`` (0: any free one) DTLS is bound on the same host; ``resolve_psk``
         turns a PSK identity into (key, credential). ``coaps_bootstrap_port`` adds a DTLS port
-        that serves only /bs.
+        that serves only /bs. ``reuse_port`` binds the fixed (non-zero) ports with SO_REUSEPORT,
+        so that several processes of a cluster share them; port 0 stays exclusive.
         """
         # UDP only: LwM2M binding U; no CoAP-over-TCP listener on the same port number.
         # aiocoap logs every refused request, duplicate and retransmission at INFO under
@@ -72,8 +100,9 @@ class CoapEndpoint:
             aiocoap_log.setLevel(logging.WARNING)
         if not any(isinstance(f, RateLimitFilter) for f in aiocoap_log.filters):
             aiocoap_log.addFilter(RateLimitFilter())
-        self.context = await Context.create_server_context(self.site, bind=(host, port),
-                                                           transports=["udp6"])
+        async with _aiocoap_reuse_port(shared_port(reuse_port, port)):
+            self.context = await Context.create_server_context(self.site, bind=(host, port),
+                                                               transports=["udp6"])
         install_datagram_guard(self.context, max_datagram=self.max_datagram,
                                max_payload=self.max_payload)
         from .dtls import add_dtls_transport
@@ -84,7 +113,8 @@ class CoapEndpoint:
             try:
                 listener = await add_dtls_transport(self.context, host, dtls_port,
                                                     resolve_psk or (lambda identity: None),
-                                                    max_dtls_sessions)
+                                                    max_dtls_sessions,
+                                                    reuse_port=shared_port(reuse_port, dtls_port))
             except BaseException as e:
                 await self.context.shutdown()
                 self.context = None

@@ -1,4 +1,5 @@
-"""``lwm2m-server run``: CoAP and HTTP in one process until SIGINT/SIGTERM."""
+"""``lwm2m-server run``: CoAP and HTTP in one process (or ``--workers N`` processes sharing the
+ports) until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -25,6 +26,27 @@ def _notes(settings: Any, json_logs: bool) -> Callable[[str], None]:
     return logging.getLogger("lwm2m_server.datadir").info
 
 
+class _WorkersError(ValueError):
+    """``--workers N`` asked for with settings that cannot serve N processes."""
+
+
+def _check_workers(settings: Any) -> None:
+    """N > 1 workers share the fleet through PostgreSQL and the ports through SO_REUSEPORT."""
+    n = settings.workers
+    if n <= 1:
+        return
+    if not settings.shares_ports:
+        raise _WorkersError(f"--workers {n} needs PostgreSQL (--db postgresql+psycopg://...): "
+                            "SQLite serves one process")
+    zero = [name for name, port in (("--coap-port", settings.coap_port),
+                                    ("--coaps-port", settings.coaps_bind_port),
+                                    ("--coaps-bootstrap-port", settings.coaps_bootstrap_port),
+                                    ("--http-port", settings.http_port)) if port == 0]
+    if zero:
+        raise _WorkersError(f"--workers {n} needs fixed ports to share: {', '.join(zero)} "
+                            "is 0 (any free port), which every worker would pick differently")
+
+
 def _run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -36,11 +58,13 @@ def _run(args: argparse.Namespace) -> int:
                  security=args.security, coaps_bootstrap_port=args.coaps_bootstrap_port,
                  http_host=args.http_host, http_port=args.http_port, db_url=args.db,
                  objects_dirs=args.objects, log_level=args.log_level,
-                 log_format=args.log_format, access_log=args.access_log or None)
+                 log_format=args.log_format, access_log=args.access_log or None,
+                 workers=args.workers)
     try:
         # JSON logs: the start-up notes become log records too (a shipper reads JSON lines only).
         json_logs = (args.log_format or os.environ.get("LWM2M_LOG_FORMAT")) == "json"
         settings = settings_for(args, quiet=json_logs, **flags)
+        _check_workers(settings)  # before the data folder: a refused command creates nothing
         note = _notes(settings, json_logs)
         if json_logs:
             note(settings.describe())
@@ -54,6 +78,9 @@ def _run(args: argparse.Namespace) -> int:
                              for err in e.errors())
         print(f"error: bad settings: {problems}", file=sys.stderr)
         return 2
+    except _WorkersError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except OSError as e:
         print(f"error: data folder: {e}", file=sys.stderr)
         return 2
@@ -61,6 +88,10 @@ def _run(args: argparse.Namespace) -> int:
     from ..security.keybox import SecretError
 
     try:
+        if settings.workers > 1:
+            from ..supervisor import supervise
+
+            return supervise(settings)
         return run(settings)
     except DefinitionError as e:
         print(f"error: object definitions: {e}", file=sys.stderr)
@@ -89,6 +120,9 @@ def register(subparsers: Any) -> None:
                         "credentials; required: DTLS only")
     p.add_argument("--http-host", default=None, help="HTTP bind address (default 0.0.0.0)")
     p.add_argument("--http-port", type=int, default=None, help="HTTP port (default 8080; 0 = any free)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="server processes sharing the ports (SO_REUSEPORT) and the database; "
+                        "N > 1 needs PostgreSQL (default: LWM2M_WORKERS or 1; docs/scale.md)")
     p.add_argument("--db", default=None,
                    help="database URL: sqlite:///PATH (default: lwm2m.db in the data folder) or "
                         "postgresql+psycopg://user@host/db")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -50,8 +52,28 @@ def make_engine(url: str = DEFAULT_DB_URL, **kwargs: object) -> Engine:
 def init_db(engine: Engine) -> None:
     for name in TABLE_MODULES:
         importlib.import_module(name)
-    SQLModel.metadata.create_all(engine)
-    _add_missing_columns(engine)
+    with _schema_lock(engine):
+        SQLModel.metadata.create_all(engine)
+        _add_missing_columns(engine)
+
+
+@contextlib.contextmanager
+def _schema_lock(engine: Engine) -> Iterator[None]:
+    """On PostgreSQL, one process at a time creates the schema: cluster processes started
+    together on an empty database would otherwise race in CREATE TABLE (duplicate type)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(hashtext('lwm2m_server.init_db'))"))
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(hashtext('lwm2m_server.init_db'))"))
+            conn.commit()
 
 
 def _add_missing_columns(engine: Engine) -> None:
