@@ -50,8 +50,9 @@ class Subscription:
     so nothing published in between is missed.
     """
 
-    def __init__(self, bus: EventBus, maxsize: int) -> None:
+    def __init__(self, bus: EventBus, maxsize: int, local_only: bool = False) -> None:
         self._bus = bus
+        self.local_only = local_only
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
         self.dropped = 0
         self.closed = False
@@ -103,13 +104,22 @@ class EventBus:
         for sub in self._subs:
             sub.put(event)
 
+    def publish_remote(self, event: Event) -> None:
+        """Hand ``event``, published by another process of the cluster (which persisted it), to
+        the subscribers that want every process's events."""
+        for sub in self._subs:
+            if not sub.local_only:
+                sub.put(event)
+
     @property
     def subscriber_count(self) -> int:
         return len(self._subs)
 
-    def subscribe(self) -> Subscription:
+    def subscribe(self, *, local_only: bool = False) -> Subscription:
         """An async iterator of every event published from now on (bounded queue: when the
-        consumer is slow the oldest events are dropped); ``close()`` it when done."""
-        sub = Subscription(self, self._queue_size)
+        consumer is slow the oldest events are dropped); ``close()`` it when done.
+        ``local_only``: only this process's events, not other cluster processes' (webhooks:
+        each process delivers its own, so each event is delivered once)."""
+        sub = Subscription(self, self._queue_size, local_only)
         self._subs.add(sub)
         return sub

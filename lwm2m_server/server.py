@@ -67,7 +67,16 @@ class LwM2MServer:
         self.engine = engine if engine is not None else make_engine(settings.db_url)
         init_db(self.engine)
         self.events = EventBus()
+        # On PostgreSQL every process is a node of a cluster (cluster/): several processes, on
+        # one host or several, serve one fleet. SQLite (or a store given here) is one process.
+        self.cluster: Any = None
+        if store is None and self.engine.dialect.name == "postgresql":
+            from .cluster.node import Cluster
+
+            self.cluster = Cluster(self.engine, request_timeout=settings.request_timeout)
         self.store: Store = store if store is not None else SqlStore(self.engine)
+        if self.cluster is not None:
+            self.store = self.cluster.wrap(self.store)
         self.events.add_sink(self.store.add_event)
         self.credentials = CredentialStore(self.engine, functools.partial(keybox_from_settings, settings))
         self.registrations = RegistrationManager(
@@ -79,6 +88,8 @@ class LwM2MServer:
                                      queue_timeout=settings.queue_timeout,
                                      awake_window=awake_window,
                                      read_on_register=settings.read_on_register)
+        if self.cluster is not None:
+            self.cluster.attach(self)
         self.retention = Housekeeping(self.store, self.registrations.purge_offline,
                                       RetentionPolicy.from_settings(settings))
         self._expiry_interval = expiry_interval
@@ -102,8 +113,12 @@ class LwM2MServer:
 
         await self.store.start()
         try:
+            if self.cluster is not None:
+                await self.cluster.start()  # listening before loading: no change is missed
             await self.registrations.restore()
             await self.devices.restore()
+            if self.cluster is not None:
+                self.cluster.ready()
             self._check_secret()
             dtls = self.settings.coaps and _dtls_available(self.settings.security)
             self._endpoint = CoapEndpoint(self.registrations, self.devices, self.settings.max_payload,
@@ -119,6 +134,8 @@ class LwM2MServer:
             self.coaps_bootstrap_port = self._endpoint.bound_coaps_bootstrap_port()
         except BaseException:  # a busy port or an unreachable database: leave nothing running
             self._endpoint = None
+            if self.cluster is not None:
+                await self.cluster.stop()
             await self.store.stop()
             raise
         self.devices.transport = self._endpoint.transport
@@ -170,6 +187,8 @@ class LwM2MServer:
         if self._endpoint is not None:
             await self._endpoint.stop()
             self._endpoint = None
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.store.stop()
 
     async def __aenter__(self) -> LwM2MServer:

@@ -75,6 +75,8 @@ def device_json(reg: Any) -> dict[str, Any]:
         "sms": reg.sms,
         "objects": [str(p) for p in reg.objects],
         "object_versions": {str(k): v for k, v in getattr(reg, "object_versions", {}).items()},
+        # The server process that receives its datagrams (a cluster node id; null: one process).
+        "server_process": getattr(reg, "owner", None),
     }
 
 

@@ -69,6 +69,7 @@ class Device(BaseModel):
     sms: str | None
     objects: list[str]
     object_versions: dict[str, str]
+    server_process: str | None = None
 
 
 class DeviceResult(BaseModel):

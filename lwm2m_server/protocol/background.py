@@ -147,8 +147,21 @@ class Background:
         registered and not in queue mode (queue-mode devices: at their next Update)."""
         for ep in self._observations.stored_endpoints():
             reg = self._registrations.get(ep)
-            if reg is not None and reg.online and not reg.queue_mode:
+            if reg is None or not reg.online or reg.queue_mode:
+                continue
+            if self._registrations.owns(reg):
                 self._start(reg, read_summary=False, restart=False)
+            elif not self._registrations.node_alive(reg.owner or ""):
+                # A cluster process that served it is gone: one live process takes it over.
+                self._spawn_claimed(reg)
+
+    def _spawn_claimed(self, reg: Registration) -> None:
+        async def claim() -> None:
+            mine = await self._registrations.take_over(reg)
+            if mine is not None:
+                self._start(mine, read_summary=False, restart=False)
+
+        asyncio.ensure_future(claim())
 
     def cancel(self, endpoint: str) -> None:
         """The device left: stop its task."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -83,6 +83,9 @@ class DeviceManager:
         self.sends = SendReceiver(registrations, registry, self.latest_values, events,
                                   self.queue.mark_awake)
         registrations.listeners.append(self._on_registration)
+        # Cluster: ``forward(registration, request, timeout, origin)`` runs a request in the
+        # process that owns the device (cluster/forward.py); None for a single process.
+        self.forward: Callable[..., Awaitable[DeviceResponse]] | None = None
 
     @property
     def transport(self) -> Transport | None:
@@ -110,6 +113,11 @@ class DeviceManager:
         if reg is None:
             raise DeviceNotFound(f"no device registered as {endpoint!r}")
         validate(self._registry, reg, request)
+        if not self.registrations.owns(reg) and self.forward is not None:
+            owned = await self._owned_or_forward(reg, request, timeout, origin)
+            if not isinstance(owned, Registration):
+                return owned
+            reg = owned
         if isinstance(request, (CancelObserveRequest, CancelObserveCompositeRequest)) and (
                 not reg.online or (reg.queue_mode and not self.queue.awake(endpoint))):
             # Nothing to tell a device that is gone or asleep (its next Register drops it
@@ -131,6 +139,26 @@ class DeviceManager:
                 return await self.queue.enqueue_and_wait(reg, request, None)
             raise
 
+    async def _owned_or_forward(self, reg: Registration, request: DeviceRequest,
+                                timeout: float | None, origin: str) -> Registration | DeviceResponse:
+        """Another process of the cluster owns ``reg``: forward ``request`` to it; when that
+        process is gone, take the device over (as a restarted single process does) and return
+        the registration to send from here."""
+        regs = self.registrations
+        assert self.forward is not None
+        for _ in range(20):
+            if regs.owns(reg):
+                return reg
+            if regs.node_alive(reg.owner or ""):
+                return await self.forward(reg, request, timeout, origin)
+            taken = await regs.take_over(reg)
+            if taken is not None:
+                return taken
+            await asyncio.sleep(0.05)  # another process took it over: learn which
+            reg = regs.get(reg.endpoint) or reg
+        raise DeviceOffline(f"device {reg.endpoint!r}: its server process {reg.owner} is gone "
+                            "and no running process could take it over; try again")
+
     def latest(self, endpoint: str) -> dict[Path, tuple[Value, datetime]]:
         """The last observed, read or sent value per path of ``endpoint``, with when it arrived."""
         return self.latest_values.of(endpoint)
@@ -148,7 +176,11 @@ class DeviceManager:
         self.queue.asleep(endpoint)
 
     def observations(self, endpoint: str) -> list[tuple[Path, ...]]:
-        """The paths (one tuple per observation) the server observes on ``endpoint``."""
+        """The paths (one tuple per observation) the server observes on ``endpoint`` (for a
+        device another process of a cluster serves: the stored ones)."""
+        reg = self.registrations.get(endpoint)
+        if reg is not None and not self.registrations.owns(reg):
+            return [o.paths for o in self.observing.stored(endpoint)]
         return self.observing.active(endpoint)
 
     def stored_observations(self, endpoint: str) -> list[StoredObservation]:
@@ -173,6 +205,19 @@ class DeviceManager:
                 self.background.on_registered(reg)
             else:
                 self.background.on_updated(reg)
+            return
+        if kind in ("released", "removed"):
+            # Another process of the cluster serves it now (or it left there): stop what runs
+            # for it here; what is stored (observations, queued requests) stays, for the owner.
+            self.exchange.device_left(ep, f"it is now served by another server process ({reg.owner})")
+            self.background.cancel(ep)
+            self.formats.forget(ep)
+            self.observing.drop_running(ep)
+            self.queue.release(ep)
+            if kind == "removed":
+                self.latest_values.drop(ep)
+                self.observing.drop(ep)
+                self.queue.forget_endpoint(ep)
             return
         # expired or deregistered: end what is in flight and fail what waits for it.
         reason = "its lifetime passed without an update" if kind == "expired" else "it de-registered"

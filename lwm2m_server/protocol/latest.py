@@ -37,6 +37,12 @@ class LatestValues:
             latest[p] = (v, when)
         self._store.save_values_nowait(endpoint, values, when)
 
+    def apply_remote(self, endpoint: str, values: Mapping[Path, Value], when: datetime) -> None:
+        """Another process of the cluster stored these values (it keeps them in the store)."""
+        latest = self._latest.setdefault(endpoint, {})
+        for p, v in values.items():
+            latest[p] = (v, when)
+
     def drop_under(self, endpoint: str, path: Path) -> None:
         """Forget the values under ``path`` (the device deleted that instance)."""
         latest = self._latest.get(endpoint)

@@ -256,6 +256,20 @@ class Observations:
             await self._store.save_observation(stored)
             self._stored[ep][(path,)] = stored
 
+    def apply_remote(self, stored: StoredObservation) -> None:
+        """Another process of the cluster stored ``stored`` (started or changed it)."""
+        self._stored.setdefault(stored.endpoint, {})[stored.paths] = stored
+        if stored.attributes and not stored.composite:
+            self._attributes[(stored.endpoint, stored.paths[0])] = dict(stored.attributes)
+
+    def remove_remote(self, endpoint: str, paths: Key) -> None:
+        """Another process of the cluster forgot the stored observation of ``paths``."""
+        mine = self._stored.get(endpoint)
+        if mine is not None:
+            mine.pop(paths, None)
+            if not mine:
+                del self._stored[endpoint]
+
     async def restore(self) -> None:
         """Load the stored observations (and their attributes) at start-up."""
         self._stored = {}

@@ -232,6 +232,38 @@ class RequestQueue:
         if self._pending.get(endpoint):
             asyncio.ensure_future(self._fail_queued(endpoint, f"device {endpoint!r} went offline: {reason}"))
 
+    # --- clusters: requests another process queued or finished -------------------------------
+    def release(self, endpoint: str) -> None:
+        """Another process serves ``endpoint`` now: stop delivering to it from here (its queued
+        requests stay queued, for the new owner)."""
+        self.asleep(endpoint)
+        task = self._delivering.pop(endpoint, None)
+        if task is not None:
+            task.cancel()
+
+    def forget_endpoint(self, endpoint: str) -> None:
+        """``endpoint`` left at another process, which failed its queued requests."""
+        for qid in self._pending.pop(endpoint, []):
+            self._requests.pop(qid, None)
+
+    def apply_remote(self, q: QueuedRequest, request: DeviceRequest | None) -> None:
+        """Another process stored ``q`` (``request`` with it when it was queued): keep it for
+        polling here, and in the pending list so this process can deliver it once it owns the
+        device."""
+        self._keep(q)
+        pending = self._pending.get(q.endpoint, [])
+        if q.state in ("pending", "sent"):
+            if request is not None:
+                self._requests[q.id] = request
+            if q.id not in pending and q.id in self._requests:
+                self._pending.setdefault(q.endpoint, []).append(q.id)
+            return
+        self._requests.pop(q.id, None)
+        if q.id in pending:
+            pending.remove(q.id)
+            if not pending:
+                self._pending.pop(q.endpoint, None)
+
     async def _fail_queued(self, endpoint: str, reason: str) -> None:
         for qid in self._pending.pop(endpoint, []):
             q = self._queued.get(qid)
@@ -242,6 +274,10 @@ class RequestQueue:
         """Mark expired every queued request older than the queue timeout."""
         now = _now()
         for ep, ids in list(self._pending.items()):
+            reg = self._registrations.get(ep)
+            if reg is not None and not self._registrations.owns(reg) and \
+                    self._registrations.node_alive(reg.owner or ""):
+                continue  # its owner expires them (and tells every process)
             for qid in list(ids):
                 q = self._queued.get(qid)
                 if q is not None and q.state == "pending" and q.expires_at <= now:

@@ -22,7 +22,7 @@ import heapq
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -67,6 +67,8 @@ class Registration:
     last_seen: datetime
     online: bool = True
     security: str = "none"  # the channel it registered over: "none" (plain CoAP) or "psk" (DTLS)
+    # The server process that receives its datagrams (cluster node id); None: the only process.
+    owner: str | None = None
 
     @property
     def expires_at(self) -> datetime:
@@ -277,6 +279,12 @@ class RegistrationManager:
         self._expiry: list[tuple[float, str, str]] = []  # (expires_at, endpoint, registration id)
         self._locks: dict[str, list[Any]] = {}  # endpoint -> [lock, users]
         self.listeners: list[PeerListener] = []
+        # Cluster (several processes on one PostgreSQL, cluster/): this process's node id, recorded
+        # as the owner of what registers here; whether another node is alive; and how to take
+        # over a dead node's registration (a conditional write: one live node wins).
+        self.node_id: str | None = None
+        self.node_alive: Callable[[str], bool] = lambda node: True
+        self.claim: Callable[[Registration], Awaitable[bool]] | None = None
         REGISTERED_DEVICES.set_function(lambda: sum(1 for r in self._by_ep.values() if r.online))
 
     # --- queries ----------------------------------------------------------
@@ -316,6 +324,10 @@ class RegistrationManager:
 
     def __len__(self) -> int:
         return len(self._by_ep)
+
+    def owns(self, reg: Registration) -> bool:
+        """``reg``'s datagrams come to this process (always so for a single process)."""
+        return reg.owner is None or reg.owner == self.node_id
 
     # --- registration interface -------------------------------------------
     def _check_payload(self, payload: bytes) -> None:
@@ -375,7 +387,8 @@ class RegistrationManager:
             sms=params.sms, queue_mode=params.queue_mode, address=address,
             objects=links.objects, object_versions=links.object_versions,
             root_path=links.root_path, preferred_format=links.preferred_format,
-            registered_at=_utc(now), last_seen=_utc(now), online=True, security=auth.mode)
+            registered_at=_utc(now), last_seen=_utc(now), online=True, security=auth.mode,
+            owner=self.node_id)
         async with self._lock(params.endpoint):
             old = self._by_ep.get(params.endpoint)
             await self._store.save_registration(reg)  # stored first: nothing half-kept on failure
@@ -412,7 +425,8 @@ class RegistrationManager:
         await self.policy.check_same_channel(old, auth, "Update")
         old = self._live(registration_id)  # the check may have waited for the database
         if (links is None and old.online and old.endpoint not in self._locks
-                and address == old.address and params.lifetime in (None, old.lifetime)
+                and address == old.address and old.owner == self.node_id
+                and params.lifetime in (None, old.lifetime)
                 and params.binding in (None, old.binding) and params.sms in (None, old.sms)
                 and params.queue_mode in (None, old.queue_mode)):
             # A pure refresh (nothing but last_seen changes) and nobody else is changing this
@@ -421,7 +435,8 @@ class RegistrationManager:
             reg = Registration(old.endpoint, old.registration_id, old.lwm2m_version, old.binding,
                                old.lifetime, old.sms, old.queue_mode, old.address, old.objects,
                                old.object_versions, old.root_path, old.preferred_format,
-                               old.registered_at, _utc(self._clock()), True, old.security)
+                               old.registered_at, _utc(self._clock()), True, old.security,
+                               old.owner)
             self._store.refresh_registration_nowait(reg)
             self._by_ep[reg.endpoint] = reg
             if peer is not None:
@@ -431,7 +446,7 @@ class RegistrationManager:
         async with self._lock(old.endpoint):
             old = self._live(registration_id)
             changes: dict[str, Any] = {"last_seen": _utc(self._clock()), "online": True,
-                                       "address": address}
+                                       "address": address, "owner": self.node_id}
             if params.lifetime is not None:
                 changes["lifetime"] = params.lifetime
             if params.binding is not None:
@@ -500,6 +515,15 @@ class RegistrationManager:
             if real > now:  # updated since this entry was pushed: wait for the real deadline
                 heapq.heappush(self._expiry, (real, ep, rid))
                 continue
+            if not self.owns(reg):
+                if self.node_alive(reg.owner or ""):  # its owner expires it and tells us
+                    heapq.heappush(self._expiry, (now + 5.0, ep, rid))
+                    continue
+                # Its owner is gone: one live process takes it over to expire it.
+                taken = await self.take_over(reg)
+                if taken is None:
+                    continue
+                reg = taken
             off = replace(reg, online=False)
             try:
                 await self._store.save_registration(off)
@@ -510,6 +534,55 @@ class RegistrationManager:
             expired.append(off)
             self._notify(off, "expired")
         return expired
+
+    # --- changes made by another process of a cluster ------------------------------
+    def apply_remote(self, reg: Registration) -> None:
+        """Another process stored ``reg``: keep it in the indexes (it answers ``get``, listings
+        and Updates that reach this process later). When this process owned the endpoint until
+        now, listeners hear "released" (it moved: stop what runs for it here)."""
+        old = self._by_ep.get(reg.endpoint)
+        if old is not None and old.registration_id == reg.registration_id:
+            if old.last_seen > reg.last_seen:
+                return  # an older snapshot than ours (ours was written meanwhile)
+            deadline = reg.last_seen.timestamp() + reg.lifetime
+            schedule = not old.online or deadline < old.last_seen.timestamp() + old.lifetime
+            if old.address != reg.address and self._by_addr.get(old.address) == reg.endpoint:
+                del self._by_addr[old.address]
+            self._index(reg, None, schedule=schedule)
+        else:
+            if old is not None:
+                self._unindex(old)
+            self._index(reg, None)
+        if old is not None and self.owns(old) and not self.owns(reg):
+            for listener in self.listeners:
+                listener(reg, "released")
+
+    async def take_over(self, reg: Registration) -> Registration | None:
+        """Make this process the owner of ``reg``, whose owner process is gone (a conditional
+        write through ``claim``: when several processes try, one wins); None if another did."""
+        if self.claim is None or not await self.claim(reg):
+            return None
+        cur = self._by_ep.get(reg.endpoint)
+        if cur is None or cur.registration_id != reg.registration_id:
+            return None
+        mine = self._by_ep[reg.endpoint] = replace(cur, owner=self.node_id)
+        return mine
+
+    def seen_remote(self, endpoint: str, registration_id: str, last_seen: datetime) -> None:
+        """Another process refreshed ``endpoint``'s registration (an Update that changed nothing
+        else). Its expiry entry stays: an early entry is pushed back when it comes due."""
+        reg = self._by_ep.get(endpoint)
+        if reg is not None and reg.registration_id == registration_id and reg.last_seen < last_seen:
+            self._by_ep[endpoint] = replace(reg, last_seen=last_seen, online=True)
+
+    def remove_remote(self, endpoint: str, registration_id: str) -> None:
+        """Another process deleted ``endpoint``'s registration (De-register or purge)."""
+        reg = self._by_ep.get(endpoint)
+        if reg is None or reg.registration_id != registration_id:
+            return
+        self._unindex(reg)
+        for listener in self.listeners:
+            listener(reg, "removed")
 
     async def run_expiry(self, interval: float = 1.0) -> None:
         """Check lifetimes every ``interval`` seconds until cancelled."""
@@ -527,7 +600,8 @@ class RegistrationManager:
         for reg in regs:
             if reg.online and reg.last_seen.timestamp() + reg.lifetime <= now:
                 reg = replace(reg, online=False)
-            elif reg.online and reg.security != "none":
+            elif reg.online and reg.security != "none" and (
+                    reg.owner is None or not self.node_alive(reg.owner)):
                 # Its DTLS session did not survive the restart and a server cannot open one
                 # towards a device: it is reachable again once it registers anew.
                 reg = replace(reg, online=False)

@@ -199,7 +199,7 @@ class WebhookDispatcher:
         return self._hooks
 
     async def _pump(self) -> None:
-        async for event in self.events.subscribe():
+        async for event in self.events.subscribe(local_only=True):  # once per cluster
             if event.kind not in WEBHOOK_KINDS:
                 continue
             for hook in self._active_hooks():

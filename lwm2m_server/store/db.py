@@ -22,12 +22,14 @@ TABLE_MODULES = [
     "lwm2m_server.store.artifacts",  # artifact metadata
     "lwm2m_server.rollout.tables",   # deployments and targets
     "lwm2m_server.store.credentials",  # device credentials, bootstrap configuration
+    "lwm2m_server.cluster.tables",   # server processes, forwarded requests (PostgreSQL clusters)
 ]
 
 # Columns added to existing tables after their first release: (table, column, SQL type, default).
 # create_all makes new tables only, so an older database gets these with ALTER TABLE.
 _ADDED_COLUMNS = [
     ("registration", "security", "VARCHAR(16)", "'none'"),
+    ("registration", "owner", "VARCHAR(64)", None),
 ]
 
 
@@ -84,6 +86,6 @@ def _add_missing_columns(engine: Engine) -> None:
             continue
         if column in {c["name"] for c in inspector.get_columns(table)}:
             continue
+        constraint = f" NOT NULL DEFAULT {default}" if default is not None else ""
         with engine.begin() as conn:
-            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type} "
-                              f"NOT NULL DEFAULT {default}"))
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}{constraint}"))

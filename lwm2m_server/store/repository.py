@@ -97,6 +97,7 @@ def registration_row(reg: Registration) -> dict[str, Any]:
         "object_versions": json.dumps({str(k): v for k, v in reg.object_versions.items()}),
         "root_path": reg.root_path, "preferred_format": reg.preferred_format,
         "security": reg.security, "registered_at": reg.registered_at, "last_seen": reg.last_seen, "online": reg.online,
+        "owner": reg.owner,
     }
 
 
@@ -109,7 +110,7 @@ def registration_from_row(row: Mapping[str, Any]) -> Registration:
         object_versions={int(k): v for k, v in json.loads(row["object_versions"]).items()},
         root_path=row["root_path"], preferred_format=row["preferred_format"],
         registered_at=_aware(row["registered_at"]), last_seen=_aware(row["last_seen"]),
-        online=bool(row["online"]), security=row.get("security") or "none")
+        online=bool(row["online"]), security=row.get("security") or "none", owner=row.get("owner"))
 
 
 def queued_row(q: QueuedRequest, request: DeviceRequest | None) -> dict[str, Any]:

@@ -41,6 +41,8 @@ class RegistrationRow(SQLModel, table=True):
     registered_at: datetime = Field(sa_column=_ts())
     last_seen: datetime = Field(sa_column=_ts())
     online: bool = True
+    # The server process that receives its datagrams (PostgreSQL clusters; None on SQLite).
+    owner: str | None = Field(default=None, max_length=64)
 
 
 class LatestValueRow(SQLModel, table=True):
