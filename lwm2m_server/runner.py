@@ -14,7 +14,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -175,8 +175,9 @@ class Runner:
     def request_stop(self) -> None:
         self._stop.set()
 
-    async def serve_forever(self) -> None:
-        """Start, announce the ports on stdout, run until SIGINT/SIGTERM, stop."""
+    async def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Start, announce the ports on stdout (and call ``on_ready``), run until
+        SIGINT/SIGTERM, stop."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -186,6 +187,8 @@ class Runner:
             print(f"lwm2m-server: CoAP on udp {self.settings.coap_host} port {self.coap_port}, "
                   f"HTTP on {self.settings.http_host} port {self.http_port}, "
                   f"database {self.settings.db_url_redacted}", flush=True)
+            if on_ready is not None:
+                on_ready()
             assert self._http_task is not None
             stop_wait = asyncio.create_task(self._stop.wait())
             await asyncio.wait({stop_wait, self._http_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -198,13 +201,14 @@ class Runner:
         print("lwm2m-server: stopped", flush=True)
 
 
-def run(settings: Settings) -> int:
-    """Run the server until a signal; the exit code (0, or 1 when it cannot start)."""
+def run(settings: Settings, on_ready: Callable[[], None] | None = None) -> int:
+    """Run the server until a signal; the exit code (0, or 1 when it cannot start).
+    ``on_ready`` is called once it serves (the ``--workers`` supervisor waits for it)."""
     from .logs import setup_logging
 
     setup_logging(settings.log_level, settings.log_format)
     try:
-        asyncio.run(Runner(settings).serve_forever())
+        asyncio.run(Runner(settings).serve_forever(on_ready))
     except RunnerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

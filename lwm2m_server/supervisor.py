@@ -4,8 +4,8 @@ Each worker is a whole ``run`` (its own event loop, CoAP endpoint, HTTP server a
 pool); they share the ports through SO_REUSEPORT and the fleet through PostgreSQL
 (docs/scale.md). The supervisor only starts them, forwards SIGINT/SIGTERM, waits for them, and
 restarts a worker that exits on its own, after a back-off that doubles while the worker keeps
-dying soon after its start. When one keeps dying at start (a busy port, an unreachable
-database) it stops the others and exits 1.
+dying before it serves. When one keeps dying at start (a busy port, an unreachable database)
+it stops the others and exits 1.
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 class SupervisorPolicy:
     """When to restart and when to give up."""
 
-    start_grace: float = 10.0  # a worker that exits sooner than this "died at start"
-    max_start_failures: int = 5  # in a row for one worker: give up
+    max_start_failures: int = 5  # exits before serving, in a row for one worker: give up
     first_backoff: float = 0.5  # seconds before the first restart; doubles per failure at start
     max_backoff: float = 30.0
     stop_timeout: float = 30.0  # after SIGTERM, seconds before SIGKILL
@@ -43,19 +42,21 @@ class SupervisorPolicy:
 class _Slot:
     index: int
     proc: Any = None  # multiprocessing.Process
+    ready: Any = None  # multiprocessing.Event: set once the worker serves
     started: float = 0.0
     start_failures: int = 0
     restart_at: float | None = None
 
 
-def _worker_main(settings: Settings, index: int) -> None:
-    """A worker: the whole server of one process, its log records tagged with ``index``."""
+def _worker_main(settings: Settings, index: int, ready: Any) -> None:
+    """A worker: the whole server of one process, its log records tagged with ``index``;
+    sets ``ready`` once it serves."""
     _die_with_parent()
     from .logs import tag_worker
     from .runner import run
 
     tag_worker(index)
-    sys.exit(run(settings))
+    sys.exit(run(settings, on_ready=ready.set))
 
 
 def _die_with_parent() -> None:
@@ -85,7 +86,9 @@ class _Supervisor:
             self.stopping = signum
 
     def _start(self, slot: _Slot) -> None:
-        slot.proc = self._mp.Process(target=_worker_main, args=(self.settings, slot.index),
+        slot.ready = self._mp.Event()
+        slot.proc = self._mp.Process(target=_worker_main,
+                                     args=(self.settings, slot.index, slot.ready),
                                      name=f"lwm2m-worker-{slot.index}")
         slot.proc.start()
         slot.started = time.monotonic()
@@ -99,21 +102,19 @@ class _Supervisor:
         how = f"signal {-code}" if code is not None and code < 0 else f"code {code}"
         slot.proc.close()
         slot.proc = None
-        if ran < self.policy.start_grace:
-            slot.start_failures += 1
-        else:
-            slot.start_failures = 0
+        served = slot.ready.is_set()
+        slot.start_failures = 0 if served else slot.start_failures + 1
         if slot.start_failures >= self.policy.max_start_failures:
-            log.error("worker %d exited with %s %d times in a row within %.0f s of its start; "
-                      "stopping the other workers", slot.index, how, slot.start_failures,
-                      self.policy.start_grace)
+            log.error("worker %d exited with %s %d times in a row before it served; "
+                      "stopping the other workers", slot.index, how, slot.start_failures)
             self.exit_code = 1
             self.stopping = -1
             return
         delay = min(self.policy.max_backoff,
                     self.policy.first_backoff * 2 ** max(0, slot.start_failures - 1))
-        log.warning("worker %d exited unexpectedly with %s after %.1f s; restarting it in %.1f s",
-                    slot.index, how, ran, delay)
+        log.warning("worker %d exited unexpectedly with %s after %.1f s (%s); restarting it "
+                    "in %.1f s", slot.index, how, ran, "serving" if served else "before serving",
+                    delay)
         slot.restart_at = time.monotonic() + delay
 
     def run(self) -> int:
