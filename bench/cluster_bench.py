@@ -111,6 +111,7 @@ class Processes:
     """``count`` run processes on one CoAP port and one database."""
 
     coap_port: int
+    db_url: str = ""
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     http_ports: list[int] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
@@ -121,6 +122,15 @@ class Processes:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
                 out.append(int(json.load(r).get("registered_devices", 0)))
         return out
+
+    def owned(self) -> list[int]:
+        """Registrations each process owns (received), largest first (from the database)."""
+        import psycopg
+
+        dsn = self.db_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute("SELECT count(*) FROM registration GROUP BY owner").fetchall()
+        return sorted((int(n) for (n,) in rows), reverse=True)
 
     def rss(self, i: int) -> int:
         with open(f"/proc/{self.procs[i].pid}/statm") as f:
@@ -158,7 +168,7 @@ def run_processes(count: int, db_url: str, workdir: Path, *, cprofile: bool = Fa
 
 @contextmanager
 def _start_processes(count: int, db_url: str, workdir: Path, cprofile: bool) -> Iterator[Processes]:
-    ps = Processes(free_port())
+    ps = Processes(free_port(), db_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LWM2M_")}
     env.update(LWM2M_DATA_DIR=str(workdir), **SERVER_ENV)
     try:
@@ -213,11 +223,15 @@ def _frame_name(frame: str) -> str:
     return f"{name} ({where})" if where else name
 
 
+# The main thread's entry frames: in every event-loop sample, so not worth a line of their own.
+_ENTRY_FRAMES = {"<module> (cli.py)", "main (cli.py)", "_run (commands/run.py)", "run (runner.py)"}
+
+
 def summarize_pyspy(raw: str, top: int) -> list[str]:
     """Top self-time leaf functions and top inclusive lwm2m_server functions of collapsed stacks."""
     self_t: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
-    total = 0
+    total = main = 0
     for line in raw.splitlines():
         stack, _, n = line.rpartition(" ")
         if not stack or not n.isdigit():
@@ -226,11 +240,15 @@ def summarize_pyspy(raw: str, top: int) -> list[str]:
         total += count
         frames = stack.split(";")
         self_t[_frame_name(frames[-1])] += count
-        for name in {_frame_name(f) for f in frames if "lwm2m_server/" in f}:
+        names = {_frame_name(f) for f in frames if "lwm2m_server/" in f}
+        if names & _ENTRY_FRAMES:
+            main += count
+        for name in names - _ENTRY_FRAMES:
             incl[name] += count
     if not total:
         return ["    (no samples)"]
-    out = [f"    {total} samples; self time:"]
+    out = [f"    {total} samples, {100 * main / total:.0f}% of them in the main thread (the event "
+           "loop), the rest in worker threads (database calls); self time:"]
     out += [f"      {100 * c / total:5.1f}%  {name}" for name, c in self_t.most_common(top)]
     out.append("    inclusive, lwm2m_server functions:")
     out += [f"      {100 * c / total:5.1f}%  {name}" for name, c in incl.most_common(top)]
@@ -287,7 +305,7 @@ async def one_round(args: argparse.Namespace, figs: Figures, workroot: Path) -> 
             figs.upd[name].append(res["update_per_s"])
             print(f"  {name:<12} {res['register_per_s']:8.0f} registrations/s "
                   f"{res['update_per_s']:8.0f} updates/s  (errors {res['errors']:.0f}; "
-                  f"registrations per process {ps.registered()})", flush=True)
+                  f"registrations owned per process {ps.owned()})", flush=True)
 
 
 async def profile_pass(args: argparse.Namespace, workroot: Path) -> None:
@@ -308,7 +326,7 @@ async def profile_pass(args: argparse.Namespace, workroot: Path) -> None:
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
             res = await run_load_process(ps.coap_port, args.clients, args.duration, None, "prof-")
             print(f"  {res['register_per_s']:.0f} registrations/s, {res['update_per_s']:.0f} "
-                  f"updates/s while profiled; registrations per process {ps.registered()}")
+                  f"updates/s while profiled; registrations owned per process {ps.owned()}")
             for _, spy in spies:
                 spy.wait(timeout=120)
         # cProfile writes its file when the process exits (after the with block).
@@ -372,24 +390,36 @@ async def main(args: argparse.Namespace) -> None:
             await memory_pass(args, root)
 
 
+def _counts(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want comma-separated process counts such as 1,2,4, "
+                                         f"got {text!r}") from None
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clients", type=int, default=200, help="load sockets (default 200)")
-    p.add_argument("--duration", type=float, default=5.0, help="seconds per phase (default 5)")
-    p.add_argument("--repeat", type=int, default=3, help="rounds (default 3)")
-    p.add_argument("--procs", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4],
+    p.add_argument("--duration", type=float, default=None, help="seconds per phase (default 5)")
+    p.add_argument("--repeat", type=int, default=None, help="rounds (default 3)")
+    p.add_argument("--procs", type=_counts, default=[1, 2, 4],
                    help="process counts (default 1,2,4)")
     p.add_argument("--profile-procs", type=int, default=2, help="processes in the profiled pass "
                    "(0: none; default 2)")
     p.add_argument("--top", type=int, default=8, help="profile entries per process (default 8)")
-    p.add_argument("--devices", type=int, default=100_000,
+    p.add_argument("--devices", type=int, default=None,
                    help="registrations for the memory figure (0: skip; default 100,000)")
     p.add_argument("--pg", default=PG_ADMIN, help="libpq DSN of a database to create the "
                    "bench databases from (default: postgres on 127.0.0.1:5432, trust)")
-    p.add_argument("--quick", action="store_true", help="1 round, 2 s phases, 10,000 devices")
+    p.add_argument("--quick", action="store_true", help="1 round, 2 s phases, 10,000 devices "
+                   "(where not given)")
     a = p.parse_args()
-    if a.quick:
-        a.repeat, a.duration, a.devices = 1, 2.0, 10_000
+    for name, full, quick in (("repeat", 3, 1), ("duration", 5.0, 2.0), ("devices", 100_000, 10_000)):
+        if getattr(a, name) is None:
+            setattr(a, name, quick if a.quick else full)
     if a.repeat < 1 or a.duration <= 0 or a.clients < 1 or any(n < 1 for n in a.procs):
         p.error("--repeat, --duration, --clients and --procs must be positive")
+    if a.devices < 0 or a.profile_procs < 0:
+        p.error("--devices and --profile-procs must be 0 or more")
     asyncio.run(main(a))
