@@ -88,6 +88,12 @@ def _paths_json(paths: tuple[Path, ...]) -> str:
     return json.dumps([str(p) for p in paths])
 
 
+@functools.lru_cache(maxsize=4096)
+def _paths_from_json(text: str) -> tuple[Path, ...]:
+    # The other way: devices of one fleet share one objects text, so one parse and one tuple.
+    return tuple(Path.parse(p) for p in json.loads(text))
+
+
 def registration_row(reg: Registration) -> dict[str, Any]:
     return {
         "endpoint": reg.endpoint, "registration_id": reg.registration_id,
@@ -106,7 +112,7 @@ def registration_from_row(row: Mapping[str, Any]) -> Registration:
         endpoint=row["endpoint"], registration_id=row["registration_id"],
         lwm2m_version=row["lwm2m_version"], binding=row["binding"], lifetime=row["lifetime"],
         sms=row["sms"], queue_mode=bool(row["queue_mode"]), address=(row["host"], row["port"]),
-        objects=tuple(Path.parse(p) for p in json.loads(row["objects"])),
+        objects=_paths_from_json(row["objects"]),
         object_versions={int(k): v for k, v in json.loads(row["object_versions"]).items()},
         root_path=row["root_path"], preferred_format=row["preferred_format"],
         registered_at=_aware(row["registered_at"]), last_seen=_aware(row["last_seen"]),
