@@ -39,6 +39,12 @@ def _worker_pids(node: Node) -> dict[int, int]:
     return pids
 
 
+def _serving(node: Node) -> set[int]:
+    """Workers that announced their HTTP port (they serve: the supervisor counts them ready)."""
+    return {int(r["worker"]) for r in node.log_lines() if r.get("logger") == "lwm2m_server.runner"
+            and "HTTP listening" in str(r.get("message")) and "worker" in r}
+
+
 def _coap_pids(port: int) -> set[int]:
     import re
 
@@ -81,9 +87,7 @@ def test_two_workers_answer_http_and_share_coap(tmp_path: Path) -> None:
         sup = c.start_node("--workers", "2", "--access-log", http_port=free_port("tcp"))
         pids = _until(lambda: len(_worker_pids(sup)) == 2 and _worker_pids(sup), "2 workers", c)
         _until(lambda: _coap_pids(c.coap_port) == set(pids.values()), "both on the CoAP port", c)
-        _until(lambda: sum(1 for r in sup.log_lines() if r.get("logger") == "lwm2m_server.runner"
-                           and "HTTP listening" in str(r.get("message"))) == 2,
-               "both on the HTTP port", c)
+        _until(lambda: _serving(sup) == {1, 2}, "both on the HTTP port", c)
         devices = register_devices("127.0.0.1", c.coap_port, [f"w-{i}" for i in range(40)])
         for sock, _ in devices.values():
             sock.close()
@@ -103,7 +107,7 @@ def test_supervisor_restarts_a_killed_worker_and_sigterm_stops_all(tmp_path: Pat
     with running_cluster(tmp_path, 0, env=QUIET) as c:
         sup = c.start_node("--workers", "2", http_port=free_port("tcp"))
         pids = _until(lambda: len(_worker_pids(sup)) == 2 and _worker_pids(sup), "2 workers", c)
-        _until(lambda: _coap_pids(c.coap_port) == set(pids.values()), "both on the CoAP port", c)
+        _until(lambda: _serving(sup) == {1, 2}, "both serving", c)
         os.kill(pids[1], signal.SIGKILL)
         new = _until(lambda: _worker_pids(sup)[1] != pids[1] and _worker_pids(sup), "restart", c)
         assert new[2] == pids[2]
