@@ -8,7 +8,9 @@ there and is a no-op. Nothing half-written is ever visible under a content name.
 A store may be given ``fetch``: where to get the bytes of a SHA-256 that is not in the folder
 (the server passes the database's copy, so several hosts share artifacts). ``ensure`` brings such
 a file in through the same temporary-file-and-rename path, keeping it only when its SHA-256 is
-the one asked for; threads of one process asking for one file at once fetch it once.
+the one asked for; threads of one process asking for one file at once fetch it once. Bytes
+refused that way are refused again without fetching for ``REFUSED_FOR`` seconds, so devices
+retrying a damaged artifact do not each pull it from the database.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +30,11 @@ from typing import BinaryIO
 from ota.errors import OtaError
 
 __all__ = ["ArtifactStore", "StoredBlob", "StoreError", "SizeLimitError", "NotStoredError",
-           "HashMismatchError", "Fetch", "DEFAULT_MAX_SIZE", "CHUNK_SIZE"]
+           "HashMismatchError", "Fetch", "DEFAULT_MAX_SIZE", "CHUNK_SIZE", "REFUSED_FOR"]
 
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 CHUNK_SIZE = 64 * 1024
+REFUSED_FOR = 10.0
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _TMP_PREFIX = ".upload-"
 
@@ -88,6 +92,7 @@ class ArtifactStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._fetching: dict[str, threading.Lock] = {}
         self._fetching_lock = threading.Lock()
+        self._refused: dict[str, tuple[float, str]] = {}  # sha256 -> (monotonic time, why)
 
     def path(self, sha256: str) -> Path:
         """Where the file with this SHA-256 lives (whether or not it exists)."""
@@ -131,17 +136,36 @@ class ArtifactStore:
             with lock:  # one fetch per file per process; the others find it done
                 if path.is_file():
                     return True
+                refused = self._refused.get(sha256)
+                if refused is not None and time.monotonic() - refused[0] < REFUSED_FOR:
+                    raise HashMismatchError(refused[1])
                 chunks = self.fetch(sha256)
                 if chunks is None:
                     return False
-                # Bytes already accepted once: the hash decides, not this store's size limit.
-                self.put(chunks, max_size=sys.maxsize, expect_sha256=sha256)
+                try:
+                    # Bytes already accepted once: the hash decides, not this store's size limit.
+                    self.put(chunks, max_size=sys.maxsize, expect_sha256=sha256)
+                except HashMismatchError as e:
+                    self._remember_refused(sha256, str(e))
+                    raise
+                finally:
+                    close = getattr(chunks, "close", None)
+                    if close is not None:
+                        close()  # a generator holding a database connection lets it go now
+                self._refused.pop(sha256, None)
                 return True
         finally:
             # Forget the lock (unknown hashes must not pile up); a thread that comes in between
             # may fetch once more, and the rename keeps that correct.
             with self._fetching_lock:
                 self._fetching.pop(sha256, None)
+
+    def _remember_refused(self, sha256: str, why: str) -> None:
+        now = time.monotonic()
+        with self._fetching_lock:
+            for old in [k for k, (t, _) in self._refused.items() if now - t >= REFUSED_FOR]:
+                del self._refused[old]
+            self._refused[sha256] = (now, why)
 
     def put(self, source: BinaryIO | Iterable[bytes] | bytes, *,
             max_size: int | None = None, expect_sha256: str | None = None) -> StoredBlob:

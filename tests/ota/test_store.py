@@ -108,15 +108,27 @@ def test_a_file_that_is_elsewhere_is_fetched_verified_and_kept(tmp_path: Path) -
         store.read_bytes(other)
 
 
-def test_fetched_bytes_with_another_sha256_are_refused_and_not_kept(tmp_path: Path) -> None:
+def test_fetched_bytes_with_another_sha256_are_refused_and_not_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sha = hashlib.sha256(b"original").hexdigest()
-    store = ArtifactStore(tmp_path, fetch=lambda _sha: [b"tampered"])
+    served = [b"tampered"]
+    fetched: list[str] = []
+
+    def fetch(wanted: str):
+        fetched.append(wanted)
+        return list(served)
+
+    store = ArtifactStore(tmp_path, fetch=fetch)
     with pytest.raises(HashMismatchError, match=f"artifact {sha} have SHA-256 "
                        f"{hashlib.sha256(b'tampered').hexdigest()}.*tampered or damaged"):
         store.ensure(sha)
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(HashMismatchError):
+    with pytest.raises(HashMismatchError, match="tampered or damaged"):
         store.read_bytes(sha)
+    assert len(fetched) == 1  # refused again from memory, not fetched again
+    served[:] = [b"original"]  # repaired: after REFUSED_FOR it is fetched and kept
+    monkeypatch.setattr("ota.store.REFUSED_FOR", 0.0)
+    assert store.read_bytes(sha) == b"original" and len(fetched) == 2
 
 
 def test_put_with_an_expected_sha256_keeps_only_that_content(tmp_path: Path) -> None:
