@@ -2,12 +2,15 @@
 
 No token: the URL itself names the content by SHA-256 and the device checks what it gets.
 ``Range: bytes=N-`` (and ``N-M``, ``-N``) answers 206 with Content-Range, so an interrupted
-download resumes where it stopped; an unsatisfiable range answers 416. ``install_rollout`` wires
+download resumes where it stopped; an unsatisfiable range answers 416. A file that is not in this process's folder is fetched first
+(``ArtifactStore.ensure``: from the database in a PostgreSQL cluster); when that fails the error
+is logged and the answer is 503. ``install_rollout`` wires
 the rollout service (CoAP /fw, engine, webhooks) and this route into a running app.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -24,6 +27,8 @@ router = APIRouter(tags=["firmware downloads"])
 
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 64 * 1024
+
+log = logging.getLogger(__name__)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
@@ -63,6 +68,13 @@ def download(sha256: str, request: Request) -> Response:
     if not _SHA_RE.fullmatch(sha256):
         return _not_found("use /fw/<sha256> with a lowercase hex SHA-256")
     path = service.artifacts.path(sha256)
+    try:
+        if not service.artifacts.ensure(sha256):
+            return _not_found(f"no artifact {sha256}")
+    except Exception as e:  # noqa: BLE001 - whatever failed, the device gets 503
+        log.error("artifact %s cannot be served over HTTP: %s", sha256, e)
+        return JSONResponse(status_code=503, content={
+            "detail": f"artifact {sha256} cannot be served now", "error": "unavailable"})
     try:
         size = os.stat(path).st_size
     except FileNotFoundError:

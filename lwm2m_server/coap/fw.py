@@ -7,11 +7,17 @@ the device asks for smaller ones (RFC 7959 Block2 size negotiation). The first b
 Size2 (the total size) and every block an ETag (the first 8 bytes of the SHA-256), so a
 device notices when a URL would ever serve other bytes.
 
+A file that is not in this process's folder is brought in by ``fetch`` (from the database in
+a PostgreSQL cluster), in a worker thread; when that fails (bytes whose SHA-256 differs, a
+database that cannot be reached) the error is logged and the device gets 5.03.
+
 ``DownloadTracker`` remembers how far each device got (by address), for rollout progress.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import re
 import threading
@@ -30,6 +36,8 @@ __all__ = ["FwResource", "DownloadTracker", "DEFAULT_SZX"]
 
 DEFAULT_SZX = 6  # 1024-byte blocks
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
+
+log = logging.getLogger(__name__)
 
 
 class DownloadTracker:
@@ -112,13 +120,17 @@ class _FdCache:
 class FwResource(Resource, PathCapable):
     """GET ``/fw/<sha256>`` with Block2; ``path_for(sha256)`` says where the artifact file is.
 
+    ``fetch(sha256)``, when given, brings a file that is not there yet and says whether it
+    exists (``ArtifactStore.ensure``); it may block, so it runs in a worker thread.
     Mount it under ``fw`` in a Site, or dispatch to it with the full ``("fw", sha)`` path.
     """
 
     def __init__(self, path_for: Callable[[str], FsPath], *,
-                 tracker: DownloadTracker | None = None, max_szx: int = DEFAULT_SZX) -> None:
+                 tracker: DownloadTracker | None = None, max_szx: int = DEFAULT_SZX,
+                 fetch: Callable[[str], bool] | None = None) -> None:
         super().__init__()
         self._path_for = path_for
+        self._fetch = fetch
         self.tracker = tracker
         self._max_szx = max_szx
         self._fds = _FdCache()
@@ -142,6 +154,13 @@ class FwResource(Resource, PathCapable):
             return _error(Code.NOT_FOUND, "use /fw/<sha256> with a lowercase hex SHA-256")
         sha = path[0]
         entry = self._fds.get(sha, self._path_for)
+        if entry is None and self._fetch is not None:
+            try:
+                if await asyncio.to_thread(self._fetch, sha):
+                    entry = self._fds.get(sha, self._path_for)
+            except Exception as e:  # noqa: BLE001 - whatever failed, the device gets 5.03
+                log.error("artifact %s cannot be served over CoAP: %s", sha, e)
+                return _error(Code.SERVICE_UNAVAILABLE, f"artifact {sha} cannot be served now")
         if entry is None:
             return _error(Code.NOT_FOUND, f"no artifact {sha}")
         fd, total, etag = entry

@@ -4,10 +4,15 @@
 ``/fw`` and starts the reconciler (every unfinished deployment resumes) and the webhook
 dispatcher; ``stop()`` ends them. ``lwm2m_server.api.fw.install_rollout`` does all of it for
 an HTTP app (and adds HTTP ``/fw``); the runner calls that.
+
+On PostgreSQL the artifact folder fetches files it lacks from the database (``store.blobs``), so
+every process of a cluster serves and pushes every artifact; ``start()`` first copies into the
+database the files of artifacts recorded before that (``share_stored_artifacts``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -15,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 from ota.store import ArtifactStore
 
 from ..coap.fw import DownloadTracker, FwResource
+from ..store.artifacts import share_stored_artifacts
+from ..store.blobs import blob_fetcher
 from .engine import RolloutEngine
 from .port import ServerDevicePort
 from .webhooks import WebhookDispatcher
@@ -81,9 +88,11 @@ class RolloutService:
                  webhooks: bool = True, **engine_options: Any) -> None:
         self.server = server
         self.settings = settings
-        self.artifacts = artifacts or ArtifactStore(settings.artifacts_dir)
+        self.artifacts = artifacts or ArtifactStore(settings.artifacts_dir,
+                                                    fetch=blob_fetcher(server.engine))
         self.tracker = DownloadTracker()
-        self.fw = FwResource(self.artifacts.path, tracker=self.tracker)
+        self.fw = FwResource(self.artifacts.path, tracker=self.tracker,
+                             fetch=self.artifacts.ensure if self.artifacts.fetch else None)
         self.port = ServerDevicePort(server, timeout=device_timeout)
         self.http_port = http_port
         self.engine: RolloutEngine | None = None
@@ -94,6 +103,7 @@ class RolloutService:
                                     **engine_options)
 
     async def start(self) -> None:
+        await asyncio.to_thread(share_stored_artifacts, self.server.engine, self.artifacts)
         self.server.mount_coap("fw", self.fw)
         coap_port = int(self.server.coap_port or self.settings.coap_port)
         coap_base, http_base = fw_base_urls(self.settings, coap_port, self.http_port)

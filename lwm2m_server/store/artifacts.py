@@ -6,10 +6,14 @@ streams the upload into the content-addressed folder, checks the file for its ki
 failed upload leaves neither a file nor a row; an identical upload (same bytes, kind, name and
 version) returns the existing row, and the same bytes with other fields are refused with the
 existing row (409): nothing a caller sends is silently ignored.
+
+On PostgreSQL the bytes also go into ``artifact_blob`` (``store.blobs``) in the transaction that
+inserts the row, so every process on the database can serve the artifact.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,11 +31,15 @@ from ota.inspection import ARTIFACT_KINDS, detect_kind, inspect_artifact
 from ota.keys import PublicKey
 from ota.store import ArtifactStore, SizeLimitError
 
+from .blobs import ArtifactBlob, share_blob, shares_blobs, write_blob
+
 __all__ = [
     "Artifact", "ArtifactError", "IngestResult", "ARTIFACT_KINDS",
     "add_artifact", "get_artifact", "get_artifact_by_sha256", "list_artifacts", "ingest_artifact",
-    "check_artifact",
+    "check_artifact", "share_stored_artifacts",
 ]
+
+log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 _FREE_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
@@ -114,14 +122,22 @@ def add_artifact(engine: Engine, *, kind: str, name: str, version: str, sha256: 
 
 
 def _insert(engine: Engine, *, kind: str, name: str, version: str, sha256: str, size: int,
-            metadata: dict[str, Any] | None) -> tuple[Artifact, bool]:
-    """The row and whether this call inserted it (False: a row with that SHA-256 existed)."""
+            metadata: dict[str, Any] | None, blob: ArtifactStore | None = None
+            ) -> tuple[Artifact, bool]:
+    """The row and whether this call inserted it (False: a row with that SHA-256 existed).
+
+    With ``blob``, that store's file goes into ``artifact_blob`` in the same transaction.
+    """
     _check_fields(kind, name, version)
     row = Artifact(kind=kind, name=name, version=version, sha256=sha256, size=size,
                    meta=dict(metadata or {}))
     with Session(engine, expire_on_commit=False) as s:
         s.add(row)
         try:
+            if blob is not None:
+                # A concurrent upload of the same bytes holds the same part keys: this waits
+                # for it and then fails like the row insert, so the loser finds its row.
+                write_blob(s, sha256, blob.path(sha256))
             s.commit()
         except IntegrityError:
             s.rollback()
@@ -236,10 +252,13 @@ def ingest_artifact(
         blob = store.put(source, max_size=max_size)
     except SizeLimitError as e:
         raise ArtifactError(str(e), status=413) from None
+    shared = shares_blobs(engine)
     try:
         existing = get_artifact_by_sha256(engine, blob.sha256)
         if existing is not None:
             _same_fields(existing, kind, name, version)
+            if shared:  # recorded before blobs were shared, or its blob was removed for repair
+                share_blob(engine, blob.sha256, store.path(blob.sha256))
             return IngestResult(existing, created=False)
         meta = check_artifact(store.read_bytes(blob.sha256), kind=kind, name=name,
                               version=version, sota_public_key=sota_public_key,
@@ -248,7 +267,8 @@ def ingest_artifact(
         for dup in ("kind", "size", "sha256"):
             meta.pop(dup, None)
         row, created = _insert(engine, kind=kind, name=name, version=version,
-                               sha256=blob.sha256, size=blob.size, metadata=meta)
+                               sha256=blob.sha256, size=blob.size, metadata=meta,
+                               blob=store if shared else None)
         if not created:  # a concurrent upload of the same bytes won: same fields, or 409
             _same_fields(row, kind, name, version)
         return IngestResult(row, created=created)
@@ -256,3 +276,22 @@ def ingest_artifact(
         if blob.created and get_artifact_by_sha256(engine, blob.sha256) is None:
             store.delete(blob.sha256)
         raise
+
+
+def share_stored_artifacts(engine: Engine, store: ArtifactStore) -> int:
+    """Copy into ``artifact_blob`` the artifacts recorded without bytes there whose files are in
+    ``store`` (uploaded before blobs were shared); returns how many. Nothing on SQLite."""
+    if not shares_blobs(engine):
+        return 0
+    with Session(engine) as s:
+        blob = select(ArtifactBlob.sha256).where(  # type: ignore[call-overload]
+            ArtifactBlob.sha256 == Artifact.sha256).exists()
+        missing = s.exec(select(Artifact.sha256).where(~blob)).all()
+    copied = 0
+    for sha in missing:
+        path = store.path(sha)
+        if path.is_file() and share_blob(engine, sha, path):
+            copied += 1
+    if copied:
+        log.info("copied %d artifact file(s) of this process's folder into the database", copied)
+    return copied

@@ -20,6 +20,7 @@ TABLE_MODULES = [
     "lwm2m_server.store.tables",     # registrations, values, events, queued requests
     "lwm2m_server.store.tokens",     # API tokens
     "lwm2m_server.store.artifacts",  # artifact metadata
+    "lwm2m_server.store.blobs",      # artifact bytes (PostgreSQL: shared by every process)
     "lwm2m_server.rollout.tables",   # deployments and targets
     "lwm2m_server.store.credentials",  # device credentials, bootstrap configuration
     "lwm2m_server.cluster.tables",   # server processes, forwarded requests (PostgreSQL clusters)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
@@ -47,9 +48,30 @@ def store(tmp_path: Path) -> ArtifactStore:
     return ArtifactStore(tmp_path / "artifacts", max_size=256 * 1024)
 
 
+def _blob_rows(engine: Engine) -> int:
+    with engine.connect() as c:
+        return int(c.execute(text("SELECT count(*) FROM artifact_blob")).scalar_one())
+
+
 def _nothing_left(engine: Engine, store: ArtifactStore) -> None:
     assert list_artifacts(engine) == []
     assert list(store.root.iterdir()) == []
+    assert _blob_rows(engine) == 0
+
+
+def test_the_bytes_go_into_the_database_on_postgresql_only(
+        engine: Engine, store: ArtifactStore, example_model_wasm: bytes) -> None:
+    from lwm2m_server.store.blobs import blob_fetcher
+
+    row = ingest_artifact(engine, store, example_model_wasm, kind="model", name="clf",
+                          version="1.0.0").artifact
+    if engine.dialect.name == "sqlite":  # one process, one folder
+        assert _blob_rows(engine) == 0 and blob_fetcher(engine) is None
+        return
+    assert _blob_rows(engine) == 1
+    fetch = blob_fetcher(engine)
+    assert fetch is not None and b"".join(fetch(row.sha256)) == example_model_wasm
+    assert fetch("0" * 64) is None
 
 
 def test_model_upload_is_checked_stored_and_recorded(engine: Engine, store: ArtifactStore,

@@ -154,3 +154,24 @@ def test_artifact_inspect_without_key_still_checks_the_payload_hash(
     code, out, _ = _run(capsys, "artifact", "inspect", str(workdir / "good.sota"),
                         "--kind", "firmware")
     assert code == 1 and json.loads(out)["checks"]["kind"].startswith("failed")
+
+
+@pytest.mark.postgres
+def test_artifact_add_on_postgresql_puts_the_bytes_in_the_database(
+        workdir: Path, retrained_model_wasm: bytes, capsys: pytest.CaptureFixture[str]) -> None:
+    from lwm2m_server.store.blobs import blob_fetcher
+    from lwm2m_server.store.db import make_engine
+    from tests.support.postgres import temporary_database
+
+    with temporary_database("ota_cli_") as db:
+        code, out, err = _run(capsys, "artifact", "add", str(workdir / "new.wasm"), "--kind",
+                              "model", "--name", "clf", "--version", "1.0.1", "--db", db,
+                              "--artifacts-dir", str(workdir / "arts"))
+        assert code == 0, err
+        engine = make_engine(db)
+        try:
+            fetch = blob_fetcher(engine)
+            assert fetch is not None
+            assert b"".join(fetch(json.loads(out)["sha256"]) or []) == retrained_model_wasm
+        finally:
+            engine.dispose()
