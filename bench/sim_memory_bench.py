@@ -5,15 +5,16 @@ model in slot A of every device), registers it with a minimal CoAP /rd responder
 process on 127.0.0.1), then runs one inference on every device (the Execute of /33100/0/8,
 called on the device without CoAP). It prints the growth of its resident memory per device
 after each step: built, registered, after the model run. A second fresh process does the same
-under tracemalloc and prints the Python heap per device (tracemalloc's own bookkeeping inflates
-RSS, so it is not measured in the same process). The baseline, measured in the same run: a
+under tracemalloc with at most ``--trace-count`` devices (default 2,000; tracemalloc slows a
+10,000-device fleet down several times) and prints the Python heap per device (tracemalloc's own
+bookkeeping inflates RSS, so it is not measured in the same process). The baseline, measured in the same run: a
 fresh process that opens as many bare aiocoap contexts (one UDP socket each, no LwM2M) and
 prints its RSS growth per context.
 
 Costs paid once per process (imports, the wasmtime engine, compiling the model) are left out:
 two devices are built, registered and run before the first measurement.
 
-Usage: python bench/sim_memory_bench.py [--counts 2000,10000] [--repeat 3]
+Usage: python bench/sim_memory_bench.py [--counts 2000,10000] [--repeat 3] [--trace-count 2000]
 Needs clang and lld (the example model is compiled at start).
 """
 
@@ -169,7 +170,7 @@ def summary(values: list[float]) -> str:
             f"max {max(values):6.1f}")
 
 
-def main(counts: list[int], repeat: int) -> None:
+def main(counts: list[int], repeat: int, trace_count: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="simmem-"))
     try:
         model = tmp / "classifier.wasm"
@@ -190,7 +191,8 @@ def main(counts: list[int], repeat: int) -> None:
                 for i in range(repeat):
                     state = tmp / f"state-{count}-{i}"
                     rss = child("--fleet", str(count), server, str(model), str(state))
-                    heap = child("--fleet", str(count), server, str(model), str(state) + "-t", "--trace")
+                    traced = min(count, trace_count)
+                    heap = child("--fleet", str(traced), server, str(model), str(state) + "-t", "--trace")
                     bare = child("--bare", str(count))
                     ratio = rss["total"] / bare["total"] if bare["total"] > 0 else float("nan")
                     totals.append(rss["total"])
@@ -198,7 +200,7 @@ def main(counts: list[int], repeat: int) -> None:
                     ratios.append(ratio)
                     print(f"{count:6d} devices, run {i + 1}: RSS per device: built {rss['built']:5.1f}, "
                           f"registered {rss['registered']:5.1f}, model run {rss['model_run']:5.1f}, "
-                          f"total {rss['total']:5.1f} KiB; Python heap (tracemalloc) "
+                          f"total {rss['total']:5.1f} KiB; Python heap (tracemalloc, {traced} devices) "
                           f"{heap['total']:5.1f} KiB; bare aiocoap context {bare['total']:4.1f} KiB "
                           f"(baseline), ratio {ratio:4.2f}; process {rss['process_mib']:6.1f} MiB; "
                           f"registered in {rss['register_s']:5.1f} s; {rss['runs']} model runs")
@@ -229,6 +231,8 @@ if __name__ == "__main__":
     ap.add_argument("--counts", type=counts_arg, default=[2000, 10000],
                     help="device counts, comma-separated (default 2000,10000)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per count (min/median/max)")
+    ap.add_argument("--trace-count", type=int, default=2000,
+                    help="at most this many devices in the tracemalloc process (default 2000)")
     ap.add_argument("--mini-rd", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--fleet", nargs=4, metavar=("COUNT", "SERVER", "MODEL", "STATE"),
                     help=argparse.SUPPRESS)
@@ -237,6 +241,8 @@ if __name__ == "__main__":
     a = ap.parse_args()
     if a.repeat < 1:
         ap.error("--repeat must be at least 1")
+    if a.trace_count < 10:
+        ap.error("--trace-count must be at least 10")
     if a.mini_rd:
         asyncio.run(serve_mini_rd(a.mini_rd))
     elif a.fleet:
@@ -245,4 +251,4 @@ if __name__ == "__main__":
     elif a.bare:
         print(json.dumps(asyncio.run(measure_bare(a.bare))))
     else:
-        main(a.counts, a.repeat)
+        main(a.counts, a.repeat, a.trace_count)

@@ -445,15 +445,23 @@ class SimDevice:
         return format_links(reg.links())
 
     # --- lifecycle ---------------------------------------------------------------
-    async def start(self, site_factory: Any = None) -> None:
-        """Bind the socket, start serving, and start the registration loop."""
+    async def start(self, site_factory: Any = None, delay: float = 0.0) -> None:
+        """Bind the socket, start serving, and start the registration loop (``delay`` s later:
+        a fleet opens every socket first and spreads the Registers with a timer each)."""
         from .coap_site import DeviceSite
 
         self._site = (site_factory or DeviceSite)(self)
         self.context = await self._open_socket()
         self.alive = True
-        self.started_at = time.monotonic()
-        self._main = self.spawn(self._run())
+        self.started_at = time.monotonic() + delay
+        if delay > 0:
+            self._timer = asyncio.get_running_loop().call_later(delay, self._begin)
+        else:
+            self._begin()
+
+    def _begin(self) -> None:
+        self._timer = None
+        self._resume()
         if self._infer_period > 0:
             self._infer_task = self.spawn(self._infer_loop())
 

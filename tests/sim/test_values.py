@@ -1,6 +1,8 @@
-"""Copy-on-write instance values and the small idle device: shared defaults, independent values."""
+"""What keeps a fleet small: copy-on-write values, the task-free idle device, the delayed start."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from aiocoap.numbers.codes import Code
@@ -68,3 +70,33 @@ async def test_an_idle_device_has_no_task_and_still_updates_on_time(peer: Peer, 
     await eventually(lambda: any(q.get("lt") == "99" for q in peer.devices["idle-1"].update_queries))
     await dev.stop(deregister=False)
     assert dev._timer is None and not dev.alive
+
+
+async def test_a_delayed_start_binds_the_socket_at_once_and_registers_after_the_delay(
+        peer: Peer, tmp_path, example_model_wasm: bytes):
+    from lwm2m_server.sim.device import DeviceConfig, SimDevice
+
+    dev = SimDevice(DeviceConfig(endpoint="late-1", server=peer.uri, state_dir=str(tmp_path),
+                                 initial_model=example_model_wasm))
+    try:
+        await dev.start(delay=0.6)
+        assert dev.port != 0 and dev.alive  # the socket is open
+        await asyncio.sleep(0.3)
+        assert "late-1" not in peer.devices and not dev.registered.is_set()
+        await asyncio.wait_for(dev.registered.wait(), 5)
+        assert "late-1" in peer.devices
+        assert dev.registered_after is not None and dev.registered_after < 0.5  # counted from the delay
+    finally:
+        await dev.stop()
+
+
+async def test_a_device_stopped_before_its_delay_never_registers(peer: Peer, tmp_path,
+                                                                example_model_wasm: bytes):
+    from lwm2m_server.sim.device import DeviceConfig, SimDevice
+
+    dev = SimDevice(DeviceConfig(endpoint="late-2", server=peer.uri, state_dir=str(tmp_path),
+                                 initial_model=example_model_wasm))
+    await dev.start(delay=0.3)
+    await dev.stop()
+    await asyncio.sleep(0.6)
+    assert "late-2" not in peer.devices and not dev.registered.is_set()
