@@ -2,7 +2,7 @@
 
 A fleet of ten thousand simulated devices mostly runs the same few models, so one process-wide
 ``Engine`` compiles each distinct module (keyed by its SHA-256) once, and the instances (a
-wasmtime ``Store`` with the module's linear memory, about 9 KiB each) belong to that compiled
+wasmtime ``Store`` with the module's linear memory) belong to that compiled
 module, not to a device: an inference takes an idle instance, runs, and gives it back. Under
 the model ABI ``infer`` depends only on the input buffer, which every run writes in full, so an
 instance that another device used answers the same. Inferences run to completion without
