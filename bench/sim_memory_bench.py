@@ -47,6 +47,7 @@ from lwm2m_server.sim.fleet import Fleet, FleetConfig  # noqa: E402
 from tests.support.wasm import build_example_model  # noqa: E402
 
 RUN = LwPath.parse("/33100/0/8")
+CHILD_TIMEOUT = 900  # seconds for one measuring process
 
 
 def rss_kib() -> int:
@@ -158,8 +159,12 @@ async def measure_bare(count: int) -> dict:
 
 def child(*args: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
-    proc = subprocess.run([sys.executable, __file__, *args], env=env, capture_output=True,
-                          text=True, timeout=900)
+    try:
+        proc = subprocess.run([sys.executable, __file__, *args], env=env, capture_output=True,
+                              text=True, timeout=CHILD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise SystemExit(f"measuring process ({' '.join(args[:2])}) did not finish within "
+                         f"{CHILD_TIMEOUT} s") from None
     if proc.returncode != 0:
         raise SystemExit(f"measuring process failed ({' '.join(args)}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
