@@ -4,6 +4,10 @@
 Register / Update / De-register from there and serves the server's requests on it (coap_site.py
 translates CoAP to the operations below). Operations take and return the typed node tree of
 ``lwm2m_server.model``; content formats are the codecs' business.
+
+A fleet keeps ten thousand of these in one process, so an idle device is small: ``__slots__``,
+no asyncio task between two Updates (a timer handle starts the registration loop again when the
+next Update is due or asked for), and no waiter list in ``registered`` until someone waits.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from .software import SoftwareObject
 from .storage import DeviceStorage, SlotInfo
 from .transfer import coap_request
 
-__all__ = ["SimDevice", "DeviceConfig", "AccessControlObject"]
+__all__ = ["SimDevice", "DeviceConfig", "AccessControlObject", "Flag"]
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +68,55 @@ class AccessControlObject(SimObject):
     creatable = True
 
 
+class Flag:
+    """``asyncio.Event``'s ``is_set``, ``set``, ``clear`` and ``wait``, with no waiter deque
+    until something waits (an Event costs about 0.7 KiB, this 56 bytes)."""
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self) -> None:
+        self._value = False
+        self._waiters: list[asyncio.Future[bool]] | None = None
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        if self._value:
+            return
+        self._value = True
+        waiters, self._waiters = self._waiters, None
+        for fut in waiters or ():
+            if not fut.done():
+                fut.set_result(True)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> bool:
+        if self._value:
+            return True
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(fut)
+        try:
+            return await fut
+        finally:
+            if self._waiters is not None and fut in self._waiters:
+                self._waiters.remove(fut)
+
+
 class SimDevice:
     """A simulated device: call ``start()``, later ``stop()`` (De-register) or ``die()``."""
+
+    __slots__ = ("config", "registry", "endpoint", "faults", "storage", "serial",
+                 "firmware_version", "binding", "model", "context", "location", "registered",
+                 "awake", "alive", "registrations", "started_at", "registered_after", "updates",
+                 "notes", "attributes", "observations", "_tasks", "_update_asked", "_update_timed",
+                 "_timer", "_reregister", "_main", "_site", "_infer_task", "_infer_period",
+                 "inference_times", "objects", "_session", "bootstrap_site", "bootstraps",
+                 "__weakref__")
 
     def __init__(self, config: DeviceConfig, registry: ObjectRegistry | None = None) -> None:
         self.config = config
@@ -89,7 +140,7 @@ class SimDevice:
             self.model.provision(config.initial_model, info)
         self.context: aiocoap.Context | None = None
         self.location: str | None = None
-        self.registered = asyncio.Event()
+        self.registered = Flag()
         self.awake = True
         self.alive = False
         self.registrations = 0
@@ -99,8 +150,10 @@ class SimDevice:
         self.notes: list[str] = []
         self.attributes: dict[Path, Attributes] = {}
         self.observations: dict[Path, list[Observation]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._update_now = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] | None = None  # created with the first task
+        self._update_asked = False   # an Update with lt and b is wanted now (Lifetime written, ...)
+        self._update_timed = False   # the Update interval ran out
+        self._timer: asyncio.TimerHandle | None = None
         self._reregister = False
         self._main: asyncio.Task[None] | None = None
         self._site: Any = None
@@ -163,12 +216,34 @@ class SimDevice:
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
 
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if self._tasks is not None:
+            self._tasks.discard(task)
+            if not self._tasks:
+                self._tasks = None
+
     def request_update(self) -> None:
-        self._update_now.set()
+        self._update_asked = True
+        self._resume()
+
+    def _resume(self) -> None:
+        """Run the registration loop now (between two Updates a device has no task, a timer)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.alive and (self._main is None or self._main.done()):
+            self._main = self.spawn(self._run())
+
+    def _update_due(self) -> None:
+        self._timer = None
+        self._update_timed = True
+        self._resume()
 
     def request_reboot(self) -> None:
         self.spawn(self.reboot(delay=0.05))
@@ -370,20 +445,30 @@ class SimDevice:
         return format_links(reg.links())
 
     # --- lifecycle ---------------------------------------------------------------
-    async def start(self, site_factory: Any = None) -> None:
-        """Bind the socket, start serving, and start the registration loop."""
+    async def start(self, site_factory: Any = None, delay: float = 0.0) -> None:
+        """Bind the socket, start serving, and start the registration loop (``delay`` s later:
+        a fleet opens every socket first and spreads the Registers with a timer each)."""
         from .coap_site import DeviceSite
 
         self._site = (site_factory or DeviceSite)(self)
         self.context = await self._open_socket()
         self.alive = True
-        self.started_at = time.monotonic()
-        self._main = self.spawn(self._run())
+        self.started_at = time.monotonic() + delay
+        if delay > 0:
+            self._timer = asyncio.get_running_loop().call_later(delay, self._begin)
+        else:
+            self._begin()
+
+    def _begin(self) -> None:
+        self._timer = None
+        self._resume()
         if self._infer_period > 0:
             self._infer_task = self.spawn(self._infer_loop())
 
     async def _open_socket(self) -> aiocoap.Context:
-        ctx = await _exclusive_udp_context(self._site, f"sim.{self.endpoint}")
+        # One logger for every device's context: a logger per endpoint would live as long as the
+        # process (logging keeps them all), about 1 KiB each; the notes name the endpoint.
+        ctx = await _exclusive_udp_context(self._site, "lwm2m_server.sim.coap")
         mi = ctx.request_interfaces[0].token_interface.message_interface  # type: ignore[attr-defined]
         orig = mi.datagram_msg_received
 
@@ -523,12 +608,15 @@ class SimDevice:
                     if self.binding == "UQ":
                         await self._stay_awake()
                     continue
-                try:
-                    await asyncio.wait_for(self._update_now.wait(), self._update_interval())
-                    params = True
-                except asyncio.TimeoutError:
-                    params = False
-                self._update_now.clear()
+                if not (self._update_asked or self._update_timed):
+                    # Idle until the next Update: the task ends, a timer (or request_update)
+                    # starts the loop again.
+                    self._timer = asyncio.get_running_loop().call_later(self._update_interval(),
+                                                                        self._update_due)
+                    self._main = None
+                    return
+                params = self._update_asked
+                self._update_asked = self._update_timed = False
                 if self.binding == "UQ":
                     self.awake = True
                 new_binding = str(self.objects[1].data[0][7])
@@ -572,7 +660,8 @@ class SimDevice:
             old, self.context = self.context, await self._open_socket()
             await old.shutdown()
         self._reregister = True
-        self._update_now.set()
+        self._update_asked = True
+        self._resume()
 
     async def _disable(self, seconds: int) -> None:
         if self.location is not None:
@@ -581,7 +670,8 @@ class SimDevice:
         await asyncio.sleep(seconds)
         self.awake = True
         self._reregister = True
-        self._update_now.set()
+        self._update_asked = True
+        self._resume()
 
     async def _deregister(self) -> None:
         if self.location is None or self.context is None:
@@ -615,8 +705,11 @@ class SimDevice:
     async def _shutdown(self) -> None:
         self.alive = False
         self._close_observations()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         current = asyncio.current_task()
-        for t in list(self._tasks):
+        for t in list(self._tasks or ()):
             if t is not current:
                 t.cancel()
         for obj in self.objects.values():

@@ -70,14 +70,19 @@ class Fleet:
         self.started_at = 0.0
 
     async def start(self) -> None:
+        """Open every device's socket now; each registers after its share of the jitter.
+
+        Returns when the last device has begun. Opening all sockets first keeps the long-lived
+        part of the devices together in memory, apart from what a Register leaves behind.
+        """
         self.started_at = time.monotonic()
         jitter = self.config.jitter
-
-        async def one(dev: SimDevice) -> None:
-            await asyncio.sleep(self._rng.random() * jitter)
-            await dev.start()
-
-        await asyncio.gather(*(one(d) for d in self.devices))
+        delays = [self._rng.random() * jitter for _ in self.devices]
+        for dev, delay in zip(self.devices, delays):
+            await dev.start(delay=delay)
+        rest = self.started_at + max(delays, default=0.0) - time.monotonic()
+        if rest > 0:
+            await asyncio.sleep(rest)
 
     def registered(self) -> int:
         return sum(1 for d in self.devices if d.registered.is_set())

@@ -1,9 +1,10 @@
 """The device's model host: which slot is active, running inferences, and the no-gap swap.
 
-The host keeps one ``ModelRunner`` for the active slot. A swap writes nothing to the running
-module: the new module is compiled and instantiated first (off the event loop), the active-slot
-record is flipped atomically on flash, and only then the runner pointer changes, so an inference
-loop running next to it never waits longer than one compile-free step.
+The host keeps one ``ModelRunner`` for the active slot (a handle on the module shared by every
+device with the same bytes, runtime.py). A swap writes nothing to the running module: the new
+module is compiled and instantiated first (off the event loop), the active-slot record is flipped
+atomically on flash, and only then the runner pointer changes, so an inference loop running next
+to it never waits longer than one compile-free step.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class ModelHost:
 
     @staticmethod
     async def selftest(wasm: bytes, features: Sequence[float], expected: int) -> int:
-        """Run ``features`` through a fresh instance of ``wasm``; the class it answers."""
+        """Run ``features`` through ``wasm`` (off the event loop); the class it answers."""
         def go() -> int:
             return ModelRunner(wasm).infer(features).output
         out = await asyncio.to_thread(go)

@@ -13,6 +13,7 @@ from importlib import metadata
 
 from ..model import MODEL_OBJECT_ID
 from .errors import BAD_REQUEST, INTERNAL_SERVER_ERROR, ModelError, RequestError
+from .model_host import ModelHost
 from .objects import ResourceData, SimObject, parse_execute_args
 
 __all__ = ["ModelObject", "parse_features"]
@@ -40,22 +41,28 @@ class ModelObject(SimObject):
     object_id = MODEL_OBJECT_ID
 
     def __init__(self, device) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(device, {0: {9: 0, 10: _RUNTIME, 11: ""}})
-        self.refresh(0)
+        # Start from the computed values, so devices running the same model share them.
+        super().__init__(device, {0: {**self._computed(device.model), 9: 0, 10: _RUNTIME}})
+
+    @staticmethod
+    def _computed(host: ModelHost) -> dict[int, ResourceData]:
+        infos = [host.slot_info(0), host.slot_info(1)]
+        return {
+            0: host.active_slot,
+            1: {i: s.name for i, s in enumerate(infos)},
+            2: {i: s.version for i, s in enumerate(infos)},
+            3: {i: s.sha256 for i, s in enumerate(infos)},
+            4: host.count,
+            5: host.last_latency_us,
+            6: host.last_output,
+            7: float(host.last_score) if host.last_score is not None else 0.0,
+            11: host.last_error,
+        }
 
     def refresh(self, iid: int) -> None:
-        host = self.device.model
         inst = self.data[0]
-        infos = [host.slot_info(0), host.slot_info(1)]
-        inst[0] = host.active_slot
-        inst[1] = {i: s.name for i, s in enumerate(infos)}
-        inst[2] = {i: s.version for i, s in enumerate(infos)}
-        inst[3] = {i: s.sha256 for i, s in enumerate(infos)}
-        inst[4] = host.count
-        inst[5] = host.last_latency_us
-        inst[6] = host.last_output
-        inst[7] = float(host.last_score) if host.last_score is not None else 0.0
-        inst[11] = host.last_error
+        for rid, value in self._computed(self.device.model).items():
+            inst[rid] = value
 
     def check_write(self, iid: int, rid: int, value: ResourceData) -> None:
         if rid == 9 and isinstance(value, int) and not 0 <= value <= 86400:

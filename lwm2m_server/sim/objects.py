@@ -2,6 +2,8 @@
 
 Each object keeps its resource values per instance (``data[iid][rid]``: a value, or a dict
 ``{riid: value}`` for a multiple resource), typed by the object definitions of the registry.
+The values an instance starts with live in a template that every device with the same start
+values shares (values.py); a device stores only what changed.
 Objects with behaviour (firmware update, software management, the model) subclass
 :class:`SimObject` and override ``refresh`` (values computed at read time), ``write_resource``
 (checks and side effects of a Write) and ``execute``.
@@ -10,7 +12,7 @@ Objects with behaviour (firmware update, software management, the model) subclas
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 from ..model import (
@@ -35,6 +37,7 @@ from .errors import (
     RequestError,
 )
 from .host import DeviceHost as Device
+from .values import InstanceValues
 
 __all__ = ["parse_execute_args", "SimObject", "SecurityObject", "ServerObject", "DeviceObject", "ConnectivityObject",
            "ResourceData"]
@@ -90,9 +93,9 @@ class SimObject:
         if definition is None:
             raise ValueError(f"no definition for object {self.object_id}")
         self.definition: ObjectDef = definition
-        self.data: dict[int, dict[int, ResourceData]] = {}
+        self.data: dict[int, MutableMapping[int, ResourceData]] = {}
         for iid, values in (instances or {}).items():
-            self.data[iid] = {rid: self._typed(rid, v) for rid, v in values.items()}
+            self.data[iid] = InstanceValues.of({rid: self._typed(rid, v) for rid, v in values.items()})
 
     # --- helpers ------------------------------------------------------------
     def _typed(self, rid: int, value: Any) -> ResourceData:
@@ -107,7 +110,7 @@ class SimObject:
             raise RequestError(NOT_FOUND, f"object {self.object_id} has no resource {rid}")
         return d
 
-    def instance(self, iid: int) -> dict[int, ResourceData]:
+    def instance(self, iid: int) -> MutableMapping[int, ResourceData]:
         inst = self.data.get(iid)
         if inst is None:
             raise RequestError(NOT_FOUND, f"no instance /{self.object_id}/{iid}")
@@ -248,11 +251,16 @@ class DeviceObject(SimObject):
     def __init__(self, device: Device, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._offset = 0.0
+        # What differs between devices (serial, version, time) is set apart from the template.
         super().__init__(device, {0: {
-            0: "TinyML Sim", 1: "sim-mcu-1", 2: device.serial, 3: device.firmware_version,
-            6: {0: 1}, 9: 100, 10: 180, 11: {0: 0}, 13: int(clock()), 14: "+00:00",
+            0: "TinyML Sim", 1: "sim-mcu-1", 2: "", 3: "",
+            6: {0: 1}, 9: 100, 10: 180, 11: {0: 0}, 13: 0, 14: "+00:00",
             15: "UTC", 16: "UQ", 17: "TinyML node", 18: "1.0", 19: "sim-0.1", 20: 0, 21: 256,
         }})
+        inst = self.data[0]
+        inst[2] = self._typed(2, device.serial)
+        inst[3] = self._typed(3, device.firmware_version)
+        inst[13] = int(clock())
 
     def refresh(self, iid: int) -> None:
         inst = self.data[iid]

@@ -1,8 +1,13 @@
 """Run model Wasm modules (docs/model-abi.md) in wasmtime, sharing compiled code across devices.
 
-A fleet of a thousand simulated devices mostly runs the same few models, so one process-wide
-``Engine`` compiles each distinct module (keyed by its SHA-256) once; each device holds only a
-``ModelRunner``, which instantiates its module lazily on the first inference.
+A fleet of ten thousand simulated devices mostly runs the same few models, so one process-wide
+``Engine`` compiles each distinct module (keyed by its SHA-256) once, and the instances (a
+wasmtime ``Store`` with the module's linear memory) belong to that compiled
+module, not to a device: an inference takes an idle instance, runs, and gives it back. Under
+the model ABI ``infer`` depends only on the input buffer, which every run writes in full, so an
+instance that another device used answers the same. Inferences run to completion without
+awaiting, so a module rarely has more than one instance in use; at most ``IDLE_INSTANCES``
+idle ones are kept. A device holds only a ``ModelRunner``: the SHA-256 and a reference.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ import wasmtime
 
 from .errors import ModelError
 
-__all__ = ["ModelRunner", "Inference", "compile_module", "check_model", "REQUIRED_EXPORTS",
-           "SAMPLE_INPUT"]
+__all__ = ["ModelRunner", "Inference", "SharedModule", "compile_module", "check_model",
+           "REQUIRED_EXPORTS", "SAMPLE_INPUT", "IDLE_INSTANCES"]
 
 REQUIRED_EXPORTS = ("memory", "input_buffer", "input_size", "infer")
 SAMPLE_INPUT = (1.0, 0.5, 0.2, 0.1)
@@ -27,9 +32,12 @@ SAMPLE_INPUT = (1.0, 0.5, 0.2, 0.1)
 # not hang the device). The example model needs a few hundred.
 FUEL_PER_INFERENCE = 5_000_000
 MAX_INPUT_FEATURES = 4096
+# Idle instances kept per compiled module. Inferences on the event loop never overlap; a swap or
+# a self-test in a worker thread may take a second one at the same time.
+IDLE_INSTANCES = 2
 
 _engine: wasmtime.Engine | None = None
-_modules: dict[str, wasmtime.Module] = {}
+_modules: dict[str, SharedModule] = {}
 _lock = threading.Lock()
 
 
@@ -46,34 +54,79 @@ def _shared_engine() -> wasmtime.Engine:
     return _engine
 
 
-def compile_module(wasm: bytes) -> tuple[str, wasmtime.Module]:
-    """The module for ``wasm`` (compiled once per SHA-256) and that SHA-256 in hex."""
+class _Instance:
+    """One instantiation of a module: its Store and the exports the ABI uses."""
+
+    __slots__ = ("store", "exports")
+
+    def __init__(self, module: wasmtime.Module) -> None:
+        store = wasmtime.Store(_shared_engine())
+        try:
+            inst = wasmtime.Instance(store, module, [])
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as e:
+            raise ModelError(f"model cannot be instantiated: {str(e).splitlines()[0]}") from None
+        exports = inst.exports(store)
+        self.store = store
+        self.exports: dict[str, object] = {k: exports[k] for k in exports}  # type: ignore[union-attr]
+
+
+class SharedModule:
+    """A module compiled once per SHA-256, with the idle instances every device may use."""
+
+    __slots__ = ("sha256", "module", "_idle", "instantiations")
+
+    def __init__(self, sha256: str, module: wasmtime.Module) -> None:
+        self.sha256 = sha256
+        self.module = module
+        self._idle: list[_Instance] = []
+        self.instantiations = 0   # instances created so far (the tests' view of the pool)
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    def take(self) -> _Instance:
+        """An idle instance, or a new one when all are in use."""
+        with _lock:
+            if self._idle:
+                return self._idle.pop()
+            self.instantiations += 1
+        return _Instance(self.module)
+
+    def give(self, inst: _Instance) -> None:
+        """Hand ``inst`` back after a run that completed (a trapped one is dropped instead)."""
+        with _lock:
+            if len(self._idle) < IDLE_INSTANCES:
+                self._idle.append(inst)
+
+
+def compile_module(wasm: bytes) -> SharedModule:
+    """The shared module for ``wasm``, compiled on first use of its SHA-256."""
     digest = hashlib.sha256(wasm).hexdigest()
     with _lock:
-        mod = _modules.get(digest)
-    if mod is not None:
-        return digest, mod
+        shared = _modules.get(digest)
+    if shared is not None:
+        return shared
     try:
         mod = wasmtime.Module(_shared_engine(), wasm)
     except wasmtime.WasmtimeError as e:
         raise ModelError(f"not a valid Wasm module: {str(e).splitlines()[0]}") from None
     with _lock:
-        mod = _modules.setdefault(digest, mod)
-    return digest, mod
+        return _modules.setdefault(digest, SharedModule(digest, mod))
 
 
 def check_model(wasm: bytes, allowed_imports: frozenset[str] = frozenset()) -> str:
     """Check that ``wasm`` follows the model ABI; returns its SHA-256 or raises ModelError."""
-    digest, mod = compile_module(wasm)
-    for imp in mod.imports:
+    shared = compile_module(wasm)
+    for imp in shared.module.imports:
         name = f"{imp.module}.{imp.name}"
         if name not in allowed_imports:
             raise ModelError(f"model imports {name}, which the device does not offer")
-    exports = {e.name for e in mod.exports}
+    exports = {e.name for e in shared.module.exports}
     missing = [e for e in REQUIRED_EXPORTS if e not in exports]
     if missing:
         raise ModelError(f"model lacks the export(s) {', '.join(missing)}")
-    return digest
+    return shared.sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,34 +139,25 @@ class Inference:
 
 
 class ModelRunner:
-    """One device's instance of one model module; instantiated on the first ``infer``."""
+    """A device's handle on one model: runs inferences on the module's shared instances."""
 
-    __slots__ = ("sha256", "_module", "_store", "_exports")
+    __slots__ = ("shared",)
 
     def __init__(self, wasm: bytes) -> None:
-        self.sha256, self._module = compile_module(wasm)
-        self._store: wasmtime.Store | None = None
-        self._exports: dict[str, object] | None = None
+        self.shared = compile_module(wasm)
 
-    def _instance(self) -> tuple[wasmtime.Store, dict[str, object]]:
-        if self._store is None or self._exports is None:
-            store = wasmtime.Store(_shared_engine())
-            try:
-                inst = wasmtime.Instance(store, self._module, [])
-            except (wasmtime.WasmtimeError, wasmtime.Trap) as e:
-                raise ModelError(f"model cannot be instantiated: {str(e).splitlines()[0]}") from None
-            exports = inst.exports(store)
-            self._exports = {k: exports[k] for k in exports}  # type: ignore[union-attr]
-            self._store = store
-        return self._store, self._exports
+    @property
+    def sha256(self) -> str:
+        return self.shared.sha256
 
     def warm_up(self) -> None:
-        """Instantiate now (a swap does this before switching, so the first run is not slow)."""
-        self._instance()
+        """Have an instance ready (a swap does this before switching, so the first run is not slow)."""
+        self.shared.give(self.shared.take())
 
     def infer(self, features: Sequence[float]) -> Inference:
         """Run one inference on ``features`` (ABI: write input, call infer, read score)."""
-        store, ex = self._instance()
+        inst = self.shared.take()
+        store, ex = inst.store, inst.exports
         try:
             missing = [e for e in REQUIRED_EXPORTS if e not in ex]
             if missing:
@@ -130,9 +174,9 @@ class ModelRunner:
             score = ex["output_score"](store) if "output_score" in ex else None  # type: ignore[operator]
             latency = (time.perf_counter_ns() - t0) // 1000
         except (wasmtime.WasmtimeError, wasmtime.Trap) as e:
-            # A trapped instance may be left inconsistent: start fresh next time.
-            self._store = self._exports = None
+            # A trapped instance may be left inconsistent: it is not given back.
             raise ModelError(f"inference failed: {str(e).splitlines()[0]}") from None
         except (TypeError, ValueError, struct.error) as e:
             raise ModelError(f"model does not follow the ABI: {e}") from None
+        self.shared.give(inst)
         return Inference(int(out), None if score is None else float(score), int(latency))

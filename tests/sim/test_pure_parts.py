@@ -8,7 +8,7 @@ from lwm2m_server.model import Path
 from lwm2m_server.sim.errors import ModelError, RequestError, TransferError
 from lwm2m_server.sim.objects import parse_execute_args
 from lwm2m_server.sim.observe import Attributes, parse_attributes, qualifies
-from lwm2m_server.sim.runtime import ModelRunner, check_model
+from lwm2m_server.sim.runtime import IDLE_INSTANCES, ModelRunner, check_model
 from lwm2m_server.sim.transfer import check_uri
 from tests.support.wasm import wat_to_wasm
 
@@ -57,7 +57,6 @@ def test_runner_runs_the_example_model_and_refuses_broken_ones(example_model_was
     r = ModelRunner(example_model_wasm)
     res = r.infer([1.0, 0.5, 0.2, 0.1])
     assert res.output == 1 and res.score is not None and res.latency_us >= 0
-    assert ModelRunner(example_model_wasm)._module is r._module  # compiled once, shared
     with pytest.raises(ModelError, match="not a valid Wasm module"):
         check_model(b"\0asm garbage")
     importing = wat_to_wasm('(module (import "env" "f" (func)) (memory (export "memory") 1))',
@@ -70,3 +69,34 @@ def test_runner_runs_the_example_model_and_refuses_broken_ones(example_model_was
       (func (export "infer") (result i32) (loop (br 0)) i32.const 0))""", tmp_path, "loop")
     with pytest.raises(ModelError, match="inference failed"):
         ModelRunner(looping).infer([1, 2, 3, 4])
+
+
+def test_runners_of_the_same_bytes_share_one_compiled_module_and_its_instances(example_model_wasm):
+    runners = [ModelRunner(example_model_wasm) for _ in range(50)]
+    shared = runners[0].shared
+    assert all(r.shared is shared for r in runners)  # compiled once per SHA-256
+    before = shared.instantiations
+    outputs = {r.infer([1.0, 0.5, 0.2, 0.1]).output for r in runners}
+    assert outputs == {1}
+    # Fifty devices running one after the other use at most one new instance, not fifty.
+    assert shared.instantiations - before <= 1
+    assert 1 <= shared.idle <= IDLE_INSTANCES
+
+
+def test_an_instance_that_trapped_is_not_handed_to_the_next_run(tmp_path):
+    # infer traps (unreachable) when the first input is negative; otherwise answers 7.
+    wasm = wat_to_wasm("""(module (memory (export "memory") 1)
+      (func (export "input_buffer") (result i32) i32.const 0)
+      (func (export "input_size") (result i32) i32.const 1)
+      (func (export "infer") (result i32)
+        (if (f32.lt (f32.load (i32.const 0)) (f32.const 0)) (then unreachable))
+        i32.const 7))""", tmp_path, "trap")
+    r = ModelRunner(wasm)
+    assert r.infer([1.0]).output == 7
+    idle = r.shared.idle
+    with pytest.raises(ModelError, match="inference failed"):
+        r.infer([-1.0])
+    assert r.shared.idle == idle - 1  # the trapped instance was dropped
+    made = r.shared.instantiations
+    assert ModelRunner(wasm).infer([2.0]).output == 7
+    assert r.shared.instantiations == made + (idle == 1)
