@@ -1,0 +1,96 @@
+"""The cheaper path of Register and Update through aiocoap: no repr of the request, no
+block-wise wrapper without Block options, duplicate answers kept encoded; and what still takes
+the full path (Block1, mounted resources) keeps working."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+from aiocoap import Code, Message
+from aiocoap.resource import Resource
+from aiocoap.transports.udp6 import UDP6EndpointAddress
+
+from lwm2m_server.coap.endpoint import GC_YOUNG_THRESHOLD, tune_garbage_collector
+from tests.support.raw_coap import RawPeer, request
+
+
+async def test_register_and_update_build_no_repr_of_the_request_or_its_address(server, monkeypatch) -> None:
+    reprs: list[str] = []
+    for cls in (Message, UDP6EndpointAddress):
+        original = cls.__repr__
+        monkeypatch.setattr(cls, "__repr__", lambda self, original=original: reprs.append("r") or original(self))
+    peer = await RawPeer.open()
+    try:
+        created = await peer.ask(request(query=["ep=hot-1", "lt=60"], payload=b"</3/0>"), server.coap_port)
+        assert created is not None and created.code == Code.CREATED
+        changed = await peer.ask(request(path=tuple(created.opt.location_path)), server.coap_port)
+        assert changed is not None and changed.code == Code.CHANGED
+    finally:
+        peer.close()
+    assert reprs == []
+
+
+async def test_the_answer_kept_for_duplicates_is_the_encoded_datagram(server) -> None:
+    peer = await RawPeer.open()
+    try:
+        msg = request(query=["ep=hot-2", "lt=60"], payload=b"</3/0>")
+        first = await peer.ask(msg, server.coap_port)
+        assert first is not None and first.code == Code.CREATED
+        manager = server._endpoint.context.request_interfaces[0].token_interface
+        kept = [v for (remote, mid), v in manager._recent_messages._entries.items() if mid == msg.mid]
+        assert len(kept) == 1 and isinstance(kept[0][1], bytes)
+        again = await peer.ask(msg, server.coap_port)  # a retransmission: the same bytes again
+        assert again is not None
+        assert (again.code, again.mtype, again.mid, again.token, again.opt.location_path) == (
+            first.code, first.mtype, first.mid, first.token, first.opt.location_path)
+    finally:
+        peer.close()
+
+
+async def test_a_block1_register_still_takes_the_block_wise_path(server) -> None:
+    payload = b",".join(f"</{3300 + i}/0>".encode() for i in range(40))  # > one 64-byte block
+    peer = await RawPeer.open()
+    try:
+        answer = None
+        for num, start in enumerate(range(0, len(payload), 64)):
+            chunk = payload[start:start + 64]
+            more = start + 64 < len(payload)
+            answer = await peer.ask(request(query=["ep=hot-3", "lt=60"], payload=chunk,
+                                            block1=(num, more, 2)), server.coap_port)
+            assert answer is not None
+            assert answer.code == (Code.CONTINUE if more else Code.CREATED), answer
+        assert answer is not None and answer.opt.block1 is not None
+    finally:
+        peer.close()
+    reg = server.registrations.get("hot-3")
+    assert reg is not None and len(reg.objects) == 40
+
+
+async def test_a_mounted_resource_is_rendered_by_its_own_path(server) -> None:
+    class Echo(Resource):
+        async def render_get(self, req: Message) -> Message:
+            return Message(code=Code.CONTENT, payload=b"x" * 3000)  # more than one message holds
+
+    server.mount_coap("echo", Echo())
+    peer = await RawPeer.open()
+    try:
+        answer = await peer.ask(request(code=Code.GET, path=("echo",)), server.coap_port)
+    finally:
+        peer.close()
+    assert answer is not None and answer.code == Code.CONTENT
+    assert answer.opt.block2 is not None and answer.opt.block2.more  # block-wise, first block
+
+
+def test_the_collector_threshold_is_raised_never_lowered(server: Any) -> None:
+    saved = gc.get_threshold()
+    try:
+        assert gc.get_threshold()[0] >= GC_YOUNG_THRESHOLD  # the running server raised it
+        gc.set_threshold(50_000, *saved[1:])
+        tune_garbage_collector()
+        assert gc.get_threshold()[0] == 50_000
+        gc.set_threshold(700, *saved[1:])
+        tune_garbage_collector()
+        assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
+    finally:
+        gc.set_threshold(*saved)
