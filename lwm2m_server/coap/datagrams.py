@@ -16,6 +16,12 @@ takes the transport's place as the receiver of datagrams:
 - every refusal is counted in ``lwm2m_coap_datagrams_refused_total{reason}`` and logged through
   a rate limit: the first of a kind, then at most one line per minute with the count since.
 
+Requests get ``SERVER_TUNING``: aiocoap answers with an empty ACK and a separate response
+when the answer is not ready within ``EMPTY_ACK_DELAY``, which it sets to 0.1 s. A Register
+waits for its commit, and a PostgreSQL commit on a busy host takes longer: 5,072 of 6,000
+Registers went the separate way (twice the datagrams, and a retransmission timer each). The
+device retransmits only after ACK_TIMEOUT (2 s or more), so 0.5 s still answers it in time.
+
 After the datagram the transport read, the guard reads the ones already waiting in the socket
 (up to ``DRAIN`` in all): the transport reads one per event-loop turn, and each turn costs a
 ``poll`` and a failed read of the socket's error queue, a tenth of a Register's CPU when
@@ -33,6 +39,7 @@ from typing import Any
 
 from aiocoap import Code, Message
 from aiocoap.message import Direction
+from aiocoap.numbers.constants import TransportTuning
 from aiocoap.numbers.optionnumbers import OptionNumber
 from aiocoap.numbers.types import Type
 from aiocoap.transports.udp6 import UDP6EndpointAddress
@@ -41,12 +48,21 @@ from ..metrics import COAP_REFUSED
 from .dedup import install_bounded_deduplication
 
 __all__ = ["DatagramGuard", "RateLimitedLog", "RateLimitFilter", "install_datagram_guard",
-           "KNOWN_OPTIONS", "DRAIN"]
+           "KNOWN_OPTIONS", "DRAIN", "SERVER_TUNING"]
 
 log = logging.getLogger(__name__)
 
 KNOWN_OPTIONS = frozenset(int(o) for o in OptionNumber.__members__.values())
 DRAIN = 16  # datagrams handled per readiness of the socket, at most
+
+
+class ServerTuning(TransportTuning):
+    """aiocoap's transmission parameters for the requests the server receives (see above)."""
+
+    EMPTY_ACK_DELAY = 0.5
+
+
+SERVER_TUNING = ServerTuning()
 
 
 class RateLimitedLog:
@@ -189,6 +205,7 @@ class DatagramGuard:
                              f"unrecognized critical option {', '.join(map(str, unknown))}")
                 return
         message.direction = Direction.INCOMING
+        message.transport_tuning = SERVER_TUNING
         self.interface._ctx.dispatch_message(message)
 
     def _answer(self, remote: UDP6EndpointAddress, header: tuple[int, int, int, bytes] | None,

@@ -9,11 +9,14 @@ import gc
 from typing import Any
 
 from aiocoap import Code, Message
+from aiocoap.numbers.types import Type
 from aiocoap.resource import Resource
 from aiocoap.transports.udp6 import UDP6EndpointAddress
 
 from lwm2m_server.coap.datagrams import DRAIN
 from lwm2m_server.coap.endpoint import GC_YOUNG_THRESHOLD, tune_garbage_collector
+from lwm2m_server.store.repository import MemoryStore
+from tests.protocol.conftest import running
 from tests.support.raw_coap import RawPeer, request
 
 
@@ -131,3 +134,25 @@ async def test_datagrams_waiting_together_are_all_served(server) -> None:
     assert sorted(a.mid for a in answers) == sorted(m.mid for m in msgs)
     assert all(a.code == Code.CREATED for a in answers)
     assert all(server.registrations.get(f"burst-{i}") is not None for i in range(3 * DRAIN))
+
+
+class SlowCommitStore(MemoryStore):
+    """A store whose commits take 0.3 s (a busy PostgreSQL)."""
+
+    async def save_registration(self, reg: Any) -> None:
+        await asyncio.sleep(0.3)
+        await super().save_registration(reg)
+
+
+async def test_an_answer_ready_within_half_a_second_is_piggybacked(sqlite_url) -> None:
+    async with running(sqlite_url, store=SlowCommitStore()) as srv:
+        peer = await RawPeer.open()
+        try:
+            msg = request(query=["ep=slow-1", "lt=60"], payload=b"</3/0>")
+            peer.send(msg, srv.coap_port)
+            first = await asyncio.wait_for(peer.answers.get(), 2)
+        finally:
+            peer.close()
+    # aiocoap's own 0.1 s would have sent an empty ACK first and the 2.01 separately.
+    assert (first.mtype, first.code, first.mid) == (Type.ACK, Code.CREATED, msg.mid)
+    assert first.opt.location_path[0] == "rd"
