@@ -108,11 +108,14 @@ class _Client(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    separate = 0  # responses that came separately (after an empty ACK), all clients
+
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         t, code, mid, token, loc = parse_response(data)
         if t == 0:  # a separate CON response: acknowledge it
             assert self.transport is not None
             self.transport.sendto(bytes([0x60, 0]) + struct.pack(">H", mid), addr)
+            _Client.separate += 1
         if code == 0:
             return
         fut = self.waiting.pop(token, None)
@@ -185,12 +188,15 @@ async def load(port: int, clients: int, duration: float, total: int | None, pref
         await asyncio.gather(*(registrar(k, c, t0 + duration, None) for k, c in enumerate(socks)))
         out["register_per_s"] = counter["n"] / (time.monotonic() - t0)
         out["registers"] = counter["n"]
+        out["separate_registers"] = _Client.separate
         print("phase", flush=True)  # tells the server side the update phase starts
         counter["n"] = 0
+        _Client.separate = 0
         t0 = time.monotonic()
         await asyncio.gather(*(updater(k, c, t0 + duration) for k, c in enumerate(socks)))
         out["update_per_s"] = counter["n"] / (time.monotonic() - t0)
         out["updates"] = counter["n"]
+        out["separate_updates"] = _Client.separate
     out["errors"] = errors["n"]
     for c in socks:
         assert c.transport is not None
@@ -207,19 +213,34 @@ async def run_load_process(port: int, clients: int, duration: float, total: int 
         args += ["--total", str(total)]
     proc = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE)
     assert proc.stdout is not None
+    gc_time = [0.0, 0.0]  # seconds in the cycle collector: total, start of the current pass
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_time[1] = time.perf_counter()
+        else:
+            gc_time[0] += time.perf_counter() - gc_time[1]
+
+    gc.callbacks.append(on_gc)
     cpu0 = time.process_time()
     lines = []
-    cpu_register = 0.0
-    async for raw in proc.stdout:
-        line = raw.decode().strip()
-        if line == "phase":
-            cpu_register = time.process_time() - cpu0
-            cpu0 = time.process_time()
-        else:
-            lines.append(line)
-    cpu_update = time.process_time() - cpu0
+    cpu_register = gc_register = 0.0
+    try:
+        async for raw in proc.stdout:
+            line = raw.decode().strip()
+            if line == "phase":
+                cpu_register = time.process_time() - cpu0
+                cpu0 = time.process_time()
+                gc_register, gc_time[0] = gc_time[0], 0.0
+            else:
+                lines.append(line)
+        cpu_update = time.process_time() - cpu0
+    finally:
+        gc.callbacks.remove(on_gc)
     await proc.wait()
     res: dict[str, float] = json.loads(lines[-1])
+    if cpu_register:
+        res["gc_share"] = (gc_register + gc_time[0]) / (cpu_register + cpu_update)
     # Server CPU seconds per operation (this process, all threads): steadier than rates on a busy
     # machine, since it does not depend on how much CPU the load process got.
     if res.get("registers"):
@@ -342,9 +363,11 @@ async def traced_bytes_per_registration(n: int) -> float:
 
 
 def _line(name: str, r: dict[str, float]) -> str:
-    return (f"{name:<22}{r['register_per_s']:7.0f} Registers/s {r['update_per_s']:7.0f} Updates/s   "
+    return (f"{name:<26}{r['register_per_s']:6.0f} Registers/s {r['update_per_s']:6.0f} Updates/s  "
             f"server CPU {r['cpu_us_per_register']:5.0f} us/Register {r['cpu_us_per_update']:5.0f} us/Update"
-            f"   (errors {r['errors']:.0f})")
+            f"  (GC {r.get('gc_share', 0) * 100:.0f}% of the CPU; separate responses "
+            f"{r.get('separate_registers', 0):.0f} Register, {r.get('separate_updates', 0):.0f} Update;"
+            f" errors {r['errors']:.0f})")
 
 
 def _spread(values: list[float], fmt: str = "{:.2f}") -> str:
@@ -378,13 +401,13 @@ async def throughput(args: argparse.Namespace) -> None:
     bare = runs["bare"]
     print(f"\nmin / median / max over {args.repeat} round(s); ratios per round against that round's "
           "bare aiocoap (target >= 0.8x)")
-    print(f"{'bare aiocoap':<22}{_spread([r['register_per_s'] for r in bare], '{:.0f}')} Registers/s, "
+    print(f"{'bare aiocoap':<26}{_spread([r['register_per_s'] for r in bare], '{:.0f}')} Registers/s, "
           f"{_spread([r['update_per_s'] for r in bare], '{:.0f}')} Updates/s; CPU "
           f"{_spread([r['cpu_us_per_register'] for r in bare], '{:.0f}')} us/Register, "
           f"{_spread([r['cpu_us_per_update'] for r in bare], '{:.0f}')} us/Update")
     for db in args.db:
         ours = runs[db]
-        print(f"{'LwM2MServer ' + db:<22}{_spread([r['register_per_s'] for r in ours], '{:.0f}')} Registers/s, "
+        print(f"{'LwM2MServer ' + db:<26}{_spread([r['register_per_s'] for r in ours], '{:.0f}')} Registers/s, "
               f"{_spread([r['update_per_s'] for r in ours], '{:.0f}')} Updates/s; CPU "
               f"{_spread([r['cpu_us_per_register'] for r in ours], '{:.0f}')} us/Register, "
               f"{_spread([r['cpu_us_per_update'] for r in ours], '{:.0f}')} us/Update")
