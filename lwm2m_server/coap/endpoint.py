@@ -64,11 +64,10 @@ def _break_cycle(requester: Any) -> None:
 
 
 # Objects allocated (net) between two young-generation collections of Python's cycle collector.
-# aiocoap leaves about twenty objects of cyclic garbage per request (its request pipe and the
-# closures around it hold the request message); with the interpreter's default of 700 a
-# collection runs every few requests, promotes the requests still in flight, and the full
-# collections that follow walk every registration again: 10-19% of the server's CPU under 200
-# concurrent clients. With 10,000: 7% (docs/benchmarks.md).
+# With the interpreter's 700 a collection ran every few requests under load: each promoted the
+# requests then in flight (a few hundred objects each), and the full collections that followed
+# walked every registration again (10-19% of the server's CPU under 200 concurrent clients,
+# before _break_cycle below took most of the garbage away). 10,000 makes them rare.
 GC_YOUNG_THRESHOLD = 10_000
 
 
