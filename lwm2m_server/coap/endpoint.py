@@ -41,8 +41,22 @@ class ServerContext(Context):
         callbacks = pipe._event_callbacks
         if callbacks:  # the token manager's, which sends the response
             pipe.on_interest_end(functools.partial(_break_cycle, callbacks[0][0]))
-        run_driving_pipe(error_to_message(pipe, self.log), self._render_to_pipe(pipe),
-                         name="LwM2M request")
+        run_driving_pipe(error_to_message(pipe, self.log), _Render(self, pipe), name="LwM2M request")
+
+
+class _Render:
+    """``context._render_to_pipe(pipe)``, made only when awaited: a request superseded before
+    its task ran (the same token again, read in the same batch of datagrams) leaves no coroutine
+    that was never awaited (a RuntimeWarning each)."""
+
+    __slots__ = ("_context", "_pipe")
+
+    def __init__(self, context: Context, pipe: Pipe) -> None:
+        self._context = context
+        self._pipe = pipe
+
+    def __await__(self) -> Any:
+        return self._context._render_to_pipe(self._pipe).__await__()
 
 
 def _break_cycle(requester: Any) -> None:

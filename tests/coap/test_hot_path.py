@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import warnings
 from typing import Any
 
 from aiocoap import Code, Message
@@ -156,3 +158,24 @@ async def test_an_answer_ready_within_half_a_second_is_piggybacked(sqlite_url) -
     # aiocoap's own 0.1 s would have sent an empty ACK first and the 2.01 separately.
     assert (first.mtype, first.code, first.mid) == (Type.ACK, Code.CREATED, msg.mid)
     assert first.opt.location_path[0] == "rd"
+
+
+async def test_a_request_superseded_before_it_ran_leaves_no_unawaited_coroutine(server) -> None:
+    peer = await RawPeer.open()
+    token = os.urandom(4)
+    first = request(query=["ep=tok-1", "lt=60"], payload=b"</3/0>")
+    second = request(query=["ep=tok-2", "lt=60"], payload=b"</3/0>")
+    first.token = second.token = token  # the second replaces the first (same token and peer)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            peer.send(first, server.coap_port)  # both read in one batch: the first never starts
+            peer.send(second, server.coap_port)
+            answer = await asyncio.wait_for(peer.answers.get(), 5)
+            while answer.mid != second.mid:  # the first may have been answered when read alone
+                answer = await asyncio.wait_for(peer.answers.get(), 5)
+            gc.collect()
+    finally:
+        peer.close()
+    assert answer.code == Code.CREATED
+    assert not [w for w in caught if "never awaited" in str(w.message)]
