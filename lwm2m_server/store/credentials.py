@@ -5,7 +5,10 @@ this server) or ``bootstrap`` (talking to its bootstrap server). Identities are 
 both. Keys are stored sealed by :class:`~lwm2m_server.security.keybox.KeyBox`; summaries never
 carry them. Lookups by identity run inside the DTLS handshake (synchronously), so they go
 through a short-lived cache; a change made in this process clears it at once, one made by
-another process (the CLI) shows within ``CACHE_SECONDS``.
+another process (the CLI) shows within ``CACHE_SECONDS``. Whether an endpoint has DM credentials
+is asked for every plain-CoAP Register and Update: the event loop answers it from the set of such
+endpoints, checked against the database at most every ``CACHE_SECONDS`` with one aggregate
+query (no query per device).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, LargeBinary, Text
+from sqlalchemy import Column, DateTime, LargeBinary, Text, func
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
@@ -115,6 +118,15 @@ class CredentialStore:
         self._lock = threading.Lock()
         self._by_identity: dict[str, tuple[float, Credential | None]] = {}
         self._has: dict[str, tuple[float, bool]] = {}
+        # Endpoints with a DM credential, for has_credentials_async: the set, the (count, latest
+        # created_at) it was read at, when that was last compared with the database, the one
+        # refresh under way, and a generation that a local change bumps (a refresh that started
+        # before the change does not install its older set).
+        self._dm: frozenset[str] | None = None
+        self._dm_marker: tuple[Any, ...] | None = None
+        self._dm_checked = 0.0
+        self._dm_refresh: asyncio.Task[None] | None = None
+        self._generation = 0
 
     def keybox(self) -> KeyBox:
         if not isinstance(self._keybox, KeyBox):
@@ -125,6 +137,8 @@ class CredentialStore:
         with self._lock:
             self._by_identity.clear()
             self._has.clear()
+            self._dm = None
+            self._generation += 1
 
     # --- credentials ---------------------------------------------------------
     def put(self, endpoint: str, identity: str, key: bytes, purpose: str = "dm") -> dict[str, Any]:
@@ -209,12 +223,37 @@ class CredentialStore:
         return cred
 
     async def has_credentials_async(self, endpoint: str) -> bool:
-        """:meth:`has_credentials` for the event loop: a cache hit answers at once, a miss reads
-        the database in a worker thread."""
-        hit = self._has.get(endpoint)
-        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
-            return hit[1]
-        return await asyncio.to_thread(self.has_credentials, endpoint)
+        """:meth:`has_credentials` for the event loop, without a query per endpoint: the answer
+        comes from the set of endpoints with DM credentials, compared with the database at most
+        every ``CACHE_SECONDS`` (one worker-thread query shared by every caller meanwhile)."""
+        if self._dm is None or time.monotonic() - self._dm_checked >= CACHE_SECONDS:
+            task = self._dm_refresh
+            if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+                task = self._dm_refresh = asyncio.ensure_future(asyncio.to_thread(self._refresh_dm))
+            await asyncio.shield(task)
+        dm = self._dm
+        if dm is None:  # changed in this process while the refresh ran: ask again
+            return await asyncio.to_thread(self.has_credentials, endpoint)
+        return endpoint in dm
+
+    def _refresh_dm(self) -> None:
+        """Reload the set of endpoints with DM credentials if the database's (count, latest
+        ``created_at``) of them moved since the last read: an added, replaced or removed
+        credential moves one of the two."""
+        generation = self._generation
+        table = DeviceCredentialRow.__table__  # type: ignore[attr-defined]
+        dm = table.c.purpose == "dm"
+        with self.engine.connect() as conn:
+            # The marker before the set: a change between the two reloads once more, never less.
+            marker = tuple(conn.execute(sa_select(func.count(), func.max(table.c.created_at))
+                                        .where(dm)).one())
+            endpoints = self._dm
+            if endpoints is None or marker != self._dm_marker:
+                endpoints = frozenset(conn.execute(sa_select(table.c.endpoint).where(dm)).scalars())
+        with self._lock:
+            if generation == self._generation:
+                self._dm, self._dm_marker = endpoints, marker
+                self._dm_checked = time.monotonic()
 
     def has_credentials(self, endpoint: str) -> bool:
         """True when ``endpoint`` has a DM credential (then plain CoAP is refused for it)."""

@@ -181,6 +181,7 @@ class SqlStore:
         # PostgreSQL round trips go to a worker thread so the loop keeps serving meanwhile.
         self._inline = self._dialect == "sqlite"
         self._statements: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._sql: dict[tuple[int, tuple[str, ...]], str] = {}  # PostgreSQL: (statement, names) -> SQL
         # Writes arriving within this many seconds of the first one share its transaction.
         self.batch_window = 0.005
 
@@ -256,7 +257,7 @@ class SqlStore:
     def _apply_batch(self, batch: list[_Op]) -> dict[int, Exception]:
         try:
             with self.engine.begin() as conn:
-                self._apply(conn, batch)
+                self._apply_and_commit(conn, batch)
             return {}
         except Exception:
             if len(batch) == 1:
@@ -265,10 +266,24 @@ class SqlStore:
         for op in batch:  # one bad write must not take the others down with it
             try:
                 with self.engine.begin() as conn:
-                    self._apply(conn, [op])
+                    self._apply_and_commit(conn, [op])
             except Exception as e:
                 errors[id(op)] = e
         return errors
+
+    def _apply_and_commit(self, conn: Connection, batch: list[_Op]) -> None:
+        """Apply ``batch``; on PostgreSQL every statement and the COMMIT go in one pipeline, one
+        round trip (they were one each: a Register waited for four, and while the event loop
+        holds the GIL each wake-up of this thread after one can wait 5 ms, so a batch took
+        40-80 ms and many Registers missed aiocoap's 100 ms piggyback window: an empty ACK,
+        a separate response and its ACK, twice the datagrams)."""
+        if self._dialect != "postgresql":
+            self._apply(conn, batch)
+            return  # engine.begin() commits
+        raw: Any = conn.connection.driver_connection
+        with raw.pipeline():
+            self._apply(conn, batch)
+            raw.commit()  # engine.begin()'s own commit then finds nothing left to do
 
     def _upsert(self, table: Table, keys: tuple[str, ...]) -> Any:
         stmt = self._statements.get((table.name, keys))
@@ -294,6 +309,28 @@ class SqlStore:
             self._statements[(table.name, ("update",) + keys + ("set",) + columns)] = stmt
         return stmt
 
+    def _execute_many(self, conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
+        """``conn.execute(stmt, rows)``; on PostgreSQL straight through psycopg's executemany
+        (pipeline mode: one round trip per batch; psycopg prepares a statement on the server
+        once it has run a few times on a connection) with the SQL compiled once per statement
+        and parameter names, without SQLAlchemy's per-row parameter processing (psycopg adapts
+        every type these tables use by itself)."""
+        names = tuple(rows[0])
+        if self._dialect != "postgresql" or any(tuple(r) != names for r in rows):
+            conn.execute(stmt, rows)
+            return
+        key = (id(stmt), names)
+        sql = self._sql.get(key)
+        if sql is None:
+            compiled = stmt.compile(dialect=conn.dialect,
+                                    column_keys=[n for n in names if not n.startswith("k_")])
+            if compiled.positiontup is not None or set(compiled.params) != set(names):
+                conn.execute(stmt, rows)  # not a plain named-parameter statement: the usual way
+                return
+            sql = self._sql[key] = str(compiled)
+        with conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
+            cur.executemany(sql, rows)
+
     def _apply(self, conn: Connection, batch: list[_Op]) -> None:
         # Tables are independent of each other (no foreign keys between them): grouping a batch by
         # table, keeping the order within each table, lets interleaved writes (a registration, its
@@ -314,7 +351,7 @@ class SqlStore:
                     j += 1
                 stmt = self._upsert(op.table, op.keys) if op.kind == "upsert" else self._insert(op.table)
                 if rows:
-                    conn.execute(stmt, list(rows.values()))
+                    self._execute_many(conn, stmt, list(rows.values()))
                 i = j
                 continue
             if op.kind == "update":
@@ -333,8 +370,8 @@ class SqlStore:
                     i += 1
                     continue
                 if rows_in_order:
-                    conn.execute(self._update(op.table, op.keys, columns),
-                                 [_key_params(r, op.keys) for r in rows_in_order])
+                    self._execute_many(conn, self._update(op.table, op.keys, columns),
+                                       [_key_params(r, op.keys) for r in rows_in_order])
                 i = j
                 continue
             if op.kind == "delete":
