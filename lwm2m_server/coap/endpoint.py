@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
 
 from aiocoap import Context  # noqa: E402
+from aiocoap.pipe import Pipe, error_to_message, run_driving_pipe  # noqa: E402
 
 from ..protocol.devices import DeviceManager
 from ..protocol.registration import RegistrationManager
@@ -22,7 +23,17 @@ from .transport import AiocoapTransport
 if TYPE_CHECKING:
     from .dtls import PskResolver
 
-__all__ = ["CoapEndpoint", "bound_udp_port"]
+__all__ = ["CoapEndpoint", "ServerContext", "bound_udp_port"]
+
+
+class ServerContext(Context):  # type: ignore[misc]
+    """aiocoap's Context, serving requests without naming each rendering task after the
+    request: aiocoap formats that name (the message's repr) for every request it serves, and
+    nothing reads it; for a Block2 download that is a request per block."""
+
+    def render_to_pipe(self, pipe: Pipe) -> None:
+        # aiocoap 0.4's Context.render_to_pipe, without name=.
+        run_driving_pipe(error_to_message(pipe, self.log), self._render_to_pipe(pipe))
 
 
 def bound_udp_port(context: Context) -> int:
@@ -72,8 +83,8 @@ class CoapEndpoint:
             aiocoap_log.setLevel(logging.WARNING)
         if not any(isinstance(f, RateLimitFilter) for f in aiocoap_log.filters):
             aiocoap_log.addFilter(RateLimitFilter())
-        self.context = await Context.create_server_context(self.site, bind=(host, port),
-                                                           transports=["udp6"])
+        self.context = await ServerContext.create_server_context(self.site, bind=(host, port),
+                                                                 transports=["udp6"])
         install_datagram_guard(self.context, max_datagram=self.max_datagram,
                                max_payload=self.max_payload)
         from .dtls import add_dtls_transport
