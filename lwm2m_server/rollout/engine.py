@@ -51,6 +51,8 @@ class NotReleased(InvalidTransition):
     """A pending target may not start a transfer: its deployment is no longer running."""
 
 
+# What a pass reads of every target; the whole row (_TARGET_COLUMNS) only of those it launches.
+_PASS_COLUMNS = (Target.id, Target.state, Target.next_attempt_at)
 _TARGET_COLUMNS = (Target.id, Target.deployment_id, Target.endpoint, Target.state, Target.step,
                    Target.method, Target.attempt, Target.next_attempt_at, Target.progress,
                    Target.result, Target.reason, Target.applied, Target.started_at)
@@ -397,7 +399,7 @@ class RolloutEngine:
                 col(Deployment.state).in_(["running", "paused", "cancelled"]))).all()
             for dep in deps:
                 # Plain rows, not ORM objects: a pass over 1,000 targets must stay cheap.
-                q = select(*_TARGET_COLUMNS).where(  # type: ignore[call-overload]
+                q = select(*_PASS_COLUMNS).where(  # type: ignore[call-overload]
                     Target.deployment_id == dep.id)
                 if dep.state == "cancelled":  # only targets still updating matter there
                     q = q.where(col(Target.state).in_([s.value for s in ACTIVE_STATES]))
@@ -440,9 +442,8 @@ class RolloutEngine:
             self._pause(session, dep, f"artifact {dep.artifact_id} unavailable: {e}")
             return
         # Resume targets in flight without a task (after a restart), in every deployment state.
-        for t in active:
-            if int(t.id) not in self._tasks:  # type: ignore[arg-type]
-                self._launch(dep, t, art)
+        self._launch(session, dep, [int(t.id) for t in active if int(t.id) not in self._tasks],
+                     art)
         if dep.state != "running":
             return
         total = len(targets)
@@ -462,6 +463,7 @@ class RolloutEngine:
         busy = len(active) + sum(1 for t in targets if t.state == TargetState.PENDING.value
                                  and int(t.id) in self._tasks)  # type: ignore[arg-type]
         now = utcnow()
+        start: list[int] = []
         for t in targets[:released]:
             if busy >= dep.max_concurrent:
                 break
@@ -470,8 +472,9 @@ class RolloutEngine:
             due = aware(t.next_attempt_at)
             if due is not None and due > now:
                 continue
-            self._launch(dep, t, art)
+            start.append(int(t.id))
             busy += 1
+        self._launch(session, dep, start, art)
 
     def _pause(self, session: Session, dep: Deployment, reason: str) -> None:
         if self._update_deployment(session, dep, state="paused", reason=reason):
@@ -495,14 +498,24 @@ class RolloutEngine:
         self._publish_deployment(dep)
         return True
 
-    def _launch(self, dep: Deployment, t: Any, art: ArtifactInfo) -> None:
-        run = _Run(self, dep, t, art)
-        task = asyncio.create_task(self._run_target(run, float(dep.timeout), int(dep.retries),
-                                                    art.kind),
-                                   name=f"rollout-{dep.id}-{t.endpoint}")
-        self._tasks[run.target_id] = task
-        self._runs[run.target_id] = run
-        self._rows[run.target_id] = _TargetRow(t)
+    def _launch(self, session: Session, dep: Deployment, ids: list[int],
+                art: ArtifactInfo) -> None:
+        """Start a task for each of the targets ``ids`` (their rows read in one query)."""
+        if not ids:
+            return
+        rows = {int(r.id): r for r in session.exec(  # type: ignore[call-overload]
+            select(*_TARGET_COLUMNS).where(col(Target.id).in_(ids)))}
+        for tid in ids:
+            t = rows.get(tid)
+            if t is None:  # deleted meanwhile (its deployment went)
+                continue
+            run = _Run(self, dep, t, art)
+            task = asyncio.create_task(self._run_target(run, float(dep.timeout),
+                                                        int(dep.retries), art.kind),
+                                       name=f"rollout-{dep.id}-{t.endpoint}")
+            self._tasks[tid] = task
+            self._runs[tid] = run
+            self._rows[tid] = _TargetRow(t)
 
     async def _run_target(self, run: _Run, timeout: float, retries: int, kind: str) -> None:
         cancelled = False
