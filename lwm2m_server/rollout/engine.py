@@ -258,9 +258,10 @@ class RolloutEngine:
                 async with asyncio.timeout(self.tick):  # not wait_for: see port.EndpointWaiter
                     await self._wake.wait()
             # Many targets finishing at once wake us many times: one pass serves them all. A
-            # pass reads every target of every open deployment, so with a large fleet finishing
-            # a dozen targets a second, passes at most every 0.2 s keep the engine cheap while
-            # a freed slot still goes to the next target within a fraction of a second.
+            # pass reads the state of every target of every open deployment, so with a large
+            # fleet finishing a dozen targets a second, passes at most every 0.2 s keep the
+            # engine cheap while a freed slot still goes to the next target within a fraction
+            # of a second.
             await asyncio.sleep(min(self.tick, 0.2))
             self._wake.clear()
 

@@ -4,7 +4,9 @@ implementation on ``LwM2MServer.devices.send``.
 The port raises the protocol layer's errors (``DeviceOffline``, ``DeviceTimeout``,
 ``DeviceError``, ``DeviceNotFound``) unchanged; the engine decides what they mean for a target.
 ``wait`` returns early when anything happens to the device (a notification, an Update, a new
-registration), so drivers re-read the device's state right then instead of polling blindly.
+registration), so drivers re-read the device's state right then instead of polling blindly; it
+says whether something happened, and with a ``mark`` taken before a read it also counts what
+happened during the read.
 Observations the rollout starts carry the origin ``rollout``; the engine cancels them when the
 target's attempt ends, and leaves alone observations someone else started.
 """
