@@ -19,7 +19,7 @@ separate processes (`lwm2m-server simulate`). Prints:
    reason; then the server's CPU seconds per MiB delivered for /fw against the bare aiocoap
    resource serving the same bytes, fetched by the same client process in the same run.
 
-Usage: python bench/rollout_bench.py [--devices 1000] [--fw-devices 10] [--jitter 5]
+Usage: python bench/rollout_bench.py [--devices 1000] [--fw-devices 10] [--jitter 5] [--timeout 600]
 Needs clang and lld (the example model is compiled at start).
 """
 
@@ -256,6 +256,8 @@ async def main() -> None:
     ap.add_argument("--fw-devices", type=int, default=10, help="0 skips the firmware pull")
     ap.add_argument("--max-concurrent", type=int, default=40)
     ap.add_argument("--jitter", type=float, default=5.0)
+    ap.add_argument("--timeout", type=float, default=600.0,
+                    help="seconds the rollout may take before the bench gives up")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
@@ -309,7 +311,8 @@ async def main() -> None:
         counter.reset()
         cpu0 = time.process_time()
         wall, view = await run_deployment(runner, sota_id, endpoints,
-                                          max_concurrent=args.max_concurrent, timeout=600)
+                                          max_concurrent=args.max_concurrent,
+                                          timeout=args.timeout)
         cpu = time.process_time() - cpu0
         ok = sum(1 for t in view["targets"] if t["state"] == "succeeded")
         ratios = []
