@@ -26,6 +26,10 @@ After the datagram the transport read, the guard reads the ones already waiting 
 (up to ``DRAIN`` in all): the transport reads one per event-loop turn, and each turn costs a
 ``poll`` and a failed read of the socket's error queue, a tenth of a Register's CPU when
 hundreds of devices send at once.
+
+The remote address of every message is a ``PeerAddress``: aiocoap's udp6 address, whose text
+forms (host, multicast checks, repr) aiocoap computes through ``ipaddress`` several times per
+message (task names, response addressing), computed once per peer instead.
 """
 
 from __future__ import annotations
@@ -47,8 +51,8 @@ from aiocoap.transports.udp6 import UDP6EndpointAddress
 from ..metrics import COAP_REFUSED
 from .dedup import install_bounded_deduplication
 
-__all__ = ["DatagramGuard", "RateLimitedLog", "RateLimitFilter", "install_datagram_guard",
-           "KNOWN_OPTIONS", "DRAIN", "SERVER_TUNING"]
+__all__ = ["DatagramGuard", "PeerAddress", "RateLimitedLog", "RateLimitFilter",
+           "install_datagram_guard", "KNOWN_OPTIONS", "DRAIN", "SERVER_TUNING"]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +119,44 @@ class RateLimitFilter(logging.Filter):
         return True
 
 
+class PeerAddress(UDP6EndpointAddress):  # type: ignore[misc]
+    """aiocoap's udp6 address with ``hostinfo``, ``is_multicast``, ``is_multicast_locally`` and
+    ``repr`` remembered per socket address and local address (a bounded table shared by all)."""
+
+    _MAX = 50_000
+    _texts: dict[tuple[Any, ...], tuple[str, bool]] = {}
+    _locals: dict[bytes | None, bool] = {}
+
+    def _text(self) -> tuple[str, bool]:
+        got = self._texts.get(self.sockaddr)
+        if got is None:
+            if len(self._texts) >= self._MAX:
+                self._texts.clear()
+            got = self._texts[self.sockaddr] = (super().hostinfo, super().is_multicast)
+        return got
+
+    @property
+    def hostinfo(self) -> str:
+        return self._text()[0]
+
+    @property
+    def is_multicast(self) -> bool:
+        return self._text()[1]
+
+    @property
+    def is_multicast_locally(self) -> bool:
+        got = self._locals.get(self.pktinfo)
+        if got is None:
+            if len(self._locals) >= self._MAX:
+                self._locals.clear()
+            got = self._locals[self.pktinfo] = (self.pktinfo is not None
+                                                and super().is_multicast_locally)
+        return got
+
+    def __repr__(self) -> str:
+        return f"<UDP6EndpointAddress {self.hostinfo}>"
+
+
 def _header(data: bytes) -> tuple[int, int, int, bytes] | None:
     """(type, code, message id, token) of a datagram whose fixed header is readable, else None."""
     if len(data) < 4:
@@ -171,7 +213,7 @@ class DatagramGuard:
         for level, kind, value in ancdata:
             if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
                 pktinfo = value
-        remote = UDP6EndpointAddress(address, self.interface, pktinfo=pktinfo)
+        remote = PeerAddress(address, self.interface, pktinfo=pktinfo)
         header = _header(data)
         if flags & socket.MSG_TRUNC or len(data) > self.max_datagram:
             COAP_REFUSED.inc("too_large")

@@ -1,7 +1,8 @@
-"""CoAP ``/fw/<sha256>``: artifact bytes for device downloads, in Block2 blocks read from disk.
+"""CoAP ``/fw/<sha256>``: artifact bytes for device downloads, in Block2 blocks.
 
-Each block request is answered on its own from the file (``pread`` at ``num * size``), with no
-per-download state on the server: a device that lost its link, rebooted, or talks to a
+Each block request is answered on its own from the artifact file, mapped into memory once (a
+block is a slice: no system call, no file read per block), with no per-download state on the
+server: a device that lost its link, rebooted, or talks to a
 restarted server asks for the block where it stopped and gets it. Blocks are 1024 bytes unless
 the device asks for smaller ones (RFC 7959 Block2 size negotiation). The first block carries
 Size2 (the total size) and every block an ETag (the first 8 bytes of the SHA-256), so a
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
 import os
 import re
 import threading
@@ -87,34 +89,44 @@ def _error(code: Code, text: str) -> Message:
     return Message(code=code, payload=text.encode("utf-8"))
 
 
-class _FdCache:
-    """A few open file descriptors by SHA-256 (artifact files never change under their name),
-    with each file's size and ETag: a block costs one ``pread`` and no path or stat work."""
+class _FileCache:
+    """A few artifact files mapped into memory, by SHA-256 (artifact files never change under
+    their name), with each file's size and ETag: a block costs one slice."""
 
     def __init__(self, size: int = 32) -> None:
         self._size = size
-        self._fds: OrderedDict[str, tuple[int, int, bytes]] = OrderedDict()
+        self._files: OrderedDict[str, tuple[mmap.mmap | bytes, int, bytes]] = OrderedDict()
 
-    def get(self, sha256: str, path_for: Callable[[str], FsPath]) -> tuple[int, int, bytes] | None:
-        hit = self._fds.get(sha256)
+    def get(self, sha256: str, path_for: Callable[[str], FsPath]
+            ) -> tuple[mmap.mmap | bytes, int, bytes] | None:
+        hit = self._files.get(sha256)
         if hit is not None:
-            self._fds.move_to_end(sha256)
+            self._files.move_to_end(sha256)
             return hit
         try:
             fd = os.open(path_for(sha256), os.O_RDONLY)
         except FileNotFoundError:
             return None
-        entry = (fd, os.fstat(fd).st_size, bytes.fromhex(sha256[:16]))
-        self._fds[sha256] = entry
-        while len(self._fds) > self._size:
-            _sha, (old, _n, _etag) = self._fds.popitem(last=False)
-            os.close(old)
+        try:
+            size = os.fstat(fd).st_size
+            # An empty file cannot be mapped; the pages of a mapped one stay the kernel's to
+            # keep or drop (the page cache), so mapping costs no memory of ours.
+            data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if size else b""
+        finally:
+            os.close(fd)
+        entry = (data, size, bytes.fromhex(sha256[:16]))
+        self._files[sha256] = entry
+        while len(self._files) > self._size:
+            _sha, (old, _n, _etag) = self._files.popitem(last=False)
+            if isinstance(old, mmap.mmap):
+                old.close()
         return entry
 
     def close(self) -> None:
-        for fd, _n, _etag in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        for data, _n, _etag in self._files.values():
+            if isinstance(data, mmap.mmap):
+                data.close()
+        self._files.clear()
 
 
 class FwResource(Resource, PathCapable):
@@ -133,16 +145,16 @@ class FwResource(Resource, PathCapable):
         self._fetch = fetch
         self.tracker = tracker
         self._max_szx = max_szx
-        self._fds = _FdCache()
+        self._files = _FileCache()
 
     async def needs_blockwise_assembly(self, request: Message) -> bool:
-        return False  # every block is read from the file on its own
+        return False  # every block is answered on its own
 
     def get_link_description(self) -> dict[str, str] | None:
         return None
 
     def close(self) -> None:
-        self._fds.close()
+        self._files.close()
 
     async def render(self, request: Message) -> Message:
         path = tuple(request.opt.uri_path)
@@ -153,17 +165,17 @@ class FwResource(Resource, PathCapable):
         if len(path) != 1 or not _SHA_RE.fullmatch(path[0]):
             return _error(Code.NOT_FOUND, "use /fw/<sha256> with a lowercase hex SHA-256")
         sha = path[0]
-        entry = self._fds.get(sha, self._path_for)
+        entry = self._files.get(sha, self._path_for)
         if entry is None and self._fetch is not None:
             try:
                 if await asyncio.to_thread(self._fetch, sha):
-                    entry = self._fds.get(sha, self._path_for)
+                    entry = self._files.get(sha, self._path_for)
             except Exception as e:  # noqa: BLE001 - whatever failed, the device gets 5.03
                 log.error("artifact %s cannot be served over CoAP: %s", sha, e)
                 return _error(Code.SERVICE_UNAVAILABLE, f"artifact {sha} cannot be served now")
         if entry is None:
             return _error(Code.NOT_FOUND, f"no artifact {sha}")
-        fd, total, etag = entry
+        data, total, etag = entry
         block2 = request.opt.block2
         if block2 is None:
             num, szx = 0, self._max_szx
@@ -176,7 +188,7 @@ class FwResource(Resource, PathCapable):
         start = num * size
         if start >= total and not (start == 0 and total == 0):
             return _error(Code.BAD_OPTION, f"block {num} is past the end ({total} bytes)")
-        chunk = os.pread(fd, size, start)
+        chunk = data[start:start + size]
         more = start + len(chunk) < total
         msg = Message(code=Code.CONTENT, payload=chunk, content_format=ContentFormat.OCTETSTREAM)
         msg.opt.block2 = BlockOption.BlockwiseTuple(num, more, szx)

@@ -14,6 +14,7 @@ again until the target's timeout, whose reason then names the contradiction.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -56,6 +57,11 @@ FIRMWARE_RUNTIME_PREFIX = "WAMR"
 
 FW_IDLE, FW_DOWNLOADING, FW_DOWNLOADED, FW_UPDATING = 0, 1, 2, 3
 SW_INITIAL, SW_DOWNLOAD_STARTED, SW_DOWNLOADED, SW_DELIVERED, SW_INSTALLED = 0, 1, 2, 3, 4
+
+# Waiting for a device: reads after this many quiet polls even while observing it, and pauses
+# this long after a notification for the rest of its burst (see _await_move).
+QUIET_POLLS = 5
+SETTLE = 0.05
 
 # Steps written to the target row before the device is asked to do them.
 STEP_SEND = "send"          # package URI / package write about to be sent
@@ -265,12 +271,27 @@ async def _send_package(run: TargetRun, uri_path: Path, package_path: Path, meth
     await run.advance(TargetState.TRANSFERRING, step=STEP_SENT)
 
 
-async def _wait_progress(run: TargetRun) -> None:
-    """Wait for the device to move, reporting download progress meanwhile."""
-    await run.port.wait(run.endpoint, run.poll)
-    p = run.transfer_progress()
-    if p is not None and run.state == TargetState.TRANSFERRING:
-        await run.advance(TargetState.TRANSFERRING, progress=round(min(p, 1.0) * 0.6, 3))
+async def _await_move(run: TargetRun, since: int) -> None:
+    """Wait until the device moved after the mark ``since`` (taken before the last read),
+    reporting download progress meanwhile.
+
+    While the rollout observes the device its notifications say when it moved, so a poll that
+    ends quietly reads nothing (a read per device per poll was most of a rollout's requests);
+    after ``QUIET_POLLS`` quiet polls in a row it reads anyway, in case a notification was
+    lost. Without observations every poll ends in a read. A notification is followed by a short
+    pause for the rest of its burst (a state and a result that change together: one read).
+    """
+    quiet = 0
+    while True:
+        if await run.port.wait(run.endpoint, run.poll, since):
+            await asyncio.sleep(min(SETTLE, run.poll))
+            return
+        p = run.transfer_progress()
+        if p is not None and run.state == TargetState.TRANSFERRING:
+            await run.advance(TargetState.TRANSFERRING, progress=round(min(p, 1.0) * 0.6, 3))
+        quiet += 1
+        if not run.observed or quiet >= QUIET_POLLS:
+            return
 
 
 async def _firmware_view(run: TargetRun) -> tuple[dict[Path, Value], Any] | None:
@@ -313,11 +334,12 @@ async def run_firmware(run: TargetRun) -> str:
     observed = executed = False
     idle_after_send = 0
     while True:
+        mark = run.port.mark(run.endpoint)
         view = await _firmware_view(run)
         if view is None:
             if run.state != TargetState.UPDATING:
                 raise DeviceOffline(f"{run.endpoint} does not answer")
-            await run.port.wait(run.endpoint, run.poll)  # rebooting into the new image
+            await run.port.wait(run.endpoint, run.poll, mark)  # rebooting into the new image
             continue
         fw, version = view
         state, result = _int(fw, FW_STATE), _int(fw, FW_RESULT)
@@ -342,7 +364,7 @@ async def run_firmware(run: TargetRun) -> str:
         if state == FW_UPDATING:
             if run.state != TargetState.UPDATING:
                 await run.advance(TargetState.UPDATING, progress=0.8)
-            await run.port.wait(run.endpoint, run.poll)
+            await _await_move(run, mark)
             continue
         if run.step == STEP_APPLY and state in (FW_IDLE, FW_DOWNLOADED) and result not in (None, 0):
             # Execute Update was sent and the device is back without the new version.
@@ -352,7 +374,7 @@ async def run_firmware(run: TargetRun) -> str:
                 # read again; the target's timeout ends it and its reason quotes this.
                 run.note = (f"device reports success (Update Result 1) but runs version "
                             f"{version!r}, not {want}")
-                await run.port.wait(run.endpoint, run.poll)
+                await run.port.wait(run.endpoint, run.poll, mark)  # /3/0/3 is not observed
                 continue
             raise TargetFailed(result_reason(kind, result), result,
                                transient=is_transient_result(kind, result))
@@ -360,7 +382,7 @@ async def run_firmware(run: TargetRun) -> str:
         if state == FW_DOWNLOADING:  # ours from an earlier attempt, or a stale one: let it end
             if run.state == TargetState.PENDING:
                 await run.advance(TargetState.TRANSFERRING)
-            await _wait_progress(run)
+            await _await_move(run, mark)
             continue
         if state == FW_DOWNLOADED:
             if sent or versions_equal(fw.get(FW_PKG_VERSION), want):
@@ -371,7 +393,7 @@ async def run_firmware(run: TargetRun) -> str:
                                       applied_inc=1)
                     await run.port.execute(run.endpoint, FW_UPDATE)
                     executed = True
-                await run.port.wait(run.endpoint, run.poll)
+                await _await_move(run, mark)
                 continue
             # Another package waits on the device: an empty URI resets it to Idle (§E.6).
             await run.port.write(run.endpoint, FW_URI, "")
@@ -382,7 +404,7 @@ async def run_firmware(run: TargetRun) -> str:
                                transient=is_transient_result(kind, result))
         if run.step == STEP_SENT and idle_after_send < 3:
             idle_after_send += 1  # the device may not have started yet
-            await run.port.wait(run.endpoint, run.poll)
+            await _await_move(run, mark)
             continue
         protocols = {int(v) for v in _multi(fw, FW_PROTOCOLS).values() if isinstance(v, int)}
         method = choose_method(protocols or None, _int(fw, FW_DELIVERY), run.delivery,
@@ -404,10 +426,16 @@ async def run_sota(run: TargetRun) -> str:
     observed = False
     sent: set[Path] = set()
     idle_after_send = 0
+    model: dict[Path, Value] | None = None
     while True:
-        # State and result first, the model object second (see the module docstring).
+        mark = run.port.mark(run.endpoint)
+        # State and result first, the model object second (see the module docstring). The
+        # model object changes only on Activate: read at the first look, and again only once
+        # Activate was sent (in this attempt or, by the step, an earlier one).
         sw = await _read_quiet(run, SW_OBJECT)
-        model = await _read_quiet(run, MODEL_OBJECT) if sw is not None else None
+        if sw is not None and (model is None or SW_ACTIVATE in sent
+                               or run.step == STEP_ACTIVATE):
+            model = await _read_quiet(run, MODEL_OBJECT)
         if model is None or sw is None:
             raise DeviceOffline(f"{run.endpoint} does not answer")
         slot = _int(model, Path.of(33100, 0, MODEL_ACTIVE_SLOT))
@@ -448,7 +476,7 @@ async def run_sota(run: TargetRun) -> str:
             elif sw.get(SW_ACTIVATION) is False and str(sw.get(SW_STATUS_REASON) or "").startswith(
                     "activate"):
                 raise TargetFailed(f"activation failed: {sw.get(SW_STATUS_REASON)!s}", result)
-            await run.port.wait(run.endpoint, run.poll)
+            await _await_move(run, mark)
             continue
         if state == SW_DELIVERED and pkg_ok:
             if run.state not in (TargetState.TRANSFERRED, TargetState.UPDATING):
@@ -458,16 +486,16 @@ async def run_sota(run: TargetRun) -> str:
                                   applied_inc=1)
                 await run.port.execute(run.endpoint, SW_INSTALL)
                 sent.add(SW_INSTALL)
-            await run.port.wait(run.endpoint, run.poll)
+            await _await_move(run, mark)
             continue
         if state in (SW_DOWNLOAD_STARTED, SW_DOWNLOADED):  # ours from an earlier attempt, or stale
             if run.state == TargetState.PENDING:
                 await run.advance(TargetState.TRANSFERRING)
-            await _wait_progress(run)
+            await _await_move(run, mark)
             continue
         if run.step == STEP_SENT and state == SW_INITIAL and idle_after_send < 3:
             idle_after_send += 1
-            await run.port.wait(run.endpoint, run.poll)
+            await _await_move(run, mark)
             continue
         if run.state == TargetState.UPDATING and ours:
             raise TargetFailed(f"device left the update after {run.step}: "

@@ -23,7 +23,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, text, update
+from sqlalchemy import bindparam, delete, exists, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -51,8 +51,30 @@ class NotReleased(InvalidTransition):
     """A pending target may not start a transfer: its deployment is no longer running."""
 
 
-_TARGET_COLUMNS = (Target.id, Target.endpoint, Target.state, Target.step, Target.method,
-                   Target.attempt, Target.next_attempt_at, Target.progress)
+# What a pass reads of every target; the whole row (_TARGET_COLUMNS) only of those it launches.
+_PASS_COLUMNS = (Target.id, Target.state, Target.next_attempt_at)
+_TARGET_COLUMNS = (Target.id, Target.deployment_id, Target.endpoint, Target.state, Target.step,
+                   Target.method, Target.attempt, Target.next_attempt_at, Target.progress,
+                   Target.result, Target.reason, Target.applied, Target.started_at)
+
+
+class _TargetRow:
+    """What this process last wrote (or read) of a target in flight: the guard of its next
+    write and the fields of its events (a plain object: no ORM load per target)."""
+
+    def __init__(self, row: Any) -> None:
+        self.__dict__.update(row._mapping)
+
+
+_OUTBOX_ANY = select(RolloutEventRow.id).limit(1)  # type: ignore[call-overload]
+
+# The guarded UPDATE of a target in flight: the SET columns are the parameters named like
+# columns (so one statement, compiled once per set of columns, serves every write).
+_GUARDED_UPDATE = update(Target).where(col(Target.id) == bindparam("k_id"),
+                                       col(Target.state) == bindparam("k_state"))
+_GUARDED_START = _GUARDED_UPDATE.where(exists(
+    select(Deployment.id).where(col(Deployment.id) == bindparam("k_deployment"),
+                                col(Deployment.state) == "running").with_for_update(read=True)))
 
 
 class _Run:
@@ -92,7 +114,7 @@ class _Run:
 
     async def advance(self, state: TargetState, **fields: Any) -> None:
         if (state == self._state and set(fields) == {"progress"}
-                and abs(fields["progress"] - self._progress) < 0.05):
+                and abs(fields["progress"] - self._progress) < 0.1):
             return  # small progress steps are not worth a write and an event
         t = self._engine._write_target(self.target_id, state, **fields)
         self._state = TargetState(t.state)
@@ -144,7 +166,7 @@ class RolloutEngine:
         self.backoff_base = backoff_base
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._runs: dict[int, _Run] = {}
-        self._rows: dict[int, Target] = {}  # last written row of each target in flight
+        self._rows: dict[int, Any] = {}  # last written row of each target in flight
         self._cleanup: set[asyncio.Task[None]] = set()
         self._lock_conn: Any = None
         self._artifacts: dict[int, ArtifactInfo] = {}
@@ -236,9 +258,10 @@ class RolloutEngine:
                 async with asyncio.timeout(self.tick):  # not wait_for: see port.EndpointWaiter
                     await self._wake.wait()
             # Many targets finishing at once wake us many times: one pass serves them all. A
-            # pass reads every target of every open deployment, so with a large fleet finishing
-            # a dozen targets a second, passes at most every 0.2 s keep the engine cheap while
-            # a freed slot still goes to the next target within a fraction of a second.
+            # pass reads the state of every target of every open deployment, so with a large
+            # fleet finishing a dozen targets a second, passes at most every 0.2 s keep the
+            # engine cheap while a freed slot still goes to the next target within a fraction
+            # of a second.
             await asyncio.sleep(min(self.tick, 0.2))
             self._wake.clear()
 
@@ -285,6 +308,9 @@ class RolloutEngine:
         """Publish the rollout events other processes left in the outbox table, oldest first,
         and delete them; returns how many."""
         with Session(self.db) as session:
+            # Most passes find nothing: ask for the ids first (no ORM rows to build then).
+            if session.execute(_OUTBOX_ANY).first() is None:
+                return 0
             rows = session.exec(select(RolloutEventRow).order_by(col(RolloutEventRow.id))
                                 .limit(limit)).all()
             if not rows:
@@ -301,9 +327,10 @@ class RolloutEngine:
     def _write_target(self, target_id: int, state: TargetState, **fields: Any) -> Target:
         """Persist a target change (checked against the state machine) and publish it.
 
-        A target in flight keeps its row from the last write (this process is the only writer
-        besides an operator's cancel), so a write is one UPDATE guarded by the state we last
-        wrote; when that guard misses (cancelled meanwhile), the row is read again and checked.
+        A target in flight keeps its row from the reconcile pass that launched it and from
+        then on from its last write (this process is the only writer besides an operator's
+        cancel), so a write is one UPDATE guarded by the state we last wrote; when that guard
+        misses (cancelled meanwhile), the row is read again and checked.
         """
         inc = int(fields.pop("applied_inc", 0) or 0)
         t = self._rows.get(target_id)
@@ -311,13 +338,12 @@ class RolloutEngine:
         if t is not None:
             previous, previous_step = t.state, t.step
             values = self._target_changes(t, state, inc, fields)
-            guard = [col(Target.id) == target_id, col(Target.state) == previous]
+            params = {**values, "k_id": target_id, "k_state": previous}
+            stmt = _GUARDED_UPDATE
             if self._starts_transfer(previous, state):
-                guard.append(exists(select(Deployment.id).where(
-                    col(Deployment.id) == t.deployment_id, col(Deployment.state) == "running")
-                    .with_for_update(read=True)))
+                stmt, params["k_deployment"] = _GUARDED_START, t.deployment_id
             with self.db.begin() as conn:
-                done = conn.execute(update(Target).where(*guard).values(**values))
+                done = conn.execute(stmt, params)
             if done.rowcount == 1:  # type: ignore[attr-defined]
                 for k, v in values.items():
                     setattr(t, k, v)
@@ -374,7 +400,7 @@ class RolloutEngine:
                 col(Deployment.state).in_(["running", "paused", "cancelled"]))).all()
             for dep in deps:
                 # Plain rows, not ORM objects: a pass over 1,000 targets must stay cheap.
-                q = select(*_TARGET_COLUMNS).where(  # type: ignore[call-overload]
+                q = select(*_PASS_COLUMNS).where(  # type: ignore[call-overload]
                     Target.deployment_id == dep.id)
                 if dep.state == "cancelled":  # only targets still updating matter there
                     q = q.where(col(Target.state).in_([s.value for s in ACTIVE_STATES]))
@@ -417,9 +443,8 @@ class RolloutEngine:
             self._pause(session, dep, f"artifact {dep.artifact_id} unavailable: {e}")
             return
         # Resume targets in flight without a task (after a restart), in every deployment state.
-        for t in active:
-            if int(t.id) not in self._tasks:  # type: ignore[arg-type]
-                self._launch(dep, t, art)
+        self._launch(session, dep, [int(t.id) for t in active if int(t.id) not in self._tasks],
+                     art)
         if dep.state != "running":
             return
         total = len(targets)
@@ -439,6 +464,7 @@ class RolloutEngine:
         busy = len(active) + sum(1 for t in targets if t.state == TargetState.PENDING.value
                                  and int(t.id) in self._tasks)  # type: ignore[arg-type]
         now = utcnow()
+        start: list[int] = []
         for t in targets[:released]:
             if busy >= dep.max_concurrent:
                 break
@@ -447,8 +473,9 @@ class RolloutEngine:
             due = aware(t.next_attempt_at)
             if due is not None and due > now:
                 continue
-            self._launch(dep, t, art)
+            start.append(int(t.id))
             busy += 1
+        self._launch(session, dep, start, art)
 
     def _pause(self, session: Session, dep: Deployment, reason: str) -> None:
         if self._update_deployment(session, dep, state="paused", reason=reason):
@@ -472,13 +499,24 @@ class RolloutEngine:
         self._publish_deployment(dep)
         return True
 
-    def _launch(self, dep: Deployment, t: Any, art: ArtifactInfo) -> None:
-        run = _Run(self, dep, t, art)
-        task = asyncio.create_task(self._run_target(run, float(dep.timeout), int(dep.retries),
-                                                    art.kind),
-                                   name=f"rollout-{dep.id}-{t.endpoint}")
-        self._tasks[run.target_id] = task
-        self._runs[run.target_id] = run
+    def _launch(self, session: Session, dep: Deployment, ids: list[int],
+                art: ArtifactInfo) -> None:
+        """Start a task for each of the targets ``ids`` (their rows read in one query)."""
+        if not ids:
+            return
+        rows = {int(r.id): r for r in session.exec(  # type: ignore[call-overload]
+            select(*_TARGET_COLUMNS).where(col(Target.id).in_(ids)))}
+        for tid in ids:
+            t = rows.get(tid)
+            if t is None:  # deleted meanwhile (its deployment went)
+                continue
+            run = _Run(self, dep, t, art)
+            task = asyncio.create_task(self._run_target(run, float(dep.timeout),
+                                                        int(dep.retries), art.kind),
+                                       name=f"rollout-{dep.id}-{t.endpoint}")
+            self._tasks[tid] = task
+            self._runs[tid] = run
+            self._rows[tid] = _TargetRow(t)
 
     async def _run_target(self, run: _Run, timeout: float, retries: int, kind: str) -> None:
         cancelled = False
@@ -519,6 +557,7 @@ class RolloutEngine:
             self._tasks.pop(run.target_id, None)
             self._runs.pop(run.target_id, None)
             self._rows.pop(run.target_id, None)
+            self.port.forget(run.endpoint)
             self._wake.set()
 
     async def _end_observations(self, run: _Run) -> None:

@@ -4,7 +4,9 @@ implementation on ``LwM2MServer.devices.send``.
 The port raises the protocol layer's errors (``DeviceOffline``, ``DeviceTimeout``,
 ``DeviceError``, ``DeviceNotFound``) unchanged; the engine decides what they mean for a target.
 ``wait`` returns early when anything happens to the device (a notification, an Update, a new
-registration), so drivers re-read the device's state right then instead of polling blindly.
+registration), so drivers re-read the device's state right then instead of polling blindly; it
+says whether something happened, and with a ``mark`` taken before a read it also counts what
+happened during the read.
 Observations the rollout starts carry the origin ``rollout``; the engine cancels them when the
 target's attempt ends, and leaves alone observations someone else started.
 """
@@ -15,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..model import Path, Value
@@ -52,25 +53,38 @@ class DevicePort(Protocol):
         """Cancel the rollout's observation of ``path``."""
         ...
 
-    async def wait(self, endpoint: str, timeout: float) -> None:
-        """Return when something happened to ``endpoint`` or after ``timeout`` seconds."""
+    def mark(self, endpoint: str) -> int:
+        """A mark of what has happened to ``endpoint`` so far, for ``wait(since=...)``."""
+        ...
+
+    async def wait(self, endpoint: str, timeout: float, since: int | None = None) -> bool:
+        """Return when something happened to ``endpoint`` (after the ``mark`` ``since``, at
+        once if it did already) or after ``timeout`` seconds; True when something happened."""
         ...
 
     def address(self, endpoint: str) -> tuple[str, int] | None:
         """The device's registered (host, port), or None when it is not registered."""
         ...
 
+    def forget(self, endpoint: str) -> None:
+        """Stop keeping ``mark``s of ``endpoint`` (its target attempt ended)."""
+        ...
+
 
 class EndpointWaiter:
-    """One EventBus subscription fanned out per endpoint: ``wait(endpoint, timeout)``.
+    """One EventBus subscription fanned out per endpoint: ``wait(endpoint, timeout, since)``.
 
     One subscriber for the whole engine, not one per target, so a thousand targets cost one
-    queue put per event instead of a thousand.
+    queue put per event instead of a thousand. Each endpoint being watched has a count of the
+    events about it (``mark``): a driver takes the mark before it reads the device, so a
+    notification that arrives during the read ends its next wait at once instead of being
+    missed.
     """
 
     def __init__(self, events: EventBus | None = None) -> None:
         self._events = events
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._seen: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -92,10 +106,23 @@ class EndpointWaiter:
 
     def poke(self, endpoint: str) -> None:
         """Wake every ``wait`` on ``endpoint``."""
+        if endpoint in self._seen:
+            self._seen[endpoint] += 1
         for ev in self._waiters.get(endpoint, ()):
             ev.set()
 
-    async def wait(self, endpoint: str, timeout: float) -> None:
+    def mark(self, endpoint: str) -> int:
+        """The count of events about ``endpoint`` so far; the first mark starts the count
+        (events about devices no target watches cost nothing)."""
+        return self._seen.setdefault(endpoint, 0)
+
+    def forget(self, endpoint: str) -> None:
+        """Stop counting events about ``endpoint`` (its target attempt ended)."""
+        self._seen.pop(endpoint, None)
+
+    async def wait(self, endpoint: str, timeout: float, since: int | None = None) -> bool:
+        if since is not None and self._seen.get(endpoint, 0) > since:
+            return True
         ev = asyncio.Event()
         self._waiters[endpoint].add(ev)
         try:
@@ -104,6 +131,7 @@ class EndpointWaiter:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await ev.wait()
+            return ev.is_set()
         finally:
             s = self._waiters.get(endpoint)
             if s is not None:
@@ -181,31 +209,22 @@ class ServerDevicePort:
             await self._await_queued(endpoint, q.request_id)
         return True
 
-    async def cancel_observe(self, endpoint: str, path: Path, *, settle: float = 0.5,
-                             checks: int = 4) -> None:
-        devices = self._server.devices
-        since = datetime.now(timezone.utc)
-        for attempt in range(checks):
-            if attempt:
-                await asyncio.sleep(settle)
-                # A device that registered again just before (it rebooted into the update) may
-                # have its observations re-established by the server while we cancel: such a
-                # re-made observation is newer than our cancel; end it too. The server's
-                # re-establish gives it no origin of ours (see the rollout docs).
-                if not any(o.paths == (path,) and o.created_at >= since
-                           for o in devices.stored_observations(endpoint)):
-                    continue
-            try:
-                # No waiting for a sleeping device: the cancel is queued for its next wake-up.
-                await devices.send(endpoint, CancelObserveRequest(path), timeout=None,
-                                   origin=ROLLOUT_ORIGIN)
-            except Queued:
-                return
-            except InvalidRequest:  # nothing to cancel (ended already): still watch for a re-made one
-                pass
+    async def cancel_observe(self, endpoint: str, path: Path) -> None:
+        try:
+            # No waiting for a sleeping device: the cancel is queued for its next wake-up.
+            await self._server.devices.send(endpoint, CancelObserveRequest(path), timeout=None,
+                                            origin=ROLLOUT_ORIGIN)
+        except (Queued, InvalidRequest):  # queued, or nothing to cancel (ended already)
+            pass
 
-    async def wait(self, endpoint: str, timeout: float) -> None:
-        await self.waiter.wait(endpoint, timeout)
+    def mark(self, endpoint: str) -> int:
+        return self.waiter.mark(endpoint)
+
+    async def wait(self, endpoint: str, timeout: float, since: int | None = None) -> bool:
+        return await self.waiter.wait(endpoint, timeout, since)
+
+    def forget(self, endpoint: str) -> None:
+        self.waiter.forget(endpoint)
 
     def address(self, endpoint: str) -> tuple[str, int] | None:
         reg = self._server.registrations.get(endpoint)

@@ -83,7 +83,7 @@ class RolloutService:
     """The rollout pieces of one server process."""
 
     def __init__(self, server: LwM2MServer, settings: Settings, *, http_port: int | None = None,
-                 artifacts: ArtifactStore | None = None, poll: float = 1.0, tick: float = 0.25,
+                 artifacts: ArtifactStore | None = None, poll: float = 1.0, tick: float = 1.0,
                  backoff_base: float = 2.0, device_timeout: float | None = None,
                  webhooks: bool = True, **engine_options: Any) -> None:
         self.server = server

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 
 from lwm2m_server.model import Path
@@ -59,6 +60,7 @@ class FakeFleet:
         self.packages = packages
         self.waiter = EndpointWaiter()
         self.reads = 0
+        self.reads_of: Counter[Path] = Counter()
         self.waiting_reads = 0
         self.observing: set[tuple[str, Path]] = set()  # the rollout's live observations
         self._tasks: set[asyncio.Task[None]] = set()
@@ -94,6 +96,7 @@ class FakeFleet:
     async def read(self, endpoint: str, path: Path) -> dict[Path, object]:
         d = self._dev(endpoint)
         self.reads += 1
+        self.reads_of[path] += 1
         if d.read_gate is not None:
             self.waiting_reads += 1
             await d.read_gate.wait()
@@ -200,8 +203,14 @@ class FakeFleet:
         self._dev(endpoint)
         self.observing.discard((endpoint, path))
 
-    async def wait(self, endpoint: str, timeout: float) -> None:
-        await self.waiter.wait(endpoint, timeout)
+    def mark(self, endpoint: str) -> int:
+        return self.waiter.mark(endpoint)
+
+    async def wait(self, endpoint: str, timeout: float, since: int | None = None) -> bool:
+        return await self.waiter.wait(endpoint, timeout, since)
+
+    def forget(self, endpoint: str) -> None:
+        self.waiter.forget(endpoint)
 
     def address(self, endpoint: str) -> tuple[str, int] | None:
         return ("127.0.0.1", 1000 + list(self.devices).index(endpoint))

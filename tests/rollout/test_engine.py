@@ -11,10 +11,12 @@ import pytest
 from sqlmodel import Session, select
 
 from lwm2m_server.events import EventBus
+from lwm2m_server.model import Path
 from lwm2m_server.rollout import service
 from lwm2m_server.rollout.drivers import ArtifactInfo
 from lwm2m_server.rollout.engine import RolloutEngine
 from lwm2m_server.rollout.errors import DeploymentConflict, InvalidDeployment
+from lwm2m_server.rollout.port import EndpointWaiter
 from lwm2m_server.rollout.service import DeploymentSpec
 from lwm2m_server.rollout.state import InvalidTransition, TargetState
 from lwm2m_server.rollout.tables import Target
@@ -304,6 +306,42 @@ async def test_sota_installs_activates_and_checks_model_version_and_sha(db, flee
     assert t["state"] == "succeeded" and t["applied"] == 1
     assert d.slot_versions[d.active_slot] == "2.0.0" and d.slot_shas[d.active_slot] == WASM_SHA
     assert d.writes == [("/9/0/3", f"coap://127.0.0.1:5683/fw/{SOTA_SHA}")]
+
+
+async def test_sota_reads_the_model_object_only_at_the_first_look_and_after_activate(db, fleet):  # type: ignore[no-untyped-def]
+    fleet.add("m")
+    view = await deploy_and_wait(db, fleet, artifact_id=2, endpoints=["m"])
+    assert view["targets"][0]["state"] == "succeeded"
+    assert fleet.reads_of[Path.of(33100, 0)] == 2
+
+
+async def test_an_observed_device_is_not_read_on_every_quiet_poll(db, fleet):  # type: ignore[no-untyped-def]
+    fleet.add("stuck", stall=True)  # the download never ends, and nothing is notified
+    eng = make_engine_for(db, fleet)  # poll 0.05 s
+    dep = create(db, artifact_id=2, endpoints=["stuck"])
+    await eng.start()
+    try:
+        await until(lambda: service.deployment_view(db, dep.id)["targets"][0]["state"]
+                    == "transferring")
+        await until(lambda: ("stuck", Path.of(9, 0, 7)) in fleet.observing)
+        before = fleet.reads
+        await asyncio.sleep(1.0)  # 20 polls: a read per QUIET_POLLS (5) of them, not per poll
+        quiet_reads = fleet.reads - before
+        fleet.waiter.poke("stuck")  # a notification: read at once
+        await until(lambda: fleet.reads > before + quiet_reads, timeout=0.5 * 5)
+    finally:
+        await eng.stop()
+    assert 1 <= quiet_reads <= 6
+
+
+async def test_an_event_during_a_read_ends_the_next_wait_at_once() -> None:
+    waiter = EndpointWaiter()
+    mark = waiter.mark("d0")  # the driver reads the device ...
+    waiter.poke("d0")  # ... and a notification arrives meanwhile
+    t0 = time.monotonic()
+    assert await waiter.wait("d0", 5.0, since=mark) is True
+    assert time.monotonic() - t0 < 1.0
+    assert await waiter.wait("d0", 0.05, since=waiter.mark("d0")) is False
 
 
 async def test_sota_signature_failure_reports_update_result_53(db, fleet):  # type: ignore[no-untyped-def]
