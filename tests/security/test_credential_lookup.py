@@ -5,11 +5,9 @@ change made elsewhere, at once for a change made through the same store, one que
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import event
 
@@ -17,10 +15,10 @@ from lwm2m_server.security.keybox import KeyBox
 from lwm2m_server.store import credentials as credentials_module
 from lwm2m_server.store.credentials import CredentialStore
 from lwm2m_server.store.db import init_db, make_engine
+from tests.support.postgres import temporary_database
 
 KEY = bytes(range(16))
 BOX = KeyBox("s" * 8 + "0123456789abcdefghijklmnopqrstuv")
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
@@ -30,12 +28,8 @@ def sqlite_db(tmp_path: Any) -> str:
 
 @pytest.fixture
 def pg_db() -> Iterator[str]:
-    name = f"lwm2m_creds_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with temporary_database("lwm2m_creds_") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
