@@ -58,8 +58,10 @@ def _not_found(message: str) -> JSONResponse:
     return JSONResponse(status_code=404, content={"detail": message, "error": "not_found"})
 
 
-@router.api_route("/fw/{sha256}", methods=["GET", "HEAD"],
-                  summary="Download an artifact by SHA-256 (devices; Range supported)")
+@router.get("/fw/{sha256}", operation_id="download_fw",
+            summary="Download an artifact by SHA-256 (devices; Range supported)")
+@router.head("/fw/{sha256}", operation_id="head_fw",
+             summary="Size and ETag of an artifact by SHA-256, without its bytes")
 def download(sha256: str, request: Request) -> Response:
     service: RolloutService | None = getattr(request.app.state, "rollout", None)
     if service is None:
@@ -125,7 +127,8 @@ async def install_rollout(app: Any, server: Any, settings: Any, http_port: int |
     """
     service = RolloutService(server, settings, http_port=http_port, **options)
     app.state.rollout = service
-    if not any(getattr(r, "path", None) == "/fw/{sha256}" for r in app.router.routes):
+    if not getattr(app.state, "fw_routes", False):  # a service installed again: routes once
         app.include_router(router)
+        app.state.fw_routes = True
     await service.start()
     return service
