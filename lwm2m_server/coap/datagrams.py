@@ -39,6 +39,7 @@ import secrets
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiocoap import Code, Message
@@ -50,6 +51,10 @@ from aiocoap.transports.udp6 import UDP6EndpointAddress
 
 from ..metrics import COAP_REFUSED
 from .dedup import install_bounded_deduplication
+from .rawmsg import RawGet, encode_answer, parse_get
+
+# (request, host, port) -> (code, options, payload), or None: not answered on this path
+AnswerGet = Callable[[RawGet, str, int], "tuple[int, list[tuple[int, bytes]], bytes] | None"]
 
 __all__ = ["DatagramGuard", "PeerAddress", "RateLimitedLog", "RateLimitFilter",
            "install_datagram_guard", "KNOWN_OPTIONS", "DRAIN", "SERVER_TUNING"]
@@ -175,8 +180,10 @@ def _is_request(code: int) -> bool:
 class DatagramGuard:
     """Receives the datagrams of one aiocoap udp6 message interface (see the module docstring)."""
 
-    def __init__(self, interface: Any, *, max_datagram: int, max_payload: int) -> None:
+    def __init__(self, interface: Any, *, max_datagram: int, max_payload: int,
+                 answer_get: AnswerGet | None = None) -> None:
         self.interface = interface
+        self.answer_get = answer_get
         self.max_datagram = max_datagram
         self.max_payload = max_payload
         self.logs = RateLimitedLog(log)
@@ -213,9 +220,13 @@ class DatagramGuard:
         for level, kind, value in ancdata:
             if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
                 pktinfo = value
+        too_large = flags & socket.MSG_TRUNC or len(data) > self.max_datagram
+        if (self.answer_get is not None and not too_large and len(data) > 1 and data[1] == 1
+                and self._answer_get(data, pktinfo, address)):
+            return
         remote = PeerAddress(address, self.interface, pktinfo=pktinfo)
         header = _header(data)
-        if flags & socket.MSG_TRUNC or len(data) > self.max_datagram:
+        if too_large:
             COAP_REFUSED.inc("too_large")
             self.logs.log(logging.WARNING, "too_large", "refused a datagram of more than %d bytes "
                           "from %s", self.max_datagram, address[0])
@@ -249,6 +260,29 @@ class DatagramGuard:
         message.direction = Direction.INCOMING
         message.transport_tuning = SERVER_TUNING
         self.interface._ctx.dispatch_message(message)
+
+    def _answer_get(self, data: bytes, pktinfo: bytes | None, address: tuple[Any, ...]) -> bool:
+        """Answer a plain GET without aiocoap when the site can (coap/rawmsg.py); False leaves
+        the datagram to the usual path."""
+        request = parse_get(data)
+        if request is None:
+            return False
+        host = str(address[0])
+        if host.startswith("::ffff:"):
+            host = host[7:]
+        assert self.answer_get is not None
+        got = self.answer_get(request, host, int(address[1]))
+        if got is None:
+            return False
+        code, options, payload = got
+        self._next_mid = (self._next_mid + 1) & 0xFFFF
+        answer = encode_answer(request, code, options, payload, self._next_mid)
+        ancdata = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)] if pktinfo else []
+        try:
+            self.interface.transport.sendmsg(answer, ancdata, 0, address)
+        except OSError as e:
+            self.logs.log(logging.INFO, "send", "could not answer %s: %r", address[0], e)
+        return True
 
     def _answer(self, remote: UDP6EndpointAddress, header: tuple[int, int, int, bytes] | None,
                 code: Code, reason: str, size1: int | None = None) -> None:
@@ -286,9 +320,11 @@ class DatagramGuard:
             self.logs.log(logging.INFO, "send", "could not answer %s: %r", message.remote, e)
 
 
-def install_datagram_guard(context: Any, *, max_datagram: int, max_payload: int) -> list[DatagramGuard]:
+def install_datagram_guard(context: Any, *, max_datagram: int, max_payload: int,
+                           answer_get: AnswerGet | None = None) -> list[DatagramGuard]:
     """Put a ``DatagramGuard`` in front of every udp6 interface of ``context``, and bound its
-    message layer's duplicate detection (coap/dedup.py)."""
+    message layer's duplicate detection (coap/dedup.py). ``answer_get`` answers the plain GETs
+    it can straight from their datagrams (coap/rawmsg.py)."""
     guards = []
     for ri in context.request_interfaces:
         udp: Any = getattr(getattr(ri, "token_interface", None), "message_interface", None)
@@ -298,7 +334,8 @@ def install_datagram_guard(context: Any, *, max_datagram: int, max_payload: int)
         # One byte more than the limit: a datagram that fills the buffer is too long, and the
         # kernel says so with MSG_TRUNC as well.
         transport.max_size = max_datagram + 1
-        guard = DatagramGuard(udp, max_datagram=max_datagram, max_payload=max_payload)
+        guard = DatagramGuard(udp, max_datagram=max_datagram, max_payload=max_payload,
+                              answer_get=answer_get)
         udp.datagram_msg_received = guard.datagram_msg_received
         install_bounded_deduplication(udp._ctx)
         guards.append(guard)

@@ -180,7 +180,7 @@ class CoapEndpoint:
             self.context = await ServerContext.create_server_context(
                 self.site, bind=(host, port), transports=["udp6"])
         install_datagram_guard(self.context, max_datagram=self.max_datagram,
-                               max_payload=self.max_payload)
+                               max_payload=self.max_payload, answer_get=self.site.answer_get)
         from .dtls import add_dtls_transport
 
         for name, dtls_port in (("coaps", coaps_port), ("coaps bootstrap", coaps_bootstrap_port)):

@@ -33,11 +33,14 @@ from aiocoap.optiontypes import BlockOption
 from aiocoap.resource import PathCapable, Resource
 
 from ..metrics import ROLLOUT_BYTES
+from .rawmsg import (CONTENT, OPT_BLOCK2, OPT_CONTENT_FORMAT, OPT_ETAG, OPT_SIZE2, RawGet,
+                      encode_uint)
 
 __all__ = ["FwResource", "DownloadTracker", "DEFAULT_SZX"]
 
 DEFAULT_SZX = 6  # 1024-byte blocks
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
+_OCTETSTREAM = encode_uint(int(ContentFormat.OCTETSTREAM))
 
 log = logging.getLogger(__name__)
 
@@ -175,21 +178,16 @@ class FwResource(Resource, PathCapable):
                 return _error(Code.SERVICE_UNAVAILABLE, f"artifact {sha} cannot be served now")
         if entry is None:
             return _error(Code.NOT_FOUND, f"no artifact {sha}")
-        data, total, etag = entry
+        total, etag = entry[1], entry[2]
         block2 = request.opt.block2
         if block2 is None:
-            num, szx = 0, self._max_szx
+            got = self._block(entry, 0, self._max_szx)
         else:
-            num, szx = block2.block_number, min(block2.size_exponent, self._max_szx)
-        if block2 is not None and block2.size_exponent > szx:
-            # The device asked for larger blocks than we send: renumber to our size (RFC 7959 §2.4).
-            num = num * (1 << (block2.size_exponent - szx))
-        size = 1 << (szx + 4)
-        start = num * size
-        if start >= total and not (start == 0 and total == 0):
+            got = self._block(entry, block2.block_number, block2.size_exponent)
+        if got is None:
+            num = block2.block_number if block2 is not None else 0
             return _error(Code.BAD_OPTION, f"block {num} is past the end ({total} bytes)")
-        chunk = data[start:start + size]
-        more = start + len(chunk) < total
+        num, szx, start, chunk, more = got
         msg = Message(code=Code.CONTENT, payload=chunk, content_format=ContentFormat.OCTETSTREAM)
         msg.opt.block2 = BlockOption.BlockwiseTuple(num, more, szx)
         msg.opt.etag = etag
@@ -199,3 +197,50 @@ class FwResource(Resource, PathCapable):
             host, port = _peer(request.remote)
             self.tracker.record(sha, host, port, start + len(chunk), total, len(chunk))
         return msg
+
+    def _block(self, entry: tuple[mmap.mmap | bytes, int, bytes], num: int, asked_szx: int
+               ) -> tuple[int, int, int, bytes, bool] | None:
+        """(number, size exponent, start, bytes, more) of the block asked for, in our block
+        size; None when it starts past the end."""
+        data, total, _etag = entry
+        szx = min(asked_szx, self._max_szx)
+        if asked_szx > szx:
+            # The device asked for larger blocks than we send: renumber to our size (RFC 7959 §2.4).
+            num = num * (1 << (asked_szx - szx))
+        size = 1 << (szx + 4)
+        start = num * size
+        if start >= total and not (start == 0 and total == 0):
+            return None
+        chunk = data[start:start + size]
+        return num, szx, start, chunk, start + len(chunk) < total
+
+    def answer_get(self, request: RawGet, host: str, port: int
+                   ) -> tuple[int, list[tuple[int, bytes]], bytes] | None:
+        """The answer to a plain block GET read straight off its datagram (coap/rawmsg.py):
+        (code, options, payload), or None to leave it to ``render`` (an artifact not in this
+        process's folder yet, a block past the end, an empty file, a reserved block size)."""
+        path = request.path
+        if len(path) != 2 or path[0] != "fw" or not _SHA_RE.fullmatch(path[1]):
+            return None
+        sha = path[1]
+        entry = self._files.get(sha, self._path_for)
+        if entry is None or entry[1] == 0:
+            return None
+        if request.block2 is None:
+            num, asked = 0, self._max_szx
+        else:
+            num, asked = request.block2 >> 4, request.block2 & 0x07
+            if asked == 7:  # reserved (RFC 7959 §2.2; BERT is for CoAP over TCP only)
+                return None
+        got = self._block(entry, num, asked)
+        if got is None:
+            return None
+        num, szx, start, chunk, more = got
+        total, etag = entry[1], entry[2]
+        options = [(OPT_ETAG, etag), (OPT_CONTENT_FORMAT, _OCTETSTREAM),
+                   (OPT_BLOCK2, encode_uint(num << 4 | more << 3 | szx))]
+        if num == 0:
+            options.append((OPT_SIZE2, encode_uint(total)))
+        if self.tracker is not None:
+            self.tracker.record(sha, host, port, start + len(chunk), total, len(chunk))
+        return CONTENT, options, chunk

@@ -20,6 +20,7 @@ from ..protocol.registration import RegistrationManager
 from ..protocol.security import PLAIN, Authentication
 from .block1 import BoundedBlock1Spool
 from .dtls import bootstrap_only, session_identity
+from .rawmsg import RawGet
 
 __all__ = ["LwM2MSite", "peer_address", "authentication", "coap_code"]
 
@@ -152,6 +153,14 @@ class LwM2MSite(Resource, PathCapable):
         except Exception:
             log.exception("handling %s /%s failed", method, "/".join(path))
             return _error("5.00", "internal server error")
+
+    def answer_get(self, request: RawGet, host: str, port: int
+                   ) -> tuple[int, list[tuple[int, bytes]], bytes] | None:
+        """A plain GET read off its datagram (coap/rawmsg.py), for a mounted resource that
+        answers such requests itself (``/fw`` blocks); None leaves it to aiocoap and ``render``."""
+        mounted = self.mounts.get(request.path[0]) if request.path else None
+        answer = getattr(mounted, "answer_get", None)
+        return answer(request, host, port) if answer is not None else None
 
     def _payload(self, request: Message) -> bytes:
         payload = bytes(request.payload)
