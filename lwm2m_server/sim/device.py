@@ -54,6 +54,7 @@ from .objects import (
 from .observe import Attributes, Observation, parse_attributes
 from .software import SoftwareObject
 from .storage import DeviceStorage, SlotInfo
+from .rawget import RawGets
 from .transfer import coap_request
 
 __all__ = ["SimDevice", "DeviceConfig", "AccessControlObject", "Flag"]
@@ -116,7 +117,7 @@ class SimDevice:
                  "notes", "attributes", "observations", "_tasks", "_update_asked", "_update_timed",
                  "_timer", "_reregister", "_main", "_site", "_infer_task", "_infer_period",
                  "inference_times", "objects", "_session", "bootstrap_site", "bootstraps",
-                 "__weakref__")
+                 "_raw", "__weakref__")
 
     def __init__(self, config: DeviceConfig, registry: ObjectRegistry | None = None) -> None:
         self.config = config
@@ -139,6 +140,7 @@ class SimDevice:
                 info = SlotInfo(info.name, info.version, hashlib.sha256(config.initial_model).hexdigest())
             self.model.provision(config.initial_model, info)
         self.context: aiocoap.Context | None = None
+        self._raw: RawGets | None = None  # block GETs on the socket, from the first download
         self.location: str | None = None
         self.registered = Flag()
         self.awake = True
@@ -471,10 +473,14 @@ class SimDevice:
         ctx = await _exclusive_udp_context(self._site, "lwm2m_server.sim.coap")
         mi = ctx.request_interfaces[0].token_interface.message_interface  # type: ignore[attr-defined]
         orig = mi.datagram_msg_received
+        self._raw = None
 
         def receive(data: bytes, ancdata: Any, flags: int, address: Any) -> None:
             # The radio: a sleeping (UQ) device hears nothing; a lossy link drops some packets.
             if not self.awake or (self.faults.drop_rate and random.random() < self.faults.drop_rate):
+                return
+            raw = self._raw
+            if raw is not None and raw.interface is mi and raw.take(data, address):
                 return
             orig(data, ancdata, flags, address)
 
@@ -483,6 +489,14 @@ class SimDevice:
         if self._wants_dtls():
             await add_dtls_client(ctx, self._radio)
         return ctx
+
+    @property
+    def raw_gets(self) -> RawGets | None:
+        """Block GETs on this device's socket without aiocoap's requests (sim/rawget.py)."""
+        if self._raw is None and self.context is not None:
+            self._raw = RawGets(
+                self.context.request_interfaces[0].token_interface.message_interface)  # type: ignore[attr-defined]
+        return self._raw
 
     def _wants_dtls(self) -> bool:
         uris = [self.config.server, self.config.bootstrap or ""]

@@ -20,19 +20,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiocoap
 import httpx
 from aiocoap.credentials import CredentialsMissingError
 from aiocoap.optiontypes import BlockOption
 
+from ..coap.rawmsg import OPT_BLOCK2, OPT_ETAG, OPT_SIZE2
 from .dtls import DTLS_ERRORS
 from .errors import StorageError, TransferError
+from .rawget import RawGets
 from .storage import PartialDownload, PartialInfo
 
 __all__ = ["Faults", "fetch_package", "check_uri", "coap_request"]
@@ -97,25 +100,37 @@ def check_uri(uri: str) -> str:
 
 async def fetch_package(uri: str, context: aiocoap.Context, max_size: int, faults: Faults,
                         progress: Callable[[int], None] = lambda n: None,
-                        partial: PartialDownload | None = None) -> bytes:
+                        partial: PartialDownload | None = None,
+                        raw: RawGets | None = None) -> bytes:
     """Download ``uri``; at most ``max_size`` bytes (TransferError 'size' beyond).
 
     With ``partial`` the download resumes from the bytes held for ``uri`` and keeps what it
-    receives there until it completes or fails for good (see the module docstring).
+    receives there until it completes or fails for good (see the module docstring). With
+    ``raw`` (the device's socket) plain CoAP blocks are fetched without aiocoap's request
+    machinery (sim/rawget.py); coaps and URIs with a host name or a query go through ``context``.
     """
     scheme = check_uri(uri)
     die = faults.die_mid_download
     faults.die_mid_download = False
-    fetch = _fetch_coap if scheme in ("coap", "coaps") else _fetch_http
+    fetch: Callable[[_Received, bool], Awaitable[bytes]]
+    if scheme in ("coap", "coaps"):
+        ask = (_raw_asker(uri, raw, faults.block_timeout) if raw is not None else None) \
+            or _aiocoap_asker(uri, context, faults.block_timeout)
+
+        def fetch(got: _Received, die: bool) -> Awaitable[bytes]:
+            return _fetch_coap(uri, ask, faults, got, die)
+    else:
+        def fetch(got: _Received, die: bool) -> Awaitable[bytes]:
+            return _fetch_http(uri, faults, got, die)
     try:
         got = _Received(uri, partial, max_size, progress)
         try:
-            data = await fetch(uri, context, faults, got, die)
+            data = await fetch(got, die)
         except _Stale as e:
             # The held bytes belong to another package: start again from the first byte, once.
             got.restart()
             try:
-                data = await fetch(uri, context, faults, got, die)
+                data = await fetch(got, die)
             except _Stale as e2:
                 raise TransferError("connection", f"{uri} changed during the download: {e2}") from e
         got.finish()
@@ -209,7 +224,63 @@ def _szx_for(held: int) -> int:
     return szx
 
 
-async def _fetch_coap(uri: str, context: aiocoap.Context, faults: Faults, got: _Received,
+@dataclass(slots=True)
+class _Answer:
+    """One block's answer, however it was fetched."""
+
+    code: aiocoap.Code
+    block2: tuple[int, bool, int] | None  # (number, more, size exponent)
+    etag: str  # hex, "" when none
+    size2: int | None
+    payload: bytes
+
+
+BlockAsker = Callable[[int, int], Awaitable[_Answer]]  # (number, size exponent) -> answer
+
+
+def _aiocoap_asker(uri: str, context: aiocoap.Context, timeout: float) -> BlockAsker:
+    async def ask(num: int, szx: int) -> _Answer:
+        msg = aiocoap.Message(code=aiocoap.GET, uri=uri)
+        msg.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx)
+        resp = await coap_request(context, msg, timeout, handle_blockwise=False)
+        b = resp.opt.block2
+        return _Answer(resp.code, (b.block_number, bool(b.more), b.size_exponent) if b else None,
+                       resp.opt.etag.hex() if resp.opt.etag else "", resp.opt.size2,
+                       bytes(resp.payload))
+    return ask
+
+
+def _raw_asker(uri: str, raw: RawGets, timeout: float) -> BlockAsker | None:
+    """Blocks by ``raw`` for a coap:// URI to an IP address with a path and nothing else (no
+    Uri-Host, no query: what aiocoap would send for it is then exactly Uri-Path and Block2);
+    None for any other URI."""
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    if parts.scheme.lower() != "coap" or parts.query or parts.fragment or parts.username:
+        return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    port = parts.port or 5683
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    segments = tuple(unquote(seg) for seg in path.split("/")) if path else ()
+
+    async def ask(num: int, szx: int) -> _Answer:
+        msg = await raw.get(host, port, segments, num << 4 | szx, timeout)
+        b = msg.option(OPT_BLOCK2)
+        block = None
+        if b is not None:
+            v = int.from_bytes(b, "big")
+            block = (v >> 4, bool(v & 0x08), v & 0x07)
+        size2 = msg.option(OPT_SIZE2)
+        etag = msg.option(OPT_ETAG)
+        return _Answer(aiocoap.Code(msg.code), block, etag.hex() if etag else "",
+                       int.from_bytes(size2, "big") if size2 is not None else None, msg.payload)
+    return ask
+
+
+async def _fetch_coap(uri: str, ask: BlockAsker, faults: Faults, got: _Received,
                       die: bool) -> bytes:
     szx = _szx_for(len(got.buf))
     die_at: int | None = None
@@ -217,10 +288,9 @@ async def _fetch_coap(uri: str, context: aiocoap.Context, faults: Faults, got: _
         if die_at is not None and len(got.buf) >= die_at:
             raise TransferError("died", f"device died after {len(got.buf)} bytes")
         resuming = len(got.buf) > 0
-        msg = aiocoap.Message(code=aiocoap.GET, uri=uri)
-        msg.opt.block2 = BlockOption.BlockwiseTuple(len(got.buf) >> (szx + 4), False, szx)
+        num = len(got.buf) >> (szx + 4)
         try:
-            resp = await coap_request(context, msg, faults.block_timeout, handle_blockwise=False)
+            resp = await ask(num, szx)
         except CredentialsMissingError:
             raise TransferError("protocol", f"{uri}: this device has no DTLS credentials for that "
                                 "server") from None
@@ -228,29 +298,29 @@ async def _fetch_coap(uri: str, context: aiocoap.Context, faults: Faults, got: _
             raise TransferError("connection", f"connection lost after {len(got.buf)} bytes: "
                                 f"{type(e).__name__}") from None
         if resuming and resp.code in (aiocoap.PRECONDITION_FAILED, aiocoap.BAD_OPTION):
-            raise _Stale(f"{uri} answered {resp.code} for block {msg.opt.block2.block_number}")
+            raise _Stale(f"{uri} answered {resp.code} for block {num}")
         if resp.code == aiocoap.NOT_FOUND or resp.code == aiocoap.BAD_REQUEST:
             raise TransferError("uri", f"{uri} answered {resp.code}")
         if not resp.code.is_successful():
             raise TransferError("connection", f"{uri} answered {resp.code}")
-        block = resp.opt.block2
-        etag = resp.opt.etag.hex() if resp.opt.etag else ""
+        block = resp.block2
         if block is None:
             if resuming:  # the whole package in one answer: nothing to resume
                 got.restart()
-            got.check(etag, len(resp.payload))
+            got.check(resp.etag, len(resp.payload))
             got.add(resp.payload)
             return bytes(got.buf)
-        got.check(etag, resp.opt.size2)
-        offset = block.block_number * (1 << (block.size_exponent + 4))
+        got.check(resp.etag, resp.size2)
+        number, more, size_exponent = block
+        offset = number * (1 << (size_exponent + 4))
         if offset != len(got.buf):
-            raise TransferError("connection", f"block {block.block_number} out of order")
+            raise TransferError("connection", f"block {number} out of order")
         got.add(resp.payload)
-        if not block.more:
+        if not more:
             return bytes(got.buf)
         if die_at is None:
-            die_at = got.died_at(die, faults.die_after, resp.opt.size2)
-        szx = block.size_exponent
+            die_at = got.died_at(die, faults.die_after, resp.size2)
+        szx = size_exponent
 
 
 def _http_total(resp: httpx.Response) -> int | None:
@@ -262,8 +332,7 @@ def _http_total(resp: httpx.Response) -> int | None:
     return int(total) if total.isdigit() else None
 
 
-async def _fetch_http(uri: str, context: aiocoap.Context, faults: Faults, got: _Received,
-                      die: bool) -> bytes:
+async def _fetch_http(uri: str, faults: Faults, got: _Received, die: bool) -> bytes:
     start = len(got.buf)
     headers = {"Range": f"bytes={start}-"} if start else {}
     try:

@@ -121,7 +121,8 @@ class PackageObject(SimObject):
                 try:
                     data = await fetch_package(uri, self.device.context, self.max_pull_size(),
                                                self.device.faults,
-                                               partial=self.device.storage.partial(self.object_id))
+                                               partial=self.device.storage.partial(self.object_id),
+                                               raw=self.device.raw_gets)
                 except TransferError as e:
                     log.info("%s: download of %s failed: %s", self.device.endpoint, uri, e)
                     if e.kind == "died":  # fault injection: the device loses power mid-download
