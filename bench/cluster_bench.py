@@ -30,7 +30,6 @@ import shutil
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from registration_bench import bare_server, run_load_process  # noqa: E402
+
+from tests.support.proc import free_port  # noqa: E402
 
 PG_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
 SERVER_ENV = {"LWM2M_READ_ON_REGISTER": "false",  # the load clients answer no reads
@@ -85,12 +86,6 @@ async def raw_server() -> tuple[asyncio.DatagramTransport, int]:
 
 
 # --------------------------------------------------------------------------- run processes
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def database(admin_dsn: str) -> Iterator[str]:
     import psycopg

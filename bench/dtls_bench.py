@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import struct
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,10 @@ from datetime import UTC
 from typing import Any
 
 os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from lwm2m_server.coap.rawmsg import CON, encode_message  # noqa: E402
+from tests.support.proc import raise_fd_limit, rss_kib  # noqa: E402
 
 LINKS = b'</>;rt="oma.lwm2m";ct=112,</1/0>,</3/0>,</4/0>,</5/0>,</9/0>,</33100/0>'
 KEY = bytes(range(16))
@@ -39,17 +42,9 @@ SESSION_IDENTITY = "bench-session"
 
 def coap_register(mid: int, endpoint: str) -> bytes:
     """A CON POST /rd?ep=..&lt=300&lwm2m=1.1 with a link-format payload."""
-    token = mid.to_bytes(4, "big")
-    out = bytearray([0x44, 0x02]) + struct.pack(">H", mid & 0xFFFF) + token
-    out += bytes([0xB2]) + b"rd"                      # Uri-Path (11)
-    out += bytes([0x11, 40])                          # Content-Format (12): 40
-    last = 12
-    for q in (f"ep={endpoint}", "lt=300", "lwm2m=1.1"):
-        v = q.encode()
-        d = 15 - last
-        out += bytes([(d << 4) | len(v)]) + v if len(v) < 13 else bytes([(d << 4) | 13, len(v) - 13]) + v
-        last = 15
-    return bytes(out + b"\xff" + LINKS)
+    options = [(11, b"rd"), (12, bytes([40]))]
+    options += [(15, q.encode()) for q in (f"ep={endpoint}", "lt=300", "lwm2m=1.1")]
+    return encode_message(CON, 0x02, mid & 0xFFFF, mid.to_bytes(4, "big"), options, LINKS)
 
 
 # --------------------------------------------------------------------------- server child
@@ -268,14 +263,6 @@ async def load(coap: int, coaps: int, n: int, sessions: int, concurrency: int, p
     close_kept()
 
 
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=2000, help="devices per throughput phase")
@@ -289,10 +276,7 @@ def main() -> None:
         return
     if args.quick:
         args.devices, args.sessions = 500, 2000
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.sessions + 1024)), hard))
+    raise_fd_limit(args.sessions + 1024)
     with tempfile.TemporaryDirectory() as tmp:
         db_url = f"sqlite:///{tmp}/bench.db"
         secret = secrets.token_urlsafe(32)

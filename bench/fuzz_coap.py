@@ -25,15 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fuzz.harness import CoapFuzzer, rss_bytes  # noqa: E402
+from tests.fuzz.harness import CoapFuzzer  # noqa: E402
+from tests.support.proc import free_port, rss_bytes  # noqa: E402
 
 MIB = 1024 * 1024
 
 
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+
 
 
 def _wait_for_coap(port: int, timeout: float = 30.0) -> None:
@@ -71,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="fuzz-coap-"))
-    coap_port, http_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
+    coap_port, http_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LWM2M_ADMIN_TOKEN": secrets.token_urlsafe(32),
            "LWM2M_READ_ON_REGISTER": "false"}
     log = open(work / "server.log", "w")

@@ -34,20 +34,15 @@ import time
 import tracemalloc
 
 os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")  # exclusive ports, as the server binds them
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from lwm2m_server.coap.rawmsg import CON, encode_message, parse_message  # noqa: E402
+from tests.support.proc import rss_bytes  # noqa: E402
 
 LINKS = b'</>;rt="oma.lwm2m";ct=112,</1/0>,</3/0>,</4/0>,</5/0>,</9/0>,</33100/0>'
 
 
 # --------------------------------------------------------------------------- minimal CoAP client
-def _opt_nibble(x: int) -> tuple[int, bytes]:
-    if x < 13:
-        return x, b""
-    if x < 269:
-        return 13, bytes([x - 13])
-    return 14, (x - 269).to_bytes(2, "big")
-
-
 def coap_message(mid: int, token: bytes, path: list[str], query: list[str], payload: bytes,
                  code: int = 0x02) -> bytes:
     """A CON request (default POST) with Uri-Path, Content-Format 40 when there is a payload, Uri-Query."""
@@ -55,47 +50,16 @@ def coap_message(mid: int, token: bytes, path: list[str], query: list[str], payl
     if payload:
         opts.append((12, bytes([40])))
     opts += [(15, q.encode()) for q in query]
-    out = bytearray([0x40 | len(token), code]) + struct.pack(">H", mid) + token
-    last = 0
-    for num, val in opts:
-        d, dx = _opt_nibble(num - last)
-        ln, lx = _opt_nibble(len(val))
-        out += bytes([(d << 4) | ln]) + dx + lx + val
-        last = num
-    if payload:
-        out += b"\xff" + payload
-    return bytes(out)
-
-
-def _opt_extended(nibble: int, data: bytes, i: int) -> tuple[int, int]:
-    """An option delta or length nibble with its extended bytes (RFC 7252 §3.1); (value, next i)."""
-    if nibble == 13:
-        return data[i] + 13, i + 1
-    if nibble == 14:
-        return struct.unpack(">H", data[i:i + 2])[0] + 269, i + 2
-    return nibble, i
+    return encode_message(CON, code, mid, token, opts, payload)
 
 
 def parse_response(data: bytes) -> tuple[int, int, int, bytes, list[str]]:
     """(type, code, mid, token, location-path) of a CoAP message."""
-    t = (data[0] >> 4) & 3
-    tkl = data[0] & 0x0F
-    code = data[1]
-    mid = struct.unpack(">H", data[2:4])[0]
-    token = data[4:4 + tkl]
-    i = 4 + tkl
-    num = 0
-    loc: list[str] = []
-    while i < len(data) and data[i] != 0xFF:
-        b = data[i]
-        i += 1
-        d, i = _opt_extended(b >> 4, data, i)
-        ln, i = _opt_extended(b & 0x0F, data, i)
-        num += d
-        if num == 8:
-            loc.append(data[i:i + ln].decode())
-        i += ln
-    return t, code, mid, token, loc
+    msg = parse_message(data)
+    if msg is None:
+        raise ValueError("not a CoAP message")
+    return (msg.mtype, msg.code, msg.mid, msg.token,
+            [v.decode() for n, v in msg.options if n == 8])
 
 
 class _Client(asyncio.DatagramProtocol):
@@ -331,11 +295,6 @@ async def start_server(db_url: str) -> object:
 async def stop_server(srv: object) -> None:
     await srv.stop()  # type: ignore[attr-defined]
     srv.engine.dispose()  # type: ignore[attr-defined]
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 async def traced_bytes_per_registration(n: int) -> float:

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,7 @@ from lwm2m_server.store.artifacts import ingest_artifact  # noqa: E402
 from ota.keys import generate_private_key, public_key_of, public_key_pem  # noqa: E402
 from ota.mcuboot import sign_image  # noqa: E402
 from ota.sota import build_package  # noqa: E402
+from tests.support.proc import free_port, process_cpu  # noqa: E402
 from tests.support.wasm import build_example_model  # noqa: E402
 
 KIB = 1024
@@ -120,12 +120,6 @@ def start_fleet(tmp: Path, coap_port: int, count: int, prefix: str, pub: Path, m
          "--state-dir", str(tmp / f"fleet-{prefix}"), "--trusted-key", str(pub),
          "--model", str(model), "--lifetime", "900", "--jitter", str(jitter)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a running process has used so far, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def wait_registered(runner: Runner, prefix: str, count: int, timeout: float) -> float:
@@ -445,17 +439,14 @@ async def bare_cpu_per_mib(data: bytes, *, clients: int, rounds: int, runs: int)
         await bare.shutdown()
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+
 
 
 async def bare_server(site: aiocoap.resource.Site) -> tuple[int, aiocoap.Context]:
     """A plain aiocoap server context on a free port (aiocoap binds that port for TCP too, and a
     port free for UDP may be taken for TCP: try another one then)."""
     for _ in range(20):
-        port = free_udp_port()
+        port = free_port()
         try:
             return port, await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", port))
         except OSError:

@@ -21,9 +21,7 @@ import argparse
 import asyncio
 import gc
 import os
-import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,22 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lwm2m_server.sim.fleet import Fleet, FleetConfig  # noqa: E402
+from tests.support.proc import free_port, raise_fd_limit, rss_kib  # noqa: E402
 from tests.support.wasm import build_example_model  # noqa: E402
 
 
-def rss_kib() -> int:
-    """Resident set size of this process (Linux /proc)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class MiniRd(aiocoap.resource.Resource):
@@ -103,11 +90,10 @@ async def baseline_contexts(count: int) -> float:
 
 
 async def main(count: int, jitter: float) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * count + 256)), hard))
+    raise_fd_limit(4 * count + 256)
     tmp = Path(tempfile.mkdtemp(prefix="simbench-"))
     model = build_example_model(tmp)
-    coap_port, http_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
+    coap_port, http_port = free_port(), free_port("tcp")
     db = f"sqlite:///{tmp / 'server.db'}"
     exe = shutil.which("lwm2m-server") or "lwm2m-server"
     token = subprocess.run([exe, "token", "create", "--name", "bench", "--scopes", "read,write",
@@ -171,7 +157,7 @@ async def main(count: int, jitter: float) -> None:
         await http.aclose()
         del fleet
         # Baseline: registration against a minimal /rd responder in a process of its own.
-        mport = free_port(socket.SOCK_DGRAM)
+        mport = free_port()
         mini = subprocess.Popen([sys.executable, __file__, "--mini-rd", str(mport)], env=env)
         try:
             await asyncio.sleep(1.0)

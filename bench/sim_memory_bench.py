@@ -25,9 +25,7 @@ import asyncio
 import gc
 import json
 import os
-import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,27 +42,11 @@ sys.path.insert(0, str(ROOT))
 
 from lwm2m_server.model import Path as LwPath  # noqa: E402
 from lwm2m_server.sim.fleet import Fleet, FleetConfig  # noqa: E402
+from tests.support.proc import free_port, raise_fd_limit, rss_kib  # noqa: E402
 from tests.support.wasm import build_example_model  # noqa: E402
 
 RUN = LwPath.parse("/33100/0/8")
 CHILD_TIMEOUT = 900  # seconds for one measuring process
-
-
-def rss_kib() -> int:
-    """Resident set size of this process (Linux /proc)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def raise_fd_limit(count: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = count + 256
-    if want > hard:
-        raise SystemExit(f"{count} devices need {want} file descriptors; the hard limit is {hard}")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
 
 
 class MiniRd(aiocoap.resource.Resource):
@@ -87,10 +69,7 @@ async def serve_mini_rd(port: int) -> None:
     await asyncio.Event().wait()
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+
 
 
 # --- the measuring processes ---------------------------------------------------------------
@@ -103,7 +82,7 @@ def _snapshot(trace: bool) -> int:
 
 async def measure_fleet(server: str, count: int, model_path: str, state: str, trace: bool) -> dict:
     """Steps of one fleet: KiB (RSS, or Python heap with ``trace``) per device after each."""
-    raise_fd_limit(count)
+    raise_fd_limit(count + 256)
     model = Path(model_path).read_bytes()
     jitter = min(10.0, count / 500)
 
@@ -144,7 +123,7 @@ async def measure_fleet(server: str, count: int, model_path: str, state: str, tr
 
 async def measure_bare(count: int) -> dict:
     """RSS KiB per bare aiocoap context (one UDP socket each), the baseline."""
-    raise_fd_limit(count)
+    raise_fd_limit(count + 256)
     warm = await aiocoap.Context.create_server_context(aiocoap.resource.Site(),
                                                        bind=("127.0.0.1", 0), transports=["udp6"])
     before = _snapshot(False)
@@ -180,7 +159,7 @@ def main(counts: list[int], repeat: int, trace_count: int) -> None:
     try:
         model = tmp / "classifier.wasm"
         build_example_model(tmp)
-        port = free_udp_port()
+        port = free_port()
         sink = subprocess.Popen([sys.executable, __file__, "--mini-rd", str(port)],
                                 stdout=subprocess.PIPE, text=True)
         try:

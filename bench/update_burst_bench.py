@@ -33,6 +33,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from registration_bench import LINKS, coap_message, parse_response  # noqa: E402
+from tests.support.proc import free_port  # noqa: E402
 
 # A minimal SenML CBOR answer to a Read of /3/0: [{-2: "/3/0/", 0: "0", 3: "bench"}].
 SUMMARY = bytes.fromhex("81a3") + b"\x21\x65/3/0/" + b"\x00\x610" + b"\x03\x65bench"
@@ -189,10 +190,7 @@ async def load(port: int, updaters: int, devices: int, lanes: int, before: float
     }
 
 
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -210,7 +208,7 @@ def udp_receive_buffer_errors() -> int:
 
 def one_run(args: argparse.Namespace, read_on_register: bool) -> dict[str, object]:
     """Start a server with the setting, drive it from the load process, stop it."""
-    coap, http = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
+    coap, http = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
     with tempfile.TemporaryDirectory() as d:
         env = dict(os.environ, LWM2M_READ_ON_REGISTER=str(read_on_register).lower(), LWM2M_COAPS="false")
         log_path = os.path.join(d, "server.log")

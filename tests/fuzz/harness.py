@@ -33,15 +33,6 @@ POST, DELETE = 2, 4
 SEND_FORMATS = (110, 112, 11542, 11543, 11544, 0, 42, 60, 9999)
 
 
-def rss_bytes(pid: int | None = None) -> int:
-    """Resident set size of ``pid`` (this process by default), from /proc."""
-    with open(f"/proc/{pid or 'self'}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def _option_bytes(options: list[tuple[int, bytes]]) -> bytes:
     out = bytearray()
     last = 0

@@ -20,16 +20,24 @@ BLOCK = 1024
 
 
 def log_blocks(env: Env) -> list[int]:
-    """Block numbers asked of the server's CoAP /fw, in order."""
+    """Block numbers asked of the server's CoAP /fw, in order (answered from the datagram,
+    coap/rawmsg.py, or through aiocoap)."""
     fw = env.runner.rollout.fw
     asked: list[int] = []
-    render = fw.render
+    render, answer_get = fw.render, fw.answer_get
 
     async def logged(request: Any) -> Any:
         asked.append(request.opt.block2.block_number if request.opt.block2 else 0)
         return await render(request)
 
+    def logged_raw(request: Any, host: str, port: int) -> Any:
+        got = answer_get(request, host, port)
+        if got is not None:
+            asked.append(request.block2 >> 4 if request.block2 is not None else 0)
+        return got
+
     fw.render = logged  # type: ignore[method-assign]
+    fw.answer_get = logged_raw  # type: ignore[method-assign]
     return asked
 
 

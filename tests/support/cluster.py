@@ -32,20 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from .postgres import temporary_database
+from .proc import free_port
 
 __all__ = ["Cluster", "Node", "running_cluster", "free_port", "cluster_env", "http_json",
            "register_devices"]
 
 START_TIMEOUT = 60.0  # seconds for a process to answer /healthz (a busy 2-core machine)
-
-
-def free_port(kind: str = "udp", host: str = "127.0.0.1") -> int:
-    """A port that is free right now on ``host`` (``kind`` "udp" or "tcp")."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    stype = socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
-    with socket.socket(family, stype) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def cluster_env(data_dir: Path, **extra: str) -> dict[str, str]:
