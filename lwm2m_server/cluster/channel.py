@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 
+from ..tasks import cancel_and_wait
 from .wire import dumps, loads
 
 __all__ = ["PgChannel", "CHANNEL", "MAX_PAYLOAD"]
@@ -193,11 +194,7 @@ class PgChannel:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2.0):
                 await self.flush()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         for conn in (self._listen, self._send):
             if conn is not None:

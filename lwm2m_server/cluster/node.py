@@ -37,6 +37,7 @@ from ..protocol.observations import StoredObservation
 from ..protocol.queue import QueuedRequest
 from ..protocol.registration import Registration
 from ..protocol.requests import DeviceRequest
+from ..tasks import cancel_and_wait
 from . import wire
 from .channel import PgChannel
 from .forward import Forwarder
@@ -252,11 +253,8 @@ class Cluster:
 
     async def stop(self) -> None:
         """Leave: tell the others, remove this node's row, close the connections."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self.forwarder is not None:
             await self.forwarder.close()
         self.channel.publish({"t": "bye"})

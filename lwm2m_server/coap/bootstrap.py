@@ -47,6 +47,7 @@ from ..protocol.bootstrap import (
 )
 from ..protocol.security import Authentication
 from ..protocol.transport import OutgoingRequest, TransportError
+from ..tasks import cancel_and_wait
 from .site import peer_address
 
 if TYPE_CHECKING:  # the server hands the store in; the CoAP adapter does not import it
@@ -266,10 +267,5 @@ class BootstrapServer:
                                       security=auth.mode))
 
     async def close(self) -> None:
-        tasks = list(self._running.values())
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait(*self._running.values())
         self._running.clear()

@@ -23,6 +23,7 @@ from ..model import Path, Value
 from ..protocol.errors import DeviceError, DeviceTimeout, InvalidRequest, LwM2MError, Queued
 from ..protocol.requests import (CancelObserveRequest, ExecuteRequest, ObserveRequest,
                                  ReadRequest, WriteRequest)
+from ..tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from ..events import EventBus
@@ -92,11 +93,8 @@ class EndpointWaiter:
             self._task = asyncio.create_task(self._pump())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _pump(self) -> None:
         assert self._events is not None

@@ -10,7 +10,6 @@ drop duplicates when a retry crosses a slow answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -27,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from ..events import Event, EventBus
+from ..tasks import cancel_and_wait
 from .errors import InvalidDeployment, WebhookNotFound
 from .tables import Webhook
 
@@ -180,11 +180,7 @@ class WebhookDispatcher:
         self._tasks.append(asyncio.create_task(self._pump(), name="webhook-pump"))
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         self._queues.clear()
         if self._client is not None:
