@@ -120,6 +120,7 @@ class Cluster:
         self._ready = False
         self._early: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
+        self._resync_task: asyncio.Task[None] | None = None
 
     def wrap(self, store: Any) -> ReplicatingStore:
         """``store`` telling the other nodes about its writes."""
@@ -248,13 +249,24 @@ class Cluster:
         wire.apply_to(self.server, msg)
 
     def _on_reconnect(self) -> None:
-        log.warning("cluster channel reconnected: changes made by other processes meanwhile are "
-                    "seen at their next change")
+        log.warning("cluster channel reconnected: reloading the registrations other processes "
+                    "changed meanwhile")
+        if self._ready and self.server is not None:
+            self._resync_task = asyncio.create_task(self._resync())
+
+    async def _resync(self) -> None:
+        try:
+            changed = await self.server.registrations.resync()
+        except Exception as e:  # the database may be away again: the next reconnect retries
+            log.warning("cluster: reloading registrations after the channel came back failed: %s", e)
+            return
+        log.info("cluster: %d registrations brought up to date after the channel came back",
+                 changed)
 
     async def stop(self) -> None:
         """Leave: tell the others, remove this node's row, close the connections."""
-        await cancel_and_wait(self._task)
-        self._task = None
+        await cancel_and_wait(self._task, self._resync_task)
+        self._task = self._resync_task = None
         if self.forwarder is not None:
             await self.forwarder.close()
         self.channel.publish({"t": "bye"})

@@ -584,6 +584,26 @@ class RegistrationManager:
         for listener in self.listeners:
             listener(reg, "removed")
 
+    async def resync(self) -> int:
+        """Bring what other processes own up to date with the store, after this process missed
+        their messages (the cluster channel was down): registrations stored or changed meanwhile
+        are applied, those gone from the store are removed. This process's own registrations
+        are left as they are unless another process took one over. Returns how many changed."""
+        stored = {r.endpoint: r for r in await self._store.load_registrations()}
+        changed = 0
+        for ep, reg in stored.items():
+            cur = self._by_ep.get(ep)
+            if cur == reg or (cur is not None and self.owns(cur) and self.owns(reg)
+                              and cur.registration_id == reg.registration_id):
+                continue
+            self.apply_remote(reg)
+            changed += 1
+        for ep, cur in list(self._by_ep.items()):
+            if ep not in stored and not self.owns(cur):
+                self.remove_remote(ep, cur.registration_id)
+                changed += 1
+        return changed
+
     async def run_expiry(self, interval: float = 1.0) -> None:
         """Check lifetimes every ``interval`` seconds until cancelled."""
         while True:

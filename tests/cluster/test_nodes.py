@@ -208,3 +208,32 @@ async def test_forward_to_a_node_that_died_without_a_word(cluster_db: str) -> No
             with pytest.raises(DeviceOffline, match="stopped before answering"):
                 await b.devices.send("dead-1", ReadRequest(Path.parse("/3/0/0")))
             assert loop.time() - started < 10
+
+
+async def test_a_node_whose_channel_dropped_reloads_what_it_missed(cluster_db: str) -> None:
+    """Changes whose messages a node never got (its listening connection was gone) are read
+    from the database once the channel is back: a new device appears, a removed one goes."""
+    import psycopg
+
+    async with nodes(cluster_db, 2) as (a, b):
+        async with device("rs-old", a) as old:
+            await eventually(lambda: b.registrations.get("rs-old"))
+            deaf = b.cluster.channel._on_message
+            b.cluster.channel._on_message = lambda msg: None  # messages to B are lost from here
+            try:
+                await old.deregister()
+                async with device("rs-new", a):
+                    assert a.registrations.get("rs-new") is not None
+                    await asyncio.sleep(0.5)
+                    assert b.registrations.get("rs-new") is None  # missed
+                    assert b.registrations.get("rs-old") is not None  # missed
+                    b.cluster.channel._on_message = deaf
+                    # The listening connection drops (a database restart, a network cut).
+                    listen = b.cluster.channel._listen
+                    with psycopg.connect(b.cluster._conninfo, autocommit=True) as conn:
+                        conn.execute("SELECT pg_terminate_backend(%s)", (listen.info.backend_pid,))
+                    reg = await eventually(lambda: b.registrations.get("rs-new"), timeout=15)
+                    assert reg.owner == a.cluster.node_id
+                    await eventually(lambda: b.registrations.get("rs-old") is None, timeout=5)
+            finally:
+                b.cluster.channel._on_message = deaf
