@@ -188,8 +188,8 @@ def _error_codes(method: str, path: str, op: dict[str, Any]) -> set[int]:
     codes = {400, 401, 403, 503}
     if "requestBody" in op:
         codes.add(413)
-    if "{" in path:
-        codes.add(404)
+    if "{" in path or (path == "/api/v1/bootstrap/template" and method in ("get", "delete")):
+        codes.add(404)  # an unknown id, or no template set
     if path.startswith("/api/v1/devices/{endpoint}/") and any(s in path for s in _DEVICE_OPS):
         codes |= {404, 409, 502, 504}
     if path.startswith(_ROLLOUT):
