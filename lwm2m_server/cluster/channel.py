@@ -2,7 +2,8 @@
 
 ``publish(msg)`` never blocks: messages are collected and sent in batches (a JSON list per
 NOTIFY payload, as many as fit in PostgreSQL's 8,000-byte limit; a larger message goes in
-numbered fragments). Each process listens on the same channel and hands every message of the
+numbered fragments), each payload preceded by the sender's node id and a space, so a process
+skips its own payloads (it listens on the same channel) without decoding them. Each process listens on the same channel and hands every message of the
 others, in the order each sender sent them, to ``on_message``. The listening connection comes
 back by itself after a database restart; ``on_reconnect`` is then called (messages sent while it
 was away are lost: the caller reloads what it keeps).
@@ -30,20 +31,21 @@ CHANNEL = "lwm2m_cluster"
 MAX_PAYLOAD = 7900  # PostgreSQL refuses NOTIFY payloads of 8,000 bytes or more
 
 
-def pack(texts: list[str], limit: int = MAX_PAYLOAD) -> list[str]:
-    """JSON lists of the message ``texts``, each at most ``limit`` bytes; a text too large for
-    one payload was already split by :meth:`PgChannel.publish`."""
+def pack(texts: list[str], limit: int = MAX_PAYLOAD, prefix: str = "") -> list[str]:
+    """``prefix`` and a JSON list of the message ``texts`` per payload, each at most ``limit``
+    bytes; a text too large for one payload was already split by :meth:`PgChannel.publish`."""
     payloads: list[str] = []
     batch: list[str] = []
+    limit -= len(prefix)
     size = 2
     for text in texts:
         if batch and size + len(text) + 1 > limit:
-            payloads.append("[" + ",".join(batch) + "]")
+            payloads.append(prefix + "[" + ",".join(batch) + "]")
             batch, size = [], 2
         batch.append(text)
         size += len(text) + 1
     if batch:
-        payloads.append("[" + ",".join(batch) + "]")
+        payloads.append(prefix + "[" + ",".join(batch) + "]")
     return payloads
 
 
@@ -64,6 +66,7 @@ class PgChannel:
         self._tasks: list[asyncio.Task[None]] = []
         self._fragments: dict[str, list[str | None]] = {}
         self._ids = itertools.count(1)
+        self._prefix = node_id + " "
         self._busy = False
         self.received = 0
         self.sent = 0
@@ -83,7 +86,7 @@ class PgChannel:
         """Send ``msg`` to every other process (soon, batched with others; never blocks)."""
         msg["n"] = self.node_id
         text = dumps(msg)
-        if len(text) + 2 > MAX_PAYLOAD:
+        if len(text) + 2 + len(self._prefix) > MAX_PAYLOAD:
             fid = f"{self.node_id}/{next(self._ids)}"
             step = MAX_PAYLOAD - 200
             parts = [text[i:i + step] for i in range(0, len(text), step)]
@@ -109,7 +112,7 @@ class PgChannel:
                 self._sent.set()
                 continue
             self._busy = True
-            payloads = pack(texts)
+            payloads = pack(texts, prefix=self._prefix)
             try:
                 assert self._send is not None
                 async with self._send.cursor() as cur:
@@ -159,6 +162,10 @@ class PgChannel:
                 self._on_reconnect()
 
     def _dispatch(self, payload: str) -> None:
+        if payload.startswith(self._prefix):
+            return  # this process's own messages
+        if not payload.startswith("["):  # "<sender> [...]"; a bare list from an older version
+            payload = payload.partition(" ")[2]
         try:
             batch = loads(payload)
         except ValueError:
