@@ -13,7 +13,8 @@ separate processes (`lwm2m-server simulate`). Prints:
    database and blocks) over the baseline's median (goal <= 1.3x); the bytes the server sent to
    each device over the package size (goal <= 1.05; CoAP headers, the LwM2M requests and all
    blocks included); what the server did per device (requests by operation, notifications,
-   events by kind); and the reason of every target that did not succeed.
+   events by kind); the reason of every target that did not succeed; and the CPU time of the
+   simulated fleet's process beside the server's (which of the two sets the pace).
 3. Firmware pull: a 512 KiB MCUboot image over CoAP Block2 with 1024-byte blocks, deployed to a
    few devices through Object 5: per-device download throughput and every failed target's
    reason; then the server's CPU seconds per MiB delivered for /fw against the bare aiocoap
