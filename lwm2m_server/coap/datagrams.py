@@ -14,7 +14,9 @@ takes the transport's place as the receiver of datagrams:
 - a request with an unrecognized critical option (odd number, e.g. 2049) answers 4.02 Bad Option
   (§5.4.1) instead of being served as if the option were not there;
 - every refusal is counted in ``lwm2m_coap_datagrams_refused_total{reason}`` and logged through
-  a rate limit: the first of a kind, then at most one line per minute with the count since.
+  a rate limit: the first of a kind, then at most one line per minute with the count since;
+- a plain GET that the site answers on the spot (``answer_get``: ``/fw`` blocks) is answered
+  here, without aiocoap (coap/rawmsg.py); whatever it does not answer goes on as above.
 
 Requests get ``SERVER_TUNING``: aiocoap answers with an empty ACK and a separate response
 when the answer is not ready within ``EMPTY_ACK_DELAY``, which it sets to 0.1 s. A Register
