@@ -3,10 +3,11 @@
 ``publish(msg)`` never blocks: messages are collected and sent in batches (a JSON list per
 NOTIFY payload, as many as fit in PostgreSQL's 8,000-byte limit; a larger message goes in
 numbered fragments), each payload preceded by the sender's node id and a space, so a process
-skips its own payloads (it listens on the same channel) without decoding them. Each process listens on the same channel and hands every message of the
-others, in the order each sender sent them, to ``on_message``. The listening connection comes
-back by itself after a database restart; ``on_reconnect`` is then called (messages sent while it
-was away are lost: the caller reloads what it keeps).
+skips its own payloads (it listens on the same channel) without decoding them. Each process
+listens on the same channel and hands every message of the others, in the order each sender
+sent them, to ``on_message``. The listening connection comes back by itself after a database
+restart; ``on_reconnect`` is then called (messages sent while it was away are lost: the caller
+reloads what it keeps).
 """
 
 from __future__ import annotations

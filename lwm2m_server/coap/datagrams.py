@@ -58,7 +58,7 @@ from .rawmsg import RawGet, encode_answer, parse_get
 # (request, host, port) -> (code, options, payload), or None: not answered on this path
 AnswerGet = Callable[[RawGet, str, int], "tuple[int, list[tuple[int, bytes]], bytes] | None"]
 
-__all__ = ["DatagramGuard", "PeerAddress", "RateLimitedLog", "RateLimitFilter",
+__all__ = ["DatagramGuard", "PeerAddress", "host_port", "RateLimitedLog", "RateLimitFilter",
            "install_datagram_guard", "KNOWN_OPTIONS", "DRAIN", "SERVER_TUNING"]
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,14 @@ class PeerAddress(UDP6EndpointAddress):  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"<UDP6EndpointAddress {self.hostinfo}>"
+
+
+def host_port(sockaddr: tuple[Any, ...]) -> tuple[str, int]:
+    """(host, port) of a socket address, an IPv4-mapped IPv6 address as plain IPv4."""
+    host = str(sockaddr[0])
+    if host.startswith("::ffff:") and "." in host:
+        host = host[len("::ffff:"):]
+    return host, int(sockaddr[1])
 
 
 def _header(data: bytes) -> tuple[int, int, int, bytes] | None:
@@ -269,11 +277,8 @@ class DatagramGuard:
         request = parse_get(data)
         if request is None:
             return False
-        host = str(address[0])
-        if host.startswith("::ffff:"):
-            host = host[7:]
         assert self.answer_get is not None
-        got = self.answer_get(request, host, int(address[1]))
+        got = self.answer_get(request, *host_port(address))
         if got is None:
             return False
         code, options, payload = got

@@ -33,6 +33,7 @@ from aiocoap.optiontypes import BlockOption
 from aiocoap.resource import PathCapable, Resource
 
 from ..metrics import ROLLOUT_BYTES
+from .datagrams import host_port
 from .rawmsg import (CONTENT, OPT_BLOCK2, OPT_CONTENT_FORMAT, OPT_ETAG, OPT_SIZE2, RawGet,
                       encode_uint)
 
@@ -82,10 +83,7 @@ def _peer(remote: object) -> tuple[str, int | None]:
     sockaddr = getattr(remote, "sockaddr", None)
     if not sockaddr:
         return str(getattr(remote, "hostinfo", "?")), None
-    host = str(sockaddr[0])
-    if host.startswith("::ffff:") and "." in host:
-        host = host[len("::ffff:"):]
-    return host, int(sockaddr[1])
+    return host_port(sockaddr)
 
 
 def _error(code: Code, text: str) -> Message:

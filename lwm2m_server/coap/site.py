@@ -19,6 +19,7 @@ from ..protocol.errors import LwM2MError, RegistrationError
 from ..protocol.registration import RegistrationManager
 from ..protocol.security import PLAIN, Authentication
 from .block1 import BoundedBlock1Spool
+from .datagrams import host_port
 from .dtls import bootstrap_only, session_identity
 from .rawmsg import RawGet
 
@@ -42,10 +43,7 @@ def peer_address(remote: object) -> tuple[str, int]:
     if sockaddr is None:
         host, _, port = str(getattr(remote, "hostinfo", "")).rpartition(":")
         return host.strip("[]"), int(port or 5683)
-    host = sockaddr[0]
-    if host.startswith("::ffff:") and "." in host:
-        host = host[len("::ffff:"):]
-    return host, int(sockaddr[1])
+    return host_port(sockaddr)
 
 
 def authentication(remote: object) -> Authentication:

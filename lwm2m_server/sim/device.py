@@ -52,9 +52,9 @@ from .objects import (
     instance_values,
 )
 from .observe import Attributes, Observation, parse_attributes
+from .rawget import RawGets
 from .software import SoftwareObject
 from .storage import DeviceStorage, SlotInfo
-from .rawget import RawGets
 from .transfer import coap_request
 
 __all__ = ["SimDevice", "DeviceConfig", "AccessControlObject", "Flag"]
