@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -168,7 +167,7 @@ def _start_processes(count: int, db_url: str, workdir: Path, cprofile: bool) -> 
     env.update(LWM2M_DATA_DIR=str(workdir), **SERVER_ENV)
     try:
         for i in range(count):
-            http = free_port(socket.SOCK_STREAM)
+            http = free_port("tcp")
             prof = (["-m", "cProfile", "-o", str(workdir / f"proc{i}.pstats")] if cprofile else [])
             args = [sys.executable, *prof, "-m", "lwm2m_server.cli", "run", "--coap-host",
                     "127.0.0.1", "--coap-port", str(ps.coap_port), "--http-host", "127.0.0.1",

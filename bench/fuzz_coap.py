@@ -69,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="fuzz-coap-"))
-    coap_port, http_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
+    coap_port, http_port = free_port(), free_port("tcp")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LWM2M_ADMIN_TOKEN": secrets.token_urlsafe(32),
            "LWM2M_READ_ON_REGISTER": "false"}
     log = open(work / "server.log", "w")

@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import statistics
 import struct
 import subprocess
@@ -208,7 +207,7 @@ def udp_receive_buffer_errors() -> int:
 
 def one_run(args: argparse.Namespace, read_on_register: bool) -> dict[str, object]:
     """Start a server with the setting, drive it from the load process, stop it."""
-    coap, http = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
+    coap, http = free_port(), free_port("tcp")
     with tempfile.TemporaryDirectory() as d:
         env = dict(os.environ, LWM2M_READ_ON_REGISTER=str(read_on_register).lower(), LWM2M_COAPS="false")
         log_path = os.path.join(d, "server.log")

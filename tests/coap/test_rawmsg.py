@@ -11,39 +11,19 @@ from aiocoap.numbers.types import Type
 from aiocoap.optiontypes import BlockOption
 
 from lwm2m_server.coap.rawmsg import RawGet, encode_answer, parse_get
-from lwm2m_server.coap.fw import DownloadTracker, FwResource
-from lwm2m_server.config import Settings
-from lwm2m_server.server import LwM2MServer
-from ota.store import ArtifactStore
+from tests.support.fw import serving_fw
 from tests.support.raw_coap import RawPeer, raw_option_datagram, request
-
-
-class CountingFw(FwResource):
-    """The real /fw resource, counting the requests that reach aiocoap's path (``render``)."""
-
-    rendered = 0
-
-    async def render(self, request: Message) -> Message:
-        self.rendered += 1
-        return await super().render(request)
 
 
 @pytest.fixture
 async def fw(tmp_path):  # type: ignore[no-untyped-def]
-    store = ArtifactStore(tmp_path / "artifacts")
     data = os.urandom(3000) + b"tail"
-    sha = store.put(data).sha256
-    server = LwM2MServer(Settings(coap_host="127.0.0.1", coap_port=0,
-                                  db_url=f"sqlite:///{tmp_path / 'db.sqlite'}"))
-    resource = CountingFw(store.path, tracker=DownloadTracker())
-    server.mount_coap("fw", resource)
-    await server.start()
-    peer = await RawPeer.open()
-    try:
-        yield server, peer, resource, data, sha
-    finally:
-        peer.close()
-        await server.stop()
+    async with serving_fw(tmp_path, data) as (server, resource, sha):
+        peer = await RawPeer.open()
+        try:
+            yield server, peer, resource, data, sha
+        finally:
+            peer.close()
 
 
 def fields(msg: Message) -> tuple[object, ...]:

@@ -9,29 +9,19 @@ import pytest
 from aiocoap import GET, POST, Code, Context, Message
 from aiocoap.optiontypes import BlockOption
 
-from lwm2m_server.coap.fw import DownloadTracker, FwResource
-from lwm2m_server.config import Settings
 from lwm2m_server.server import LwM2MServer
-from ota.store import ArtifactStore
+from tests.support.fw import serving_fw
 
 
 @pytest.fixture
 async def fw_server(tmp_path):  # type: ignore[no-untyped-def]
-    store = ArtifactStore(tmp_path / "artifacts")
     data = os.urandom(5000) + b"end"
-    blob = store.put(data)
-    settings = Settings(coap_host="127.0.0.1", coap_port=0,
-                        db_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
-    server = LwM2MServer(settings)
-    tracker = DownloadTracker()
-    server.mount_coap("fw", FwResource(store.path, tracker=tracker))
-    await server.start()
-    client = await Context.create_client_context()
-    try:
-        yield server, client, data, blob.sha256, tracker
-    finally:
-        await client.shutdown()
-        await server.stop()
+    async with serving_fw(tmp_path, data) as (server, resource, sha):
+        client = await Context.create_client_context()
+        try:
+            yield server, client, data, sha, resource.tracker
+        finally:
+            await client.shutdown()
 
 
 def _uri(server: LwM2MServer, sha: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,22 +20,17 @@ from lwm2m_server.store.artifacts import ingest_artifact
 from lwm2m_server.store.db import init_db, make_engine
 from lwm2m_server.store.tokens import create_token
 from ota.store import ArtifactStore
+from tests.support.proc import free_port
 
 from .conftest import eventually, firmware_image
 
 pytestmark = pytest.mark.slow
 
 
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class ServerProcess:
     def __init__(self, tmp: Path, db_url: str) -> None:
-        self.coap_port = free_port(socket.SOCK_DGRAM)
-        self.http_port = free_port(socket.SOCK_STREAM)
+        self.coap_port = free_port()
+        self.http_port = free_port("tcp")
         self.db_url = db_url
         self.env = {**os.environ, "LWM2M_ARTIFACTS_DIR": str(tmp / "artifacts"),
                     "LWM2M_LOG_LEVEL": "warning"}

@@ -5,18 +5,19 @@ and a real download from the server's /fw that never reaches aiocoap on either s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiocoap import Message
 
 from lwm2m_server.coap.rawmsg import (ACK, CON, CONTENT, NON, OPT_BLOCK2, OPT_URI_PATH,
                                       RawMessage, encode_message, parse_message)
 from lwm2m_server.sim.device import _exclusive_udp_context
 from lwm2m_server.sim.rawget import RawGets, RawResetError
 from lwm2m_server.sim.transfer import Faults, fetch_package
+from tests.support.fw import serving_fw
 
 Script = Callable[[RawMessage, "Scripted"], None]
 
@@ -64,11 +65,16 @@ async def client():
         await ctx.shutdown()
 
 
-async def serve(script: Script) -> tuple[Scripted, int, Any]:
+@contextlib.asynccontextmanager
+async def serve(script: Script) -> AsyncIterator[tuple[Scripted, int]]:
+    """A scripted peer on a free port, closed on leaving: (the peer, its port)."""
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_datagram_endpoint(lambda: Scripted(script),
                                                            local_addr=("127.0.0.1", 0))
-    return proto, transport.get_extra_info("sockname")[1], transport
+    try:
+        yield proto, transport.get_extra_info("sockname")[1]
+    finally:
+        transport.close()
 
 
 def content(req: RawMessage, payload: bytes, mtype: int = ACK, mid: int | None = None) -> bytes:
@@ -78,11 +84,8 @@ def content(req: RawMessage, payload: bytes, mtype: int = ACK, mid: int | None =
 
 async def test_a_piggybacked_answer_ends_the_exchange(client) -> None:  # type: ignore[no-untyped-def]
     raw, to_aiocoap = client
-    peer, port, transport = await serve(lambda req, p: p.send(content(req, b"block")))
-    try:
+    async with serve(lambda req, p: p.send(content(req, b"block"))) as (peer, port):
         got = await raw.get("127.0.0.1", port, ("fw", "x"), 0x06, timeout=2)
-    finally:
-        transport.close()
     assert got.code == CONTENT and got.payload == b"block"
     req = peer.requests[0]
     assert req.mtype == CON and req.code == 1 and len(req.token) == 4
@@ -98,12 +101,9 @@ async def test_a_separate_confirmable_answer_is_acknowledged(client) -> None:  #
             p.send(encode_message(ACK, 0, req.mid, b"", []))  # empty ACK: the answer comes later
             asyncio.get_running_loop().call_later(
                 0.2, p.send, content(req, b"late", mtype=CON, mid=(req.mid + 100) & 0xFFFF))
-    peer, port, transport = await serve(script)
-    try:
+    async with serve(script) as (peer, port):
         got = await raw.get("127.0.0.1", port, ("a",), None, timeout=3)
         await asyncio.sleep(0.1)
-    finally:
-        transport.close()
     assert got.payload == b"late" and got.mtype == CON
     ack = peer.requests[-1]
     assert ack.mtype == ACK and ack.code == 0 and ack.mid == (peer.requests[0].mid + 100) & 0xFFFF
@@ -116,11 +116,8 @@ async def test_a_lost_request_is_retransmitted_with_the_same_message_id(client) 
     def script(req: RawMessage, p: Scripted) -> None:
         if len(p.requests) > 1:  # the first one is "lost"
             p.send(content(req, b"again"))
-    peer, port, transport = await serve(script)
-    try:
+    async with serve(script) as (peer, port):
         got = await raw.get("127.0.0.1", port, ("a",), None, timeout=5)
-    finally:
-        transport.close()
     assert got.payload == b"again"
     first, second = peer.requests
     assert (first.mid, first.token) == (second.mid, second.token)
@@ -128,19 +125,12 @@ async def test_a_lost_request_is_retransmitted_with_the_same_message_id(client) 
 
 async def test_a_reset_and_silence_end_in_errors(client) -> None:  # type: ignore[no-untyped-def]
     raw, _ = client
-    _, port, transport = await serve(
-        lambda req, p: p.send(encode_message(3, 0, req.mid, b"", [])))  # RST
-    try:
-        with pytest.raises(RawResetError):
+    async with serve(lambda req, p: p.send(encode_message(3, 0, req.mid, b"", []))) as (_, port):
+        with pytest.raises(RawResetError):  # a Reset
             await raw.get("127.0.0.1", port, ("a",), None, timeout=2)
-    finally:
-        transport.close()
-    _, port, transport = await serve(lambda req, p: None)
-    try:
+    async with serve(lambda req, p: None) as (_, port):
         with pytest.raises(TimeoutError):
             await raw.get("127.0.0.1", port, ("a",), None, timeout=0.3)
-    finally:
-        transport.close()
 
 
 async def test_answers_of_other_exchanges_go_to_aiocoap(client) -> None:  # type: ignore[no-untyped-def]
@@ -149,43 +139,20 @@ async def test_answers_of_other_exchanges_go_to_aiocoap(client) -> None:  # type
     def script(req: RawMessage, p: Scripted) -> None:
         p.send(content(req, b"x", mtype=NON, mid=7)[:4] + os.urandom(4))  # not our token
         p.send(content(req, b"mine"))
-    _, port, transport = await serve(script)
-    try:
+    async with serve(script) as (_, port):
         got = await raw.get("127.0.0.1", port, ("a",), None, timeout=2)
         await asyncio.sleep(0.05)
-    finally:
-        transport.close()
     assert got.payload == b"mine" and len(to_aiocoap) == 1
 
 
 async def test_a_download_from_the_server_never_reaches_aiocoap_on_either_side(tmp_path, client) -> None:  # type: ignore[no-untyped-def]
-    from lwm2m_server.coap.fw import FwResource
-    from lwm2m_server.config import Settings
-    from lwm2m_server.server import LwM2MServer
-    from ota.store import ArtifactStore
-
-    rendered: list[Message] = []
-
-    class Counting(FwResource):
-        async def render(self, request: Message) -> Message:
-            rendered.append(request)
-            return await super().render(request)
-
-    store = ArtifactStore(tmp_path / "artifacts")
-    data = os.urandom(10_000)
-    sha = store.put(data).sha256
-    server = LwM2MServer(Settings(coap_host="127.0.0.1", coap_port=0,
-                                  db_url=f"sqlite:///{tmp_path / 'db.sqlite'}"))
-    server.mount_coap("fw", Counting(store.path))
-    await server.start()
     raw, to_aiocoap = client
-    try:
+    data = os.urandom(10_000)
+    async with serving_fw(tmp_path, data) as (server, resource, sha):
         got = await fetch_package(f"coap://127.0.0.1:{server.coap_port}/fw/{sha}", None,  # type: ignore[arg-type]
                                   1 << 20, Faults(), raw=raw)
-    finally:
-        await server.stop()
     assert got == data
-    assert rendered == [] and to_aiocoap == []
+    assert resource.rendered == 0 and to_aiocoap == []
 
 
 def test_only_plain_coap_uris_to_an_address_take_the_raw_path() -> None:

@@ -10,12 +10,11 @@ import socket
 __all__ = ["free_port", "rss_kib", "rss_bytes", "process_cpu", "raise_fd_limit"]
 
 
-def free_port(kind: str | int = "udp", host: str = "127.0.0.1") -> int:
-    """A port that is free right now on ``host`` (``kind`` "udp" or "tcp", or a socket type)."""
+def free_port(kind: str = "udp", host: str = "127.0.0.1") -> int:
+    """A port that is free right now on ``host`` (``kind`` "udp" or "tcp")."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    if isinstance(kind, str):
-        kind = socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
-    with socket.socket(family, kind) as s:
+    stype = socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
+    with socket.socket(family, stype) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
