@@ -100,6 +100,9 @@ def test_devices_register_through_nginx_and_spread_over_two_hosts(tmp_path: Path
                     sock.close()
 
 
+SIM_COUNT = 16  # random source ports hashed over two backends: all on one is 2 in 2**16
+
+
 def test_server_requests_reach_devices_back_through_nginx(tmp_path: Path) -> None:
     with running_cluster(tmp_path / "cluster", 2, coap_hosts=["127.0.0.2", "127.0.0.3"]) as c:
         listen = f"127.0.0.1:{free_port('udp')}"
@@ -107,21 +110,22 @@ def test_server_requests_reach_devices_back_through_nginx(tmp_path: Path) -> Non
         with running_nginx(tmp_path / "nginx", listen, backends):
             sim = subprocess.Popen(
                 [sys.executable, "-m", "lwm2m_server.cli", "simulate", "--server",
-                 f"coap://{listen}", "--count", "8", "--prefix", "ngxsim-", "--state-dir",
-                 str(tmp_path / "sim")],
+                 f"coap://{listen}", "--count", str(SIM_COUNT), "--prefix", "ngxsim-",
+                 "--state-dir", str(tmp_path / "sim")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=c.env())
             try:
-                names = [f"ngxsim-{i:04d}" for i in range(8)]
+                names = [f"ngxsim-{i:04d}" for i in range(SIM_COUNT)]
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline:
                     rows = c.sql("SELECT count(DISTINCT endpoint) FROM registration "
                                  "WHERE endpoint LIKE 'ngxsim-%%'")
-                    if rows[0][0] == 8:
+                    if rows[0][0] == SIM_COUNT:
                         break
                     assert sim.poll() is None, "the simulator exited"
                     time.sleep(0.3)
                 else:
-                    raise AssertionError(f"8 simulated devices did not register\n{c.logs()}")
+                    raise AssertionError(
+                        f"{SIM_COUNT} simulated devices did not register\n{c.logs()}")
                 per_node = [n.metric("lwm2m_registrations_total", 'kind="register"')
                             for n in c.nodes]
                 assert all(count > 0 for count in per_node), (per_node, c.logs())
