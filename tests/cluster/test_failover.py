@@ -1,5 +1,5 @@
 """Three real `run` processes on one PostgreSQL sharing the CoAP port (SO_REUSEPORT), a firmware
-rollout to devices spread over all three, and kill -9 of one process mid-rollout: its devices'
+rollout to devices spread over them, and kill -9 of one process mid-rollout: its devices'
 next datagrams land on a live process, which takes them over; every target succeeds and no
 device is updated twice."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,11 @@ async def test_kill9_of_one_process_mid_rollout(tmp_path: Path, example_model_wa
                 counters.append(count_updates(dev))
             await eventually(lambda: all(d.location for d in devices))
             owners = dict(c.sql("SELECT endpoint, owner FROM registration"))
-            assert len(set(owners.values())) == 3, owners  # spread over the three processes
+            # The kernel hashes each device's source port to a process: 12 devices leave one of
+            # three without any about once in 40 runs, so the victim is a process that has some.
+            assert len(set(owners.values())) >= 2, owners
+            busiest = Counter(owners.values()).most_common(1)[0][0]
+            victim_index = next(n.index for n in c.nodes if busiest.split("-")[-2] == str(n.pid))
             base = f"{c.nodes[0].url}/api/v1"
             async with httpx.AsyncClient(headers={"Authorization": f"Bearer {c.token}"},
                                          timeout=20) as http:
@@ -63,7 +68,7 @@ async def test_kill9_of_one_process_mid_rollout(tmp_path: Path, example_model_wa
                         break
                     assert time.monotonic() < deadline, states
                     await asyncio.sleep(0.05)
-                victim = c.kill(1)  # any of the three may run the reconciler: it fails over too
+                victim = c.kill(victim_index)  # it may run the reconciler: that fails over too
                 deadline = time.monotonic() + 150
                 view: dict[str, Any] = {}
                 while True:
