@@ -3,12 +3,18 @@
 Every part that reacts to what devices do (console server-sent events, webhooks, the rollout
 engine) subscribes here. Each subscriber has its own bounded queue; a slow subscriber loses its
 oldest events, never blocks the publisher. Events are also handed to persistence sinks (the
-store), which the server wires in.
+store), which the server wires in, and to the watchers of their kind (``watch``: a callback, no
+queue, for a part that cares about one rare kind).
+
+The bus belongs to one event loop (``bind``, or the first ``subscribe``): queues, sinks and
+watchers are touched on that loop only. An event published from another thread (a REST route
+running in the thread pool) is handed to the loop and published there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 from collections.abc import Callable
@@ -92,24 +98,54 @@ class EventBus:
         self._queue_size = queue_size
         self._subs: set[Subscription] = set()
         self._sinks: list[Callable[[Event], None]] = []
+        self._watchers: dict[str, list[Callable[[Event], None]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve ``loop``: events published from other threads are published there."""
+        self._loop = loop
 
     def add_sink(self, sink: Callable[[Event], None]) -> None:
         """Call ``sink(event)`` for every published event (the store persists them this way)."""
         self._sinks.append(sink)
 
+    def watch(self, kind: str, callback: Callable[[Event], None]) -> None:
+        """Call ``callback(event)`` on the bus's loop for every event of ``kind``, this process's
+        and (in a cluster) the other processes'."""
+        self._watchers.setdefault(kind, []).append(callback)
+
     def publish(self, event: Event) -> None:
-        """Hand ``event`` to every subscriber and sink; never blocks."""
+        """Hand ``event`` to every sink, watcher and subscriber; never blocks. From a thread
+        other than the bus's loop, the event is published on the loop soon after."""
+        loop = self._loop
+        if loop is not None and not _running_in(loop):
+            try:
+                loop.call_soon_threadsafe(self._deliver, event)
+                return
+            except RuntimeError:  # the loop is closed: nobody waits on a queue any more
+                pass
+        self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
         for sink in self._sinks:
             sink(event)
+        self._watched(event)
         for sub in self._subs:
             sub.put(event)
 
     def publish_remote(self, event: Event) -> None:
         """Hand ``event``, published by another process of the cluster (which persisted it), to
-        the subscribers that want every process's events."""
+        the watchers of its kind and the subscribers that want every process's events."""
+        self._watched(event)
         for sub in self._subs:
             if not sub.local_only:
                 sub.put(event)
+
+    def _watched(self, event: Event) -> None:
+        watchers = self._watchers.get(event.kind)
+        if watchers:
+            for callback in watchers:
+                callback(event)
 
     @property
     def subscriber_count(self) -> int:
@@ -120,6 +156,17 @@ class EventBus:
         consumer is slow the oldest events are dropped); ``close()`` it when done.
         ``local_only``: only this process's events, not other cluster processes' (webhooks:
         each process delivers its own, so each event is delivered once)."""
+        if self._loop is None:
+            with contextlib.suppress(RuntimeError):  # no running loop: bound later, or never
+                self._loop = asyncio.get_running_loop()
         sub = Subscription(self, self._queue_size, local_only)
         self._subs.add(sub)
         return sub
+
+
+def _running_in(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether the caller runs in ``loop`` (on its thread, inside it)."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

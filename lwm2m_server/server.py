@@ -111,6 +111,7 @@ class LwM2MServer:
         """Restore registrations and queued requests, bind CoAP, start the lifetime-expiry task."""
         from .coap.endpoint import CoapEndpoint
 
+        self.events.bind(asyncio.get_running_loop())
         await self.store.start()
         try:
             if self.cluster is not None:

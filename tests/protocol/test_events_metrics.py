@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 from lwm2m_server.events import EventBus, new_event
 from lwm2m_server.metrics import METRICS, REGISTRATIONS, REQUEST_SECONDS, REQUESTS
 from lwm2m_server.protocol.errors import DeviceError
@@ -29,6 +32,35 @@ async def test_sinks_see_every_event_and_subscribers_only_those_after_subscribin
     assert [e.kind for e in seen] == ["a", "b"]
     assert (await sub.__anext__()).kind == "b"
     await sub.aclose()
+
+
+async def test_an_event_published_from_another_thread_wakes_the_loop_at_once():
+    """A REST route runs in the thread pool: its events must reach subscribers waiting on the
+    loop without waiting for something else to wake it (asyncio's queues are not thread-safe)."""
+    bus = EventBus()
+    sub = bus.subscribe()
+    sink_threads = []
+    bus.add_sink(lambda e: sink_threads.append(threading.get_ident()))
+    thread = threading.Thread(target=bus.publish, args=(new_event("deployment", n=1),))
+    waiting = asyncio.ensure_future(sub.__anext__())
+    await asyncio.sleep(0)  # the subscriber waits on its queue; the loop has nothing else to do
+    thread.start()
+    event = await asyncio.wait_for(waiting, timeout=5)
+    thread.join()
+    assert event.data == {"n": 1}
+    assert sink_threads == [threading.get_ident()]  # sinks run on the loop's thread too
+    await sub.aclose()
+
+
+async def test_watchers_see_their_kind_from_this_process_and_from_others():
+    bus = EventBus()
+    seen: list[tuple[str, str | None]] = []
+    bus.watch("artifact_deleted", lambda e: seen.append((e.kind, e.data.get("sha256"))))
+    bus.publish(new_event("registered", "d"))
+    bus.publish(new_event("artifact_deleted", sha256="aa"))
+    bus.publish_remote(new_event("artifact_deleted", sha256="bb"))
+    bus.publish_remote(new_event("updated", "d"))
+    assert seen == [("artifact_deleted", "aa"), ("artifact_deleted", "bb")]
 
 
 async def test_operations_and_registrations_are_counted_in_prometheus_text(server, clients):
