@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .tasks import call_in
+
 __all__ = ["Event", "EventBus", "Subscription", "new_event"]
 
 _counter = itertools.count(1)
@@ -117,14 +119,7 @@ class EventBus:
     def publish(self, event: Event) -> None:
         """Hand ``event`` to every sink, watcher and subscriber; never blocks. From a thread
         other than the bus's loop, the event is published on the loop soon after."""
-        loop = self._loop
-        if loop is not None and not _running_in(loop):
-            try:
-                loop.call_soon_threadsafe(self._deliver, event)
-                return
-            except RuntimeError:  # the loop is closed: nobody waits on a queue any more
-                pass
-        self._deliver(event)
+        call_in(self._loop, self._deliver, event)
 
     def _deliver(self, event: Event) -> None:
         for sink in self._sinks:
@@ -163,10 +158,3 @@ class EventBus:
         self._subs.add(sub)
         return sub
 
-
-def _running_in(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether the caller runs in ``loop`` (on its thread, inside it)."""
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False

@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 from ..events import Event, EventBus
 from ..model import Path
 from ..protocol.errors import DeviceError, DeviceNotFound, DeviceOffline, DeviceTimeout
+from ..tasks import call_in
 from .drivers import (ArtifactInfo, TargetFailed, cancel_transfer, driver_for, sota_package_alg,
                       sota_payload_sha256)
 from .port import DevicePort
@@ -172,11 +173,13 @@ class RolloutEngine:
         self._artifacts: dict[int, ArtifactInfo] = {}
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle -------------------------------------------------------
     async def start(self) -> None:
         """Start the reconciler; unfinished deployments resume on its first pass."""
         if self._loop_task is None:
+            self._loop = asyncio.get_running_loop()
             self._loop_task = asyncio.create_task(self._run_loop(), name="rollout-reconciler")
 
     async def stop(self) -> None:
@@ -211,8 +214,9 @@ class RolloutEngine:
         task.add_done_callback(self._cleanup.discard)
 
     def wake(self) -> None:
-        """Run a reconcile pass now (after a REST change) instead of at the next tick."""
-        self._wake.set()
+        """Run a reconcile pass now (after a REST change) instead of at the next tick; from any
+        thread."""
+        call_in(self._loop, self._wake.set)
 
     @property
     def running_targets(self) -> int:

@@ -9,6 +9,7 @@ from lwm2m_server.events import EventBus, new_event
 from lwm2m_server.metrics import METRICS, REGISTRATIONS, REQUEST_SECONDS, REQUESTS
 from lwm2m_server.protocol.errors import DeviceError
 from lwm2m_server.protocol.requests import ReadRequest
+from lwm2m_server.tasks import call_in
 
 
 async def test_slow_subscriber_loses_the_oldest_events_and_never_blocks_the_publisher():
@@ -50,6 +51,20 @@ async def test_an_event_published_from_another_thread_wakes_the_loop_at_once():
     assert event.data == {"n": 1}
     assert sink_threads == [threading.get_ident()]  # sinks run on the loop's thread too
     await sub.aclose()
+
+
+async def test_call_in_runs_at_once_on_the_loop_and_hands_over_from_a_thread():
+    loop = asyncio.get_running_loop()
+    woken = asyncio.Event()
+    ran: list[int] = []
+    call_in(loop, ran.append, threading.get_ident())  # on the loop: now, not later
+    assert ran == [threading.get_ident()]
+    thread = threading.Thread(target=call_in, args=(loop, woken.set))  # the rollout engine's wake
+    thread.start()
+    await asyncio.wait_for(woken.wait(), timeout=5)
+    thread.join()
+    call_in(None, ran.append, 2)  # no loop (a command-line tool): at once
+    assert ran[-1] == 2
 
 
 async def test_watchers_see_their_kind_from_this_process_and_from_others():
