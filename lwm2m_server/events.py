@@ -116,6 +116,12 @@ class EventBus:
         and (in a cluster) the other processes'."""
         self._watchers.setdefault(kind, []).append(callback)
 
+    def unwatch(self, kind: str, callback: Callable[[Event], None]) -> None:
+        """Stop calling ``callback`` (no error when it was not watching)."""
+        watchers = self._watchers.get(kind, [])
+        if callback in watchers:
+            watchers.remove(callback)
+
     def publish(self, event: Event) -> None:
         """Hand ``event`` to every sink, watcher and subscriber; never blocks. From a thread
         other than the bus's loop, the event is published on the loop soon after."""

@@ -212,6 +212,10 @@ class ArtifactStore:
         self.path(sha256).unlink(missing_ok=True)
         self._fsync_dir()
 
+    def stored(self) -> list[str]:
+        """The SHA-256s of the files in the folder."""
+        return sorted(p.name for p in self.root.iterdir() if _SHA_RE.fullmatch(p.name))
+
     def temporary_files(self) -> list[Path]:
         """Leftover temporary files (only a crash mid-upload leaves any)."""
         return sorted(self.root.glob(_TMP_PREFIX + "*"))

@@ -1,4 +1,4 @@
-"""``/api/v1/artifacts``: upload (multipart: file, kind, name, version) and list artifacts.
+"""``/api/v1/artifacts``: upload (multipart: file, kind, name, version), list and delete artifacts.
 
 Uploads are checked for their kind before anything is kept (``ingest_artifact``): an MCUboot
 image must verify, a model must pass the Wasm checks, a SOTA package must verify against the
@@ -7,10 +7,14 @@ same fields: 200 with the stored artifact; with another kind, name or version: 4
 stored artifact under ``artifact``. Too large: 413 (from
 Content-Length before the body is read, or as soon as a chunked body passes the limit, and
 again while streaming into the store); tampered: 422; nothing of a refused upload is kept.
+
+``DELETE /{id}`` removes an artifact no deployment needs any more (``delete_artifact``): 409
+with the ids under ``deployments`` while one is running, paused or has devices updating.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -24,6 +28,8 @@ from ota.errors import OtaError
 from ota.keys import load_public_key
 from ota.store import DEFAULT_MAX_SIZE, ArtifactStore
 
+from ..rollout.errors import ArtifactInUse, RolloutError
+from ..rollout.service import delete_artifact
 from ..store.artifacts import (
     ArtifactError,
     check_artifact,
@@ -31,13 +37,14 @@ from ..store.artifacts import (
     ingest_artifact,
     list_artifacts,
 )
-from .deps import DbInt, EngineDep, SettingsDep, require_scope
+from .deps import DbInt, EngineDep, SettingsDep, event_bus, require_scope
 from .errors import ApiError
 
 __all__ = ["router", "SOTA_KEY_ENV", "max_upload_size", "status_error", "read_upload",
            "check_upload", "ingest_upload", "UploadFields"]
 
 SOTA_KEY_ENV = "LWM2M_SOTA_PUBLIC_KEY"
+log = logging.getLogger(__name__)
 _MULTIPART_OVERHEAD = 16 * 1024  # form fields and part headers around the file
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"])
@@ -209,3 +216,20 @@ def get_one(artifact_id: DbInt, engine: EngineDep) -> dict[str, Any]:
     if row is None:
         raise status_error(404, f"artifact {artifact_id} does not exist", "not_found")
     return row.summary()
+
+
+@router.delete("/{artifact_id}", summary="Delete an artifact no deployment needs any more",
+               dependencies=[Depends(require_scope("deploy"))])
+def delete_one(artifact_id: DbInt, engine: EngineDep, settings: SettingsDep,
+               request: Request) -> dict[str, Any]:
+    try:
+        summary = delete_artifact(engine, artifact_id, events=event_bus(request))
+    except ArtifactInUse as e:
+        raise status_error(409, e.message, "conflict", deployments=e.deployments) from None
+    except RolloutError as e:
+        raise status_error(e.http_status, e.message, "not_found") from None
+    try:  # this process's copy at once; every process removes its own on the event too
+        _store(request, settings).delete(summary["sha256"])
+    except OSError as e:
+        log.warning("artifact %s: its file could not be removed: %s", summary["sha256"], e)
+    return {**summary, "deleted": True}

@@ -18,7 +18,7 @@ from ..rollout import service as rollout
 from ..rollout.errors import RolloutError
 from ..rollout.webhooks import (WEBHOOK_KINDS, create_webhook, delete_webhook, list_webhooks,
                                 public_url)
-from .deps import DbInt, EngineDep, SettingsDep, require_scope
+from .deps import DbInt, EngineDep, SettingsDep, event_bus, require_scope, wake_rollout
 from .artifacts import status_error
 
 __all__ = ["router"]
@@ -36,17 +36,6 @@ def _rollout_error() -> Iterator[None]:
         kind = {404: "not_found", 409: "conflict", 422: "invalid_deployment"}.get(
             e.http_status, "invalid_request")
         raise status_error(e.http_status, e.message, kind) from None
-
-
-def _events(request: Request) -> Any:
-    server = getattr(request.app.state, "server", None)
-    return getattr(server, "events", None)
-
-
-def _wake(request: Request) -> None:
-    service = getattr(request.app.state, "rollout", None)
-    if service is not None:
-        service.wake()
 
 
 class DeploymentCreate(BaseModel):
@@ -77,8 +66,8 @@ class DeploymentCreate(BaseModel):
 def post_deployment(body: DeploymentCreate, engine: EngineDep, request: Request) -> dict[str, Any]:
     with _rollout_error():
         dep = rollout.create_deployment(engine, rollout.DeploymentSpec(**body.model_dump()),
-                                        events=_events(request))
-    _wake(request)
+                                        events=event_bus(request))
+    wake_rollout(request)
     return {"id": dep.id, "state": dep.state}
 
 
@@ -104,9 +93,9 @@ def _change(action: str, deployment_id: DbInt, engine: Any, request: Request) ->
         "pause": rollout.pause_deployment, "resume": rollout.resume_deployment,
         "cancel": rollout.cancel_deployment, "retry": rollout.retry_deployment}
     with _rollout_error():
-        ops[action](engine, deployment_id, events=_events(request))
+        ops[action](engine, deployment_id, events=event_bus(request))
         view = rollout.deployment_view(engine, deployment_id, with_targets=False)
-    _wake(request)
+    wake_rollout(request)
     return view
 
 

@@ -30,7 +30,7 @@ from .limits import PREAUTHENTICATED
 __all__ = ["get_settings", "get_engine", "get_session", "get_server", "require_scope",
            "SettingsDep", "EngineDep", "SessionDep", "ServerDep",
            "CurrentToken", "ReadToken", "WriteToken", "DeployToken", "AdminToken", "BOOTSTRAP_TOKEN_NAME",
-           "DbInt", "DB_INT_MAX", "authenticate_bearer"]
+           "DbInt", "DB_INT_MAX", "authenticate_bearer", "event_bus", "wake_rollout"]
 
 BOOTSTRAP_TOKEN_NAME = "LWM2M_ADMIN_TOKEN"
 _bearer = HTTPBearer(auto_error=False, description="an API token from `lwm2m-server token create`")
@@ -51,6 +51,19 @@ def _engine(request: Request) -> Engine:
 
 async def get_engine(request: Request) -> Engine:
     return _engine(request)
+
+
+def event_bus(request: Request) -> Any:
+    """The running server's event bus, or None (an app without a server: the rollout
+    operations then write their events to the outbox table)."""
+    return getattr(getattr(request.app.state, "server", None), "events", None)
+
+
+def wake_rollout(request: Request) -> None:
+    """Have the rollout engine reconcile now (after a change through the API or the console)."""
+    service = getattr(request.app.state, "rollout", None)
+    if service is not None:
+        service.wake()
 
 
 def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:

@@ -123,6 +123,12 @@ class _FileCache:
                 old.close()
         return entry
 
+    def forget(self, sha256: str) -> None:
+        """Unmap one file (its artifact was deleted)."""
+        entry = self._files.pop(sha256, None)
+        if entry is not None and isinstance(entry[0], mmap.mmap):
+            entry[0].close()
+
     def close(self) -> None:
         for data, _n, _etag in self._files.values():
             if isinstance(data, mmap.mmap):
@@ -153,6 +159,10 @@ class FwResource(Resource, PathCapable):
 
     def get_link_description(self) -> dict[str, str] | None:
         return None
+
+    def forget(self, sha256: str) -> None:
+        """Stop serving ``sha256`` from memory (its artifact was deleted; the file goes too)."""
+        self._files.forget(sha256)
 
     def close(self) -> None:
         self._files.close()

@@ -1,6 +1,7 @@
-"""``lwm2m-server artifact add|list|show|inspect``: store, list, show and check OTA artifacts.
+"""``lwm2m-server artifact add|list|show|delete|inspect``: store, list, show, delete and check OTA
+artifacts.
 
-``add``, ``list`` and ``show`` talk to a running server over REST (``--server``/``--token``,
+``add``, ``list``, ``show`` and ``delete`` talk to a running server over REST (``--server``/``--token``,
 see ``remote``); with ``--db`` they work on a database directly, ``add`` through
 ``ingest_artifact`` (the same path as the REST upload). ``inspect`` stays local: it says
 what a file is and whether it verifies, without storing anything: it runs every check that can
@@ -209,6 +210,17 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+@remote.fail
+def _delete(args: argparse.Namespace) -> int:
+    row = remote.client_from_args(args).call("DELETE", f"/artifacts/{args.id}")
+    if args.json:
+        remote.print_json(row)
+    else:
+        print(f"deleted artifact {row['id']}: {row['kind']} {row['name']} {row['version']} "
+              f"({row['sha256']})")
+    return 0
+
+
 @cli_errors
 def _list_local(args: argparse.Namespace) -> int:
     from ..store.artifacts import list_artifacts
@@ -229,7 +241,7 @@ def _list_local(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``artifact add|list|show|inspect`` to the CLI."""
+    """Add ``artifact add|list|show|delete|inspect`` to the CLI."""
     p = add_parser(subparsers, "artifact", help="firmware images, Wasm models, SOTA packages")
     sub = p.add_subparsers(dest="artifact_command", metavar="ACTION", required=True)
 
@@ -267,6 +279,14 @@ def register(subparsers: Any) -> None:
     s.add_argument("--json", action="store_true", help="print JSON")
     remote.add_remote_args(s)
     s.set_defaults(func=_show)
+
+    d = add_parser(sub, "delete", help="delete a stored artifact no deployment needs any more "
+                                       "(refused while one runs, is paused or has devices "
+                                       "updating)")
+    d.add_argument("id", type=int, help="artifact id")
+    d.add_argument("--json", action="store_true", help="print the deleted artifact as JSON")
+    remote.add_remote_args(d)
+    d.set_defaults(func=_delete)
 
     i = add_parser(sub, "inspect", help="say what a local file is and whether it verifies "
                                         "(no server, nothing stored)")

@@ -1,4 +1,4 @@
-"""Artifacts in the console: the list and the upload in two steps.
+"""Artifacts in the console: the list, the upload in two steps, and deleting one.
 
 1. ``inspect``: the browser sends the file (with upload progress); the server reads it within
    the REST route's size limit (``read_upload``), gives its verdict with the checks the REST
@@ -6,6 +6,8 @@
    bytes aside under a one-time token. Nothing is stored as an artifact yet.
 2. ``confirm``: the operator accepts the verdict; the kept bytes go through the REST upload's
    own path into the store (``ingest_upload``, which checks them again). ``discard`` drops them.
+
+``Delete`` on a row is the REST route's own function (refused while a deployment needs it).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..api import artifacts as api_artifacts
-from ..api.deps import EngineDep, SettingsDep
+from ..api.deps import DbInt, EngineDep, SettingsDep
 from ..api.errors import ApiError
 from .auth import CONSOLE_PREFIX, ConsoleError, check_form, checked_form, session_from_cookie
 from .common import SignedIn, act, json_response, page_errors, render
@@ -206,3 +208,15 @@ async def discard_upload(request: Request) -> Response:
     except ConsoleError:
         pass  # already gone: discarding it again is no error
     return await act(request, session, back, lambda: None, lambda _: "upload discarded")
+
+
+@router.post(CONSOLE_PREFIX + "/artifacts/{artifact_id}/delete")
+async def delete_artifact(request: Request, artifact_id: DbInt, engine: EngineDep,
+                          settings: SettingsDep) -> Response:
+    session, _ = await checked_form(request, "deploy")
+
+    def done(row: dict[str, Any]) -> str:
+        return f"deleted {row['kind']} artifact #{row['id']} {row['name']} {row['version']}"
+    return await act(request, session, f"{CONSOLE_PREFIX}/artifacts",
+                     lambda: run_in_threadpool(api_artifacts.delete_one, artifact_id, engine,
+                                               settings, request), done)

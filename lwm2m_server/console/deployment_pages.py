@@ -175,22 +175,8 @@ def deployment_page(request: Request, deployment_id: int, session: SignedIn,
                   final=final_summary(view["state"], progress), final_states=FINAL_STATES)
 
 
-def _events(request: Request) -> Any:
-    return getattr(getattr(request.app.state, "server", None), "events", None)
-
-
-def _wake(request: Request) -> None:
-    service = getattr(request.app.state, "rollout", None)
-    if service is not None:
-        service.wake()
-
-
 def _change(action: str, deployment_id: int, engine: Any, request: Request) -> dict[str, Any]:
-    """Pause, resume and cancel: the REST routes' own function; retry: the rollout service's."""
-    if action == "retry":
-        view = rollout.retry_deployment(engine, deployment_id, events=_events(request))
-        _wake(request)
-        return view
+    """Pause, resume, cancel and retry: the REST routes' own function."""
     return api_deployments._change(action, deployment_id, engine, request)  # noqa: SLF001
 
 

@@ -218,6 +218,10 @@ class RolloutEngine:
         thread."""
         call_in(self._loop, self._wake.set)
 
+    def forget_artifact(self, artifact_id: int) -> None:
+        """Drop what was kept of a deleted artifact (its SOTA manifest fields)."""
+        self._artifacts.pop(artifact_id, None)
+
     @property
     def running_targets(self) -> int:
         return len(self._tasks)

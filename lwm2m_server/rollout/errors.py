@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["RolloutError", "DeploymentNotFound", "WebhookNotFound", "InvalidDeployment", "DeploymentConflict",
-           "ArtifactUnavailable"]
+           "ArtifactUnavailable", "ArtifactInUse"]
 
 
 class RolloutError(ValueError):
@@ -41,3 +41,14 @@ class ArtifactUnavailable(RolloutError):
     """The artifact row or its bytes are missing."""
 
     http_status = 404
+
+
+class ArtifactInUse(RolloutError):
+    """An artifact that a deployment still needs (running, paused, or with devices updating)
+    cannot be deleted; ``deployments`` are their ids."""
+
+    http_status = 409
+
+    def __init__(self, message: str, deployments: list[int]) -> None:
+        super().__init__(message)
+        self.deployments = deployments

@@ -7,7 +7,10 @@ an HTTP app (and adds HTTP ``/fw``); the runner calls that.
 
 On PostgreSQL the artifact folder fetches files it lacks from the database (``store.blobs``), so
 every process of a cluster serves and pushes every artifact; ``start()`` first copies into the
-database the files of artifacts recorded before that (``share_stored_artifacts``).
+database the files of artifacts recorded before that (``share_stored_artifacts``). On the
+``artifact_deleted`` event (``rollout.service.delete_artifact``, from this process or another)
+each process stops serving the file and removes its copy; ``start()`` removes the files of
+artifacts deleted while the process was not running (``remove_unrecorded_files``).
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from urllib.parse import urlsplit, urlunsplit
 from ota.store import ArtifactStore
 
 from ..coap.fw import DownloadTracker, FwResource
-from ..store.artifacts import share_stored_artifacts
+from ..events import Event
+from ..store.artifacts import (get_artifact_by_sha256, remove_unrecorded_files,
+                               share_stored_artifacts)
 from ..store.blobs import blob_fetcher
 from .engine import RolloutEngine
 from .port import ServerDevicePort
+from .service import ARTIFACT_DELETED
 from .webhooks import WebhookDispatcher
 
 if TYPE_CHECKING:
@@ -101,9 +107,11 @@ class RolloutService:
             if webhooks else None
         self._engine_options = dict(poll=poll, tick=tick, backoff_base=backoff_base,
                                     **engine_options)
+        self._removals: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         await asyncio.to_thread(share_stored_artifacts, self.server.engine, self.artifacts)
+        await asyncio.to_thread(remove_unrecorded_files, self.server.engine, self.artifacts)
         self.server.mount_coap("fw", self.fw)
         coap_port = int(self.server.coap_port or self.settings.coap_port)
         coap_base, http_base = fw_base_urls(self.settings, coap_port, self.http_port)
@@ -113,10 +121,33 @@ class RolloutService:
             progress=self.tracker.fraction,
             coaps_base_url=coaps_base_url(coap_base, self.server.coaps_port),
             secure_endpoint=self._secure, **self._engine_options)
+        self.server.events.watch(ARTIFACT_DELETED, self._artifact_deleted)
         self.port.waiter.start()
         await self.engine.start()
         if self.webhooks is not None:
             await self.webhooks.start()
+
+    def _artifact_deleted(self, event: Event) -> None:
+        sha, artifact_id = event.data.get("sha256"), event.data.get("artifact_id")
+        if not isinstance(sha, str):
+            return
+        self.fw.forget(sha)
+        if self.engine is not None and isinstance(artifact_id, int):
+            self.engine.forget_artifact(artifact_id)
+        removal = asyncio.ensure_future(asyncio.to_thread(self._remove_file, sha))
+        self._removals.add(removal)
+        removal.add_done_callback(self._removals.discard)
+
+    async def drain_removals(self) -> None:
+        """Wait until the files of deleted artifacts seen so far are removed."""
+        if self._removals:
+            await asyncio.gather(*self._removals, return_exceptions=True)
+
+    def _remove_file(self, sha256: str) -> None:
+        # The same bytes may have been uploaded again since: their file stays. (The folder's
+        # path() refuses a name that is not a SHA-256.)
+        if get_artifact_by_sha256(self.server.engine, sha256) is None:
+            self.artifacts.delete(sha256)
 
     def _secure(self, endpoint: str) -> bool:
         reg = self.server.registrations.get(endpoint)
@@ -128,9 +159,11 @@ class RolloutService:
             self.engine.wake()
 
     async def stop(self) -> None:
+        self.server.events.unwatch(ARTIFACT_DELETED, self._artifact_deleted)
         if self.webhooks is not None:
             await self.webhooks.stop()
         if self.engine is not None:
             await self.engine.stop()
         await self.port.waiter.stop()
+        await self.drain_removals()
         self.fw.close()

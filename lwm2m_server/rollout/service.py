@@ -1,5 +1,5 @@
 """Deployment operations on the database: create, list, look at, pause, resume, cancel, retry,
-tag.
+tag, and deleting an artifact no deployment needs any more.
 
 These are synchronous and need no running server: the REST routes, the console and the
 ``deploy`` CLI call them, and the engine of a running server picks the result up on its next
@@ -23,7 +23,8 @@ from sqlmodel import Session, col, delete, func, select
 
 from ..events import Event, EventBus, new_event
 from .drivers import ArtifactInfo
-from .errors import DeploymentConflict, DeploymentNotFound, InvalidDeployment
+from .errors import (ArtifactInUse, ArtifactUnavailable, DeploymentConflict, DeploymentNotFound,
+                     InvalidDeployment)
 from .state import VERIFY_RULES, TargetState, is_terminal, stage_sizes
 from .tables import Deployment, DeviceTag, RolloutEventRow, Target, utcnow
 
@@ -31,10 +32,12 @@ __all__ = [
     "DeploymentSpec", "create_deployment", "get_deployment", "list_deployments",
     "deployment_view", "pause_deployment", "resume_deployment", "cancel_deployment",
     "retry_deployment", "set_tags", "get_tags", "endpoints_with_tag", "artifact_info",
-    "ArtifactLookup", "DEPLOYABLE_KINDS", "target_event", "deployment_event",
+    "ArtifactLookup", "DEPLOYABLE_KINDS", "target_event", "deployment_event", "delete_artifact",
+    "ARTIFACT_DELETED",
 ]
 
 DEPLOYABLE_KINDS = ("firmware", "sota")
+ARTIFACT_DELETED = "artifact_deleted"  # the event every process removes its copy of the file on
 _TAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
 MAX_TARGETS = 100_000
 
@@ -179,6 +182,8 @@ def create_deployment(engine: Engine, spec: DeploymentSpec, *,
         session.add(dep)
         session.flush()
         assert dep.id is not None
+        if not _still_stored(session, lookup, art.id, art.sha256):
+            raise InvalidDeployment(f"artifact {spec.artifact_id} was deleted")
         sizes = stage_sizes(len(endpoints), list(spec.stages))
         for i, ep in enumerate(endpoints):
             stage = next(k for k, n in enumerate(sizes) if i < n)
@@ -328,8 +333,8 @@ def cancel_deployment(engine: Engine, deployment_id: int,
     return dep
 
 
-def retry_deployment(engine: Engine, deployment_id: int, *,
-                     events: EventBus | None = None) -> dict[str, Any]:
+def retry_deployment(engine: Engine, deployment_id: int, *, events: EventBus | None = None,
+                     lookup: ArtifactLookup = artifact_info) -> dict[str, Any]:
     """Run the failed targets of a deployment again (others stay as they are); returns the
     deployment's view (``deployment_view``).
 
@@ -363,6 +368,9 @@ def retry_deployment(engine: Engine, deployment_id: int, *,
             if done.rowcount == 1:  # type: ignore[attr-defined]
                 session.expire(t)
                 retried.append(t)
+        if not _still_stored(session, lookup, dep.artifact_id, dep.artifact_sha256):
+            raise DeploymentConflict(f"artifact {dep.artifact_id} of deployment {deployment_id} "
+                                     f"was deleted: deploy another artifact to these devices")
         dep.state, dep.failures_acknowledged, dep.updated_at = "running", 0, now
         dep.reason = f"retry of {len(retried)} failed targets by operator"
         session.add(dep)
@@ -373,6 +381,72 @@ def retry_deployment(engine: Engine, deployment_id: int, *,
         session.commit()
     _publish(events, evs)
     return deployment_view(engine, deployment_id)
+
+
+def _still_stored(session: Session, lookup: ArtifactLookup, artifact_id: int,
+                  sha256: str) -> bool:
+    """Whether artifact ``artifact_id`` with these bytes is stored (a database made before ids
+    stopped being reused may give a deleted artifact's id to a new one), called after this
+    transaction wrote what depends on it. On PostgreSQL the row is held (FOR SHARE) until the
+    commit: a concurrent :func:`delete_artifact` waits, then sees what this transaction wrote.
+    On SQLite the write already holds the database's write lock, which orders the two the same
+    way. With another ``lookup`` (tests' artifacts without rows), what it finds."""
+    if lookup is not artifact_info:
+        found_info = lookup(session, artifact_id)
+        return found_info is not None and found_info.sha256 == sha256
+    from ..store.artifacts import Artifact
+
+    found = session.exec(select(Artifact.id).where(Artifact.id == artifact_id,
+                                                   Artifact.sha256 == sha256)
+                         .with_for_update(read=True)).first()
+    return found is not None
+
+
+def delete_artifact(engine: Engine, artifact_id: int, *,
+                    events: EventBus | None = None) -> dict[str, Any]:
+    """Delete artifact ``artifact_id``: its row and its bytes in the database (``artifact_blob``);
+    returns the deleted artifact's summary.
+
+    ArtifactInUse (409) while a deployment of it is running or paused, or has a device that is
+    not done (a cancelled deployment lets devices that were told to update finish), and
+    ArtifactUnavailable (404) for an unknown id. Deployments that ended keep their history (they
+    hold the artifact's kind, name, version and SHA-256) but cannot retry. Every process removes
+    its copy of the file on the ``artifact_deleted`` event (``RolloutService``); the caller also
+    removes the file from its own folder.
+    """
+    from ..store.artifacts import Artifact
+    from ..store.blobs import ArtifactBlob
+
+    with Session(engine) as session:
+        # The row first, then the check: a deployment created meanwhile either committed
+        # before (and is seen below) or finds the row gone (_still_stored).
+        row = session.get(Artifact, artifact_id, with_for_update=True)
+        if row is None:
+            raise ArtifactUnavailable(f"artifact {artifact_id} does not exist")
+        summary = row.summary()
+        session.delete(row)
+        session.exec(delete(ArtifactBlob).where(col(ArtifactBlob.sha256) == row.sha256))
+        session.flush()
+        not_done = select(Target.id).where(
+            Target.deployment_id == Deployment.id,
+            col(Target.state).not_in([s.value for s in TargetState if is_terminal(s)])).exists()
+        busy = [int(d or 0) for d in session.exec(
+            select(Deployment.id).where(
+                Deployment.artifact_id == artifact_id,
+                col(Deployment.state).in_(["running", "paused"]) | not_done)
+            .order_by(col(Deployment.id))).all()]
+        if busy:
+            raise ArtifactInUse(
+                f"artifact {artifact_id} is used by deployment(s) {', '.join(map(str, busy))} "
+                "(running, paused, or with devices still updating): cancel them or wait until "
+                "they end", busy)
+        evs = [Event(kind=ARTIFACT_DELETED, data={
+            "artifact_id": artifact_id, "kind": summary["kind"], "name": summary["name"],
+            "version": summary["version"], "sha256": summary["sha256"], "size": summary["size"]})]
+        _record(session, events, evs)
+        session.commit()
+    _publish(events, evs)
+    return summary
 
 
 def set_tags(engine: Engine, endpoint: str, tags: Sequence[str]) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,7 +37,7 @@ from .blobs import ArtifactBlob, share_blob, shares_blobs, write_blob
 __all__ = [
     "Artifact", "ArtifactError", "IngestResult", "ARTIFACT_KINDS",
     "add_artifact", "get_artifact", "get_artifact_by_sha256", "list_artifacts", "ingest_artifact",
-    "check_artifact", "share_stored_artifacts",
+    "check_artifact", "share_stored_artifacts", "remove_unrecorded_files", "list_sha256",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class Artifact(SQLModel, table=True):
     """
 
     __tablename__ = "artifact"
+    # Ids are never used again after a delete (old deployments name the artifact by id).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(index=True, max_length=16)
@@ -276,6 +279,38 @@ def ingest_artifact(
         if blob.created and get_artifact_by_sha256(engine, blob.sha256) is None:
             store.delete(blob.sha256)
         raise
+
+
+def remove_unrecorded_files(engine: Engine, store: ArtifactStore, *,
+                            min_age: float = 600.0) -> int:
+    """Remove the files of ``store`` that no artifact names (deleted while this process was not
+    running, so it missed the event); returns how many. A file younger than ``min_age`` seconds
+    stays: it may be an upload whose row is still being written."""
+    recorded = set(list_sha256(engine))
+    cutoff = time.time() - min_age
+    removed = 0
+    for sha in store.stored():
+        path = store.path(sha)
+        try:
+            young = path.stat().st_mtime > cutoff
+        except FileNotFoundError:
+            continue
+        if sha in recorded or young or list_sha256(engine, sha):  # (or uploaded just now)
+            continue
+        store.delete(sha)
+        removed += 1
+    if removed:
+        log.info("removed %d file(s) of deleted artifacts from this process's folder", removed)
+    return removed
+
+
+def list_sha256(engine: Engine, sha256: str | None = None) -> list[str]:
+    """The SHA-256 of every stored artifact (with ``sha256``: that one, if stored)."""
+    with Session(engine) as s:
+        q = select(Artifact.sha256)
+        if sha256 is not None:
+            q = q.where(Artifact.sha256 == sha256)
+        return list(s.exec(q).all())
 
 
 def share_stored_artifacts(engine: Engine, store: ArtifactStore) -> int:

@@ -67,6 +67,25 @@ def test_upload_list_show_and_the_same_bytes_again(server: Server) -> None:
     assert list((server.workdir / "ci").iterdir()) == []
 
 
+def test_delete_refused_while_deployed_then_done(server: Server) -> None:
+    art = upload(server, "1.6.0")
+    made = server.cli("deploy", "create", "--artifact", str(art), "--endpoints", "ghost-del",
+                      "--retries", "20", "--json")
+    assert made.returncode == 0, made.stderr
+    dep = json.loads(made.stdout)["id"]
+    refused = server.cli("artifact", "delete", str(art))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert refused.stderr.startswith(f"error: artifact {art} is used by deployment(s) {dep} ")
+    assert server.cli("deploy", "cancel", str(dep)).returncode == 0
+    done = server.cli("artifact", "delete", str(art), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["deleted"] is True
+    listed = json.loads(server.cli("artifact", "list", "--json").stdout)
+    assert art not in [r["id"] for r in listed]
+    gone = server.cli("artifact", "delete", str(art))
+    assert gone.returncode == 1 and f"artifact {art} does not exist" in gone.stderr
+
+
 def test_deploy_wait_succeeds_with_exit_0_and_json(fleet: Server) -> None:
     art = upload(fleet, "2.0.0")
     done = fleet.cli("deploy", "create", "--artifact", str(art), "--endpoints",

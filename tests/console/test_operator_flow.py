@@ -172,6 +172,24 @@ async def test_operator_uploads_artifacts_and_reads_the_verdict_before_anything_
     stored = list_artifacts(engine)
     assert [(a.kind, a.name, a.version) for a in stored] == [("firmware", "app", "2.0.0")]
     await expect(page.locator(f'tr[data-artifact="{stored[0].id}"]')).to_contain_text("app")
+
+    # A model stored by mistake: its row's Delete button asks first, then removes it.
+    await upload(page, fleet, "classifier.wasm", example_model_wasm, "model", "1.1.0")
+    await page.get_by_role("button", name="Accept and store").click()
+    await expect(page.locator("#flash")).to_contain_text("stored model artifact")
+    model = list_artifacts(engine, "model")[0]
+    asked: list[str] = []
+
+    async def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+    page.once("dialog", accept)
+    await page.get_by_role("button", name=f"Delete artifact {model.id}").click()
+    await expect(page.locator("#flash")).to_have_text(
+        f"deleted model artifact #{model.id} classifier 1.1.0")
+    assert asked and asked[0].startswith(f"Delete model artifact #{model.id} classifier 1.1.0?")
+    await expect(page.locator(f'tr[data-artifact="{model.id}"]')).to_have_count(0)
+    assert [(a.kind, a.name) for a in list_artifacts(engine)] == [("firmware", "app")]
     await shot(page, "artifacts")
 
 

@@ -363,6 +363,26 @@ def _deployment(console: Console, endpoints: list[str], version: str) -> int:
     return dep.id
 
 
+async def test_deleting_an_artifact_a_deployment_needs_says_which_and_keeps_it(
+        console: Console) -> None:
+    dep = _deployment(console, ["ghost-del"], "9.0.7")
+    art = rollout.get_deployment(console.server.engine, dep).artifact_id
+    async with console.signed_in("read") as http:
+        html = (await http.get("/console/artifacts")).text
+        assert f"/artifacts/{art}/delete" not in html  # no Delete button without deploy
+    async with console.signed_in("ops") as http:
+        status, html = await press(http, "/console/artifacts", f"/console/artifacts/{art}/delete")
+        assert status == 303
+        assert flash(html) == (f"error: 409: artifact {art} is used by deployment(s) {dep} "
+                               "(running, paused, or with devices still updating): cancel them "
+                               "or wait until they end")
+        assert f'tr data-artifact="{art}"' in html
+        rollout.cancel_deployment(console.server.engine, dep)
+        status, html = await press(http, "/console/artifacts", f"/console/artifacts/{art}/delete")
+        assert flash(html) == f"ok: deleted firmware artifact #{art} app 9.0.7"
+        assert f'tr data-artifact="{art}"' not in html
+
+
 async def test_deployment_pages_show_targets_and_the_buttons_pause_resume_and_cancel(
         console: Console) -> None:
     dep = _deployment(console, ["ghost-a", "ghost-b"], "9.0.1")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +14,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
+from lwm2m_server.rollout.errors import ArtifactInUse, ArtifactUnavailable, InvalidDeployment
+from lwm2m_server.rollout.service import (
+    DeploymentSpec, cancel_deployment, create_deployment, delete_artifact,
+)
 from lwm2m_server.store.artifacts import (
     ArtifactError, add_artifact, get_artifact, get_artifact_by_sha256, ingest_artifact,
-    list_artifacts,
+    list_artifacts, remove_unrecorded_files,
 )
 from lwm2m_server.store.db import init_db, make_engine
 from ota import keys
@@ -216,3 +222,51 @@ def test_concurrent_identical_uploads_make_one_row_and_one_file(
         created = list(pool.map(upload, range(4)))
     assert created.count(True) == 1
     assert len(list_artifacts(engine)) == 1 and len(list(store.root.iterdir())) == 1
+
+
+def test_delete_removes_row_and_bytes_and_never_gives_the_id_again(
+        engine: Engine, store: ArtifactStore, example_model_wasm: bytes) -> None:
+    first = ingest_artifact(engine, store, example_model_wasm, kind="model", name="clf",
+                            version="1.0.0").artifact
+    assert first.id is not None
+    deleted = delete_artifact(engine, first.id)
+    assert (deleted["id"], deleted["sha256"]) == (first.id, first.sha256)
+    assert get_artifact(engine, first.id) is None and _blob_rows(engine) == 0
+    with pytest.raises(ArtifactUnavailable, match=f"artifact {first.id} does not exist"):
+        delete_artifact(engine, first.id)
+    # The same bytes again: a new row with a new id (old deployments name artifacts by id).
+    again = ingest_artifact(engine, store, example_model_wasm, kind="model", name="clf",
+                            version="1.0.0").artifact
+    assert again.id is not None and again.id > first.id
+
+
+def test_delete_is_refused_while_a_deployment_needs_the_artifact(
+        engine: Engine, store: ArtifactStore) -> None:
+    art = ingest_artifact(engine, store, b"raw image" + bytes(4000), kind="firmware", name="fw",
+                          version="1.0.0").artifact
+    assert art.id is not None
+    dep = create_deployment(engine, DeploymentSpec(artifact_id=art.id, endpoints=["a", "b"]))
+    with pytest.raises(ArtifactInUse) as refused:
+        delete_artifact(engine, art.id)
+    assert refused.value.deployments == [dep.id] and refused.value.http_status == 409
+    assert get_artifact(engine, art.id) is not None  # nothing of the refused delete was kept
+    assert store.exists(art.sha256) and _blob_rows(engine) == (1 if engine.dialect.name ==
+                                                               "postgresql" else 0)
+    # Cancelled: its targets were all pending, so none is still updating.
+    cancel_deployment(engine, int(dep.id or 0))
+    delete_artifact(engine, art.id)
+    with pytest.raises(InvalidDeployment, match="does not exist"):
+        create_deployment(engine, DeploymentSpec(artifact_id=art.id, endpoints=["a"]))
+
+
+def test_files_of_artifacts_deleted_while_down_are_removed_when_old_enough(
+        engine: Engine, store: ArtifactStore, example_model_wasm: bytes) -> None:
+    kept = ingest_artifact(engine, store, example_model_wasm, kind="model", name="clf",
+                           version="1.0.0").artifact
+    old = store.put(b"deleted elsewhere" * 10).sha256
+    young = store.put(b"an upload whose row is being written").sha256
+    past = time.time() - 3600
+    for sha in (kept.sha256, old):
+        os.utime(store.path(sha), (past, past))
+    assert remove_unrecorded_files(engine, store, min_age=600) == 1
+    assert store.stored() == sorted([kept.sha256, young])

@@ -76,6 +76,10 @@ async def test_watchers_see_their_kind_from_this_process_and_from_others():
     bus.publish_remote(new_event("artifact_deleted", sha256="bb"))
     bus.publish_remote(new_event("updated", "d"))
     assert seen == [("artifact_deleted", "aa"), ("artifact_deleted", "bb")]
+    bus.unwatch("artifact_deleted", seen.append)  # not watching: no error
+    bus.unwatch("artifact_deleted", bus._watchers["artifact_deleted"][0])
+    bus.publish(new_event("artifact_deleted", sha256="cc"))
+    assert len(seen) == 2
 
 
 async def test_operations_and_registrations_are_counted_in_prometheus_text(server, clients):

@@ -13,7 +13,7 @@ from lwm2m_server.model import Path
 from lwm2m_server.rollout import service
 from lwm2m_server.rollout.errors import DeploymentConflict, InvalidDeployment
 
-from .test_engine import FINAL, create, make_engine_for, until, wait_state
+from .test_engine import FINAL, create, lookup, make_engine_for, until, wait_state
 from .test_engine import db, fleet  # noqa: F401 - the fixtures
 
 
@@ -223,7 +223,7 @@ async def test_failed_targets_end_in_completed_with_failures_and_retry_runs_them
             service.resume_deployment(db, dep.id)  # resume is for paused deployments
         bad.download_result = None  # the operator fixed the device
         mark = len(rec.events)
-        out = service.retry_deployment(db, dep.id, events=bus)
+        out = service.retry_deployment(db, dep.id, events=bus, lookup=lookup)
         assert set(out) == set(service.deployment_view(db, dep.id))  # the same view dict
         assert out["state"] == "running" and "retry of 1 failed" in out["reason"]
         t = {x["endpoint"]: x for x in out["targets"]}
@@ -237,7 +237,7 @@ async def test_failed_targets_end_in_completed_with_failures_and_retry_runs_them
         assert view["state"] == "completed" and bad.fw_updates == 1
         assert fleet.devices["ok"].fw_updates == 1  # the succeeded target was left alone
         with pytest.raises(DeploymentConflict, match="is completed"):
-            service.retry_deployment(db, dep.id)
+            service.retry_deployment(db, dep.id, lookup=lookup)
     finally:
         await eng.stop()
         await rec.close()
@@ -246,10 +246,10 @@ async def test_failed_targets_end_in_completed_with_failures_and_retry_runs_them
 def test_retry_needs_failed_targets_and_no_cancel(db) -> None:  # type: ignore[no-untyped-def]
     dep = create(db, artifact_id=1, endpoints=["a"])
     with pytest.raises(DeploymentConflict, match="no failed targets"):
-        service.retry_deployment(db, dep.id)
+        service.retry_deployment(db, dep.id, lookup=lookup)
     service.cancel_deployment(db, dep.id)
     with pytest.raises(DeploymentConflict, match="cancelled"):
-        service.retry_deployment(db, dep.id)
+        service.retry_deployment(db, dep.id, lookup=lookup)
 
 
 async def test_a_stage_of_34_percent_of_3_devices_releases_one(db, fleet):  # type: ignore[no-untyped-def]
@@ -285,7 +285,7 @@ def test_a_pass_that_read_every_target_done_does_not_end_a_deployment_retried_me
     with Session(db, expire_on_commit=False) as s:  # what a reconcile pass read
         stale_dep = s.get(Deployment, dep.id)
         stale = list(s.exec(select(*_TARGET_COLUMNS).where(Target.deployment_id == dep.id)).all())
-    assert service.retry_deployment(db, dep.id)["counts"]["pending"] == 1
+    assert service.retry_deployment(db, dep.id, lookup=lookup)["counts"]["pending"] == 1
     eng = make_engine_for(db, fleet)
     with Session(db, expire_on_commit=False) as s:
         eng._reconcile(s, stale_dep, stale)
