@@ -32,7 +32,7 @@ from .tables import Webhook
 
 __all__ = ["WebhookDispatcher", "sign", "verify_signature", "create_webhook", "list_webhooks",
            "delete_webhook", "SIGNATURE_HEADER", "event_body", "WEBHOOK_KINDS", "public_url",
-           "check_target", "internal_address"]
+           "check_target", "internal_address", "pinned"]
 
 log = logging.getLogger(__name__)
 
@@ -86,29 +86,57 @@ def _resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
-def check_target(url: str, allow_private: bool) -> None:
-    """Refuse (InvalidDeployment) a webhook URL whose host is or resolves to an internal address.
+def check_target(url: str, allow_private: bool) -> list[str]:
+    """The addresses a webhook URL's host resolves to; InvalidDeployment when it is or resolves
+    to an internal address.
 
     Every address the name resolves to counts (the resolver accepts ``127.1``, ``2130706433``,
     ``0x7f.1``, ...), so a name with one internal address among public ones is refused too.
-    ``allow_private`` (``LWM2M_WEBHOOK_ALLOW_PRIVATE``) lets an operator use an in-house receiver.
+    ``allow_private`` (``LWM2M_WEBHOOK_ALLOW_PRIVATE``) lets an operator use an in-house receiver:
+    nothing is resolved then (an empty list).
     """
     parts = urlsplit(url)
     host = parts.hostname
     if not host:
         raise InvalidDeployment(f"webhook url has no host: {public_url(url)!r}")
     if allow_private:
-        return
+        return []
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise InvalidDeployment(f"webhook url has a bad port: {public_url(url)!r}") from None
-    internal = [ip for ip in _resolve(host, port) if internal_address(ip)]
+    addresses = _resolve(host, port)
+    internal = [ip for ip in addresses if internal_address(ip)]
     if internal:
         raise InvalidDeployment(
             f"webhook host {host!r} is an internal address ({', '.join(internal)}): loopback, "
             "private, link-local and unspecified targets are refused unless the operator sets "
             "LWM2M_WEBHOOK_ALLOW_PRIVATE=true")
+    return addresses
+
+
+def pinned(url: str, addresses: list[str]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """(URL, extra headers, request extensions) that reach ``url``'s host at one of the
+    ``addresses`` checked for it: the host name becomes that address (IPv4 first), the Host
+    header and, for https, the TLS server name (SNI, and the certificate's check) stay the
+    name. A name that resolves elsewhere between the check and the connection (DNS rebinding)
+    then changes nothing. An address literal, or no address, leaves ``url`` as it is."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        return url, {}, {}
+    except ValueError:
+        pass
+    if not addresses:
+        return url, {}, {}
+    ip = min(addresses, key=lambda a: (":" in a, a)).split("%", 1)[0]
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    literal = f"[{ip}]" if ":" in ip else ip
+    netloc = (f"{userinfo}@" if userinfo else "") + literal + (
+        f":{parts.port}" if parts.port else "")
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return urlunsplit(parts._replace(netloc=netloc)), {"Host": hostport}, extensions
 
 
 def create_webhook(engine: Engine, url: str, secret: str | None = None,
@@ -176,7 +204,7 @@ class WebhookDispatcher:
         self.failed = 0
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self.timeout)
+        self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
         self._tasks.append(asyncio.create_task(self._pump(), name="webhook-pump"))
 
     async def stop(self) -> None:
@@ -223,13 +251,16 @@ class WebhookDispatcher:
                    "X-LwM2M-Event": event.kind, "X-LwM2M-Delivery": event.id}
         for attempt in range(self.attempts):
             try:
-                # Again at delivery: the name may resolve elsewhere now than when it was created.
-                await asyncio.to_thread(check_target, hook.url, self.allow_private)
+                # Again at delivery: the name may resolve elsewhere now than when it was
+                # created; the connection goes to an address checked here (pinned).
+                addresses = await asyncio.to_thread(check_target, hook.url, self.allow_private)
             except InvalidDeployment as e:
                 log.warning("webhook %s: not delivered: %s", public_url(hook.url), e)
                 break
+            url, host, extensions = pinned(hook.url, addresses)
             try:
-                r = await self._client.post(hook.url, content=body, headers=headers)
+                r = await self._client.post(url, content=body, headers={**headers, **host},
+                                            extensions=extensions)
                 if 200 <= r.status_code < 300:
                     self.delivered += 1
                     return True

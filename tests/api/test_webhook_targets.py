@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from lwm2m_server.app import create_app
 from lwm2m_server.config import Settings
 from lwm2m_server.events import EventBus, new_event
-from lwm2m_server.rollout.webhooks import WebhookDispatcher, create_webhook
+from lwm2m_server.rollout.webhooks import WebhookDispatcher, create_webhook, pinned
 from tests.api.conftest import bearer
 
 INTERNAL = ["http://127.0.0.1:8080/hook", "http://127.1/hook", "http://2130706433/hook",
@@ -80,3 +82,120 @@ async def test_delivery_is_refused_when_the_target_is_internal_and_not_allowed(e
     finally:
         server.close()
         await server.wait_closed()
+
+
+def test_pinned_urls_keep_the_name_for_host_and_tls_and_connect_to_the_checked_address() -> None:
+    url, host, ext = pinned("https://alice:pw@hooks.example.com:8443/x?y=1",
+                            ["2001:db8::7", "93.184.215.14"])
+    assert url == "https://alice:pw@93.184.215.14:8443/x?y=1"  # IPv4 first
+    assert host == {"Host": "hooks.example.com:8443"}
+    assert ext == {"sni_hostname": "hooks.example.com"}
+    url, host, ext = pinned("http://hooks.example.com/x", ["2001:db8::7"])
+    assert (url, host, ext) == ("http://[2001:db8::7]/x", {"Host": "hooks.example.com"}, {})
+    for literal in ("http://93.184.215.14/x", "http://[2001:db8::7]:81/x"):
+        assert pinned(literal, ["93.184.215.14"]) == (literal, {}, {})
+    assert pinned("http://hooks.example.com/x", []) == ("http://hooks.example.com/x", {}, {})
+
+
+async def test_delivery_connects_to_the_address_it_checked_not_to_a_new_lookup(
+        engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS rebinding: the name is checked, then resolved again by the HTTP client to somewhere
+    else. Here the check's resolver (standing in for DNS) says 127.0.0.1 and the name resolves
+    nowhere for anyone else: the POST arrives only because it goes to the checked address."""
+    from lwm2m_server.rollout import webhooks
+
+    requests: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await reader.read(4096))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    name = "receiver.invalid"  # RFC 2606: never resolves
+    resolved: list[str] = []
+
+    def resolve(host: str, _port: int) -> list[str]:
+        resolved.append(host)
+        return ["127.0.0.1"]
+    monkeypatch.setattr(webhooks, "_resolve", resolve)
+    monkeypatch.setattr(webhooks, "internal_address", lambda ip: False)  # "a public address"
+    row, _ = create_webhook(engine, f"http://{name}:{port}/hook")
+    try:
+        dispatcher = WebhookDispatcher(engine, EventBus(), attempts=1, backoff=0.01)
+        await dispatcher.start()
+        assert await dispatcher.deliver(row, new_event("deployment", None, state="running"))
+        await dispatcher.stop()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert resolved == [name, name]  # at creation and at delivery
+    head = requests[0].split(b"\r\n\r\n", 1)[0].lower()
+    assert f"host: {name}:{port}".encode() in head.split(b"\r\n")
+
+
+def _certificate(name: str, folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` and its key, as PEM files in ``folder``."""
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_https_delivery_to_the_checked_address_sends_the_name_for_tls(
+        engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Pinned to an address, an https delivery still names the host in TLS: the receiver's
+    certificate (for the name only) is accepted, and the receiver sees the name as SNI."""
+    from lwm2m_server.rollout import webhooks
+
+    name = "receiver.invalid"
+    cert, key = _certificate(name, tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    sni: list[str | None] = []
+    server_tls.sni_callback = lambda sock, server_name, ctx: sni.append(server_name)  # type: ignore[assignment]
+    hits: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hits.append(await reader.read(4096))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setattr(webhooks, "_resolve", lambda host, _port: ["127.0.0.1"])
+    monkeypatch.setattr(webhooks, "internal_address", lambda ip: False)
+    row, _ = create_webhook(engine, f"https://{name}:{port}/hook")
+    dispatcher = WebhookDispatcher(engine, EventBus(), attempts=1, backoff=0.01)
+    try:
+        await dispatcher.start()
+        await dispatcher._client.aclose()  # trust the test certificate, nothing else changes
+        dispatcher._client = httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(cert)),
+                                               follow_redirects=False)
+        assert await dispatcher.deliver(row, new_event("deployment", None, state="running"))
+    finally:
+        await dispatcher.stop()
+        server.close()
+        await server.wait_closed()
+    assert sni == [name] and len(hits) == 1
