@@ -8,7 +8,10 @@ fleet (docs/scale.md).
   one process, so requests to it must leave from that process.
 - Every stored change (registrations, latest values, queued requests, observations) and every
   event is sent to the other nodes (:class:`ReplicatingStore`, ``channel.py``), which apply it to
-  their in-memory view: any process lists, reads and polls the whole fleet.
+  their in-memory view: any process lists, reads and polls the whole fleet. A node that runs
+  alone sends nothing. A joining node says hello and waits (at most ``dead_after``) until every
+  running node has answered: each answers once what it wrote while alone is committed, and tells
+  it every change from then on, so the state the new node loads next misses nothing.
 - A device request made in a process that does not own the device is forwarded to its owner
   (``forward.py``).
 - When a node is gone, its devices' next datagrams land on a live process, which takes them over
@@ -24,7 +27,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -59,46 +62,57 @@ def conninfo_of(engine: Engine) -> str:
 
 
 class ReplicatingStore:
-    """The server's store, telling the other nodes about every change it writes."""
+    """The server's store, telling the other nodes about every change it writes (while there
+    are others: ``shared()``)."""
 
-    def __init__(self, inner: Any, publish: Any) -> None:
+    def __init__(self, inner: Any, publish: Any,
+                 shared: Callable[[], bool] = lambda: True) -> None:
         self._inner = inner
         self._publish = publish
+        self._shared = shared
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     async def save_registration(self, reg: Registration) -> None:
         await self._inner.save_registration(reg)
-        self._publish(wire.registration_msg(reg))
+        if self._shared():
+            self._publish(wire.registration_msg(reg))
 
     def refresh_registration_nowait(self, reg: Registration) -> None:
         self._inner.refresh_registration_nowait(reg)
-        self._publish(wire.seen_msg(reg))
+        if self._shared():
+            self._publish(wire.seen_msg(reg))
 
     async def delete_registration(self, endpoint: str, registration_id: str) -> None:
         await self._inner.delete_registration(endpoint, registration_id)
-        self._publish(wire.unregistration_msg(endpoint, registration_id))
+        if self._shared():
+            self._publish(wire.unregistration_msg(endpoint, registration_id))
 
     def save_values_nowait(self, endpoint: str, values: Mapping[Path, Value], when: datetime) -> None:
         self._inner.save_values_nowait(endpoint, values, when)
-        self._publish(wire.values_msg(endpoint, values, when))
+        if self._shared():
+            self._publish(wire.values_msg(endpoint, values, when))
 
     def add_event(self, event: Event) -> None:
         self._inner.add_event(event)
-        self._publish(wire.event_msg(event))
+        if self._shared():
+            self._publish(wire.event_msg(event))
 
     async def save_queued(self, q: QueuedRequest, request: DeviceRequest | None) -> None:
         await self._inner.save_queued(q, request)
-        self._publish(wire.queued_msg(q, request))
+        if self._shared():
+            self._publish(wire.queued_msg(q, request))
 
     async def save_observation(self, obs: StoredObservation) -> None:
         await self._inner.save_observation(obs)
-        self._publish(wire.observation_msg(obs))
+        if self._shared():
+            self._publish(wire.observation_msg(obs))
 
     async def delete_observation(self, endpoint: str, paths: tuple[Path, ...]) -> None:
         await self._inner.delete_observation(endpoint, paths)
-        self._publish(wire.unobservation_msg(endpoint, paths))
+        if self._shared():
+            self._publish(wire.unobservation_msg(endpoint, paths))
 
 
 class Cluster:
@@ -121,10 +135,17 @@ class Cluster:
         self._early: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._resync_task: asyncio.Task[None] | None = None
+        self._unanswered: set[str] = set()  # running nodes that have not answered our hello
+        self._answered = asyncio.Event()
+        self._welcomes: set[asyncio.Task[None]] = set()
 
     def wrap(self, store: Any) -> ReplicatingStore:
-        """``store`` telling the other nodes about its writes."""
-        return ReplicatingStore(store, self.channel.publish)
+        """``store`` telling the other nodes about its writes (none while it runs alone)."""
+        return ReplicatingStore(store, self.channel.publish, self.shared)
+
+    def shared(self) -> bool:
+        """Whether another node runs (changes are sent to the others only then)."""
+        return len(self._alive) > 1
 
     def attach(self, server: Any) -> None:
         """Wire the node into ``server`` (an LwM2MServer, before it starts)."""
@@ -163,7 +184,33 @@ class Cluster:
             (self.node_id, socket.gethostname()[:255], os.getpid()))
         await self._beat()
         self._task = asyncio.create_task(self._heartbeats())
+        others = self._alive - {self.node_id}
+        if others:
+            await self._greet(others)
         log.info("cluster node %s joined (%d running)", self.node_id, len(self._alive))
+
+    async def _greet(self, others: set[str]) -> None:
+        """Say hello and wait until every node in ``others`` has answered (or ``dead_after``
+        has passed): from then on each sends this node its changes, and what it wrote before
+        is in the database the server loads next."""
+        self._unanswered = set(others)
+        self._answered.clear()
+        self.channel.publish({"t": "hello"})
+        try:
+            async with asyncio.timeout(self.dead_after):
+                await self._answered.wait()
+        except TimeoutError:
+            log.warning("cluster nodes %s did not answer within %g s; going on without them",
+                        ", ".join(sorted(self._unanswered)), self.dead_after)
+        self._unanswered = set()
+
+    async def _welcome(self, node: str) -> None:
+        """Answer ``node``'s hello once everything this node wrote so far is committed (it
+        sends its changes to ``node`` already: ``node`` is in ``_alive``)."""
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                await self.server.store.flush()
+        self.channel.publish({"t": "welcome", "to": node})
 
     def ready(self) -> None:
         """The server has loaded its state: apply what arrived meanwhile, then everything live."""
@@ -209,6 +256,10 @@ class Cluster:
 
     def _gone(self, node: str) -> None:
         self._alive.discard(node)
+        if node in self._unanswered:  # it will not answer our hello
+            self._unanswered.discard(node)
+            if not self._unanswered:
+                self._answered.set()
         if self.forwarder is not None:
             self.forwarder.node_gone(node)
 
@@ -243,6 +294,18 @@ class Cluster:
             if isinstance(sender, str):
                 self._gone(sender)
             return
+        if t == "hello":
+            if isinstance(sender, str):
+                task = asyncio.create_task(self._welcome(sender))
+                self._welcomes.add(task)
+                task.add_done_callback(self._welcomes.discard)
+            return
+        if t == "welcome":
+            if msg.get("to") == self.node_id and sender in self._unanswered:
+                self._unanswered.discard(sender)
+                if not self._unanswered:
+                    self._answered.set()
+            return
         if not self._ready:
             self._early.append(msg)
             return
@@ -265,7 +328,7 @@ class Cluster:
 
     async def stop(self) -> None:
         """Leave: tell the others, remove this node's row, close the connections."""
-        await cancel_and_wait(self._task, self._resync_task)
+        await cancel_and_wait(self._task, self._resync_task, *self._welcomes)
         self._task = self._resync_task = None
         if self.forwarder is not None:
             await self.forwarder.close()

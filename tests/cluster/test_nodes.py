@@ -237,3 +237,76 @@ async def test_a_node_whose_channel_dropped_reloads_what_it_missed(cluster_db: s
                     await eventually(lambda: b.registrations.get("rs-old") is None, timeout=5)
             finally:
                 b.cluster.channel._on_message = deaf
+
+
+async def test_a_node_alone_sends_nothing_and_a_joining_node_misses_no_change(
+        cluster_db: str) -> None:
+    """Alone, a node publishes none of its writes; a node that joins while it keeps writing
+    still ends up with every one (the hello/welcome handshake before it loads its state)."""
+    a = make_server(cluster_db)
+    await a.start()
+    b: LwM2MServer | None = None
+    clients: list[LwM2MTestClient] = []
+    registered: list[str] = []
+    stop = asyncio.Event()
+
+    async def keep_registering() -> None:
+        while not stop.is_set():
+            c = LwM2MTestClient(f"join-{len(clients)}", dict(DEVICE_VALUES))
+            clients.append(c)
+            await c.start()
+            await c.register(a.coap_port)
+            registered.append(c.endpoint)
+
+    try:
+        async with device("solo", a):
+            await a.store.flush()
+        assert a.cluster.channel.sent == 0 and not a.cluster.shared()
+        writer = asyncio.create_task(keep_registering())
+        await eventually(lambda: len(registered) >= 5)
+        b = make_server(cluster_db)
+        await b.start()  # A keeps registering devices while B joins and loads
+        joined = len(registered)
+        await eventually(lambda: len(registered) >= joined + 5)
+        stop.set()
+        await writer
+        assert a.cluster.shared() and a.cluster.channel.sent > 0
+        await eventually(lambda: all(b.registrations.get(e) is not None for e in registered))
+        assert b.registrations.get("solo") is not None  # written while A was alone: loaded
+    finally:
+        stop.set()
+        for c in clients:
+            with contextlib.suppress(Exception):
+                await c.stop()
+        for srv in (b, a):
+            if srv is not None:
+                with contextlib.suppress(Exception):
+                    await srv.stop()
+                srv.engine.dispose()
+
+
+async def test_a_joining_node_waits_for_an_answer_only_as_long_as_a_node_may_be_silent(
+        cluster_db: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A node row with a fresh heartbeat but no process behind it (killed a moment ago): the
+    joining node waits ``dead_after`` for its answer, then goes on and says which node."""
+    import time
+
+    import psycopg
+
+    async with nodes(cluster_db, 1) as (a,):
+        conninfo = a.cluster._conninfo
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute("INSERT INTO server_node (id, host, pid, started_at, heartbeat_at) "
+                         "VALUES ('ghost-node', 'h', 1, now(), now())")
+        b = make_server(cluster_db)
+        b.cluster.dead_after = 1.0
+        started = time.monotonic()
+        try:
+            await b.start()
+            waited = time.monotonic() - started
+            assert "ghost-node" in caplog.text and "did not answer" in caplog.text
+            assert waited >= 1.0  # A answered; the ghost never does
+            assert b.cluster.shared()
+        finally:
+            await b.stop()
+            b.engine.dispose()
