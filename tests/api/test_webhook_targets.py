@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -21,6 +23,26 @@ INTERNAL = ["http://127.0.0.1:8080/hook", "http://127.1/hook", "http://213070643
             "http://192.168.0.10/hook", "http://172.16.5.5/hook", "http://169.254.169.254/latest",
             "http://[fe80::1]/hook", "http://100.64.0.1/hook", "http://[fd00::1]/hook",
             "http://[::]/hook", "http://224.0.0.1/hook"]
+
+
+@contextlib.asynccontextmanager
+async def receiver(tls: ssl.SSLContext | None = None) -> AsyncIterator[tuple[int, list[bytes]]]:
+    """An HTTP(S) server on 127.0.0.1 that answers 200 to anything: its port and the requests
+    it got (the first 4,096 bytes of each)."""
+    hits: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hits.append(await reader.read(4096))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
+    try:
+        yield server.sockets[0].getsockname()[1], hits
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 @pytest.mark.parametrize("url", INTERNAL)
@@ -55,19 +77,9 @@ async def test_credentials_in_a_webhook_url_are_never_shown_back(client, tokens)
 
 
 async def test_delivery_is_refused_when_the_target_is_internal_and_not_allowed(engine) -> None:
-    hits: list[bytes] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        hits.append(await reader.read(1024))
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    row, _ = create_webhook(engine, f"http://127.0.0.1:{port}/hook", allow_private=True)
-    event = new_event("deployment", None, state="running")
-    try:
+    async with receiver() as (port, hits):
+        row, _ = create_webhook(engine, f"http://127.0.0.1:{port}/hook", allow_private=True)
+        event = new_event("deployment", None, state="running")
         refusing = WebhookDispatcher(engine, EventBus(), attempts=2, backoff=0.01)
         await refusing.start()
         assert await refusing.deliver(row, event) is False
@@ -79,9 +91,6 @@ async def test_delivery_is_refused_when_the_target_is_internal_and_not_allowed(e
         assert await allowing.deliver(row, event) is True
         await allowing.stop()
         assert len(hits) == 1
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 def test_pinned_urls_keep_the_name_for_host_and_tls_and_connect_to_the_checked_address() -> None:
@@ -104,16 +113,6 @@ async def test_delivery_connects_to_the_address_it_checked_not_to_a_new_lookup(
     nowhere for anyone else: the POST arrives only because it goes to the checked address."""
     from lwm2m_server.rollout import webhooks
 
-    requests: list[bytes] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        requests.append(await reader.read(4096))
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     name = "receiver.invalid"  # RFC 2606: never resolves
     resolved: list[str] = []
 
@@ -122,15 +121,12 @@ async def test_delivery_connects_to_the_address_it_checked_not_to_a_new_lookup(
         return ["127.0.0.1"]
     monkeypatch.setattr(webhooks, "_resolve", resolve)
     monkeypatch.setattr(webhooks, "internal_address", lambda ip: False)  # "a public address"
-    row, _ = create_webhook(engine, f"http://{name}:{port}/hook")
-    try:
+    async with receiver() as (port, requests):
+        row, _ = create_webhook(engine, f"http://{name}:{port}/hook")
         dispatcher = WebhookDispatcher(engine, EventBus(), attempts=1, backoff=0.01)
         await dispatcher.start()
         assert await dispatcher.deliver(row, new_event("deployment", None, state="running"))
         await dispatcher.stop()
-    finally:
-        server.close()
-        await server.wait_closed()
     assert resolved == [name, name]  # at creation and at delivery
     head = requests[0].split(b"\r\n\r\n", 1)[0].lower()
     assert f"host: {name}:{port}".encode() in head.split(b"\r\n")
@@ -174,28 +170,17 @@ async def test_https_delivery_to_the_checked_address_sends_the_name_for_tls(
     server_tls.load_cert_chain(cert, key)
     sni: list[str | None] = []
     server_tls.sni_callback = lambda sock, server_name, ctx: sni.append(server_name)  # type: ignore[assignment]
-    hits: list[bytes] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        hits.append(await reader.read(4096))
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
-    port = server.sockets[0].getsockname()[1]
     monkeypatch.setattr(webhooks, "_resolve", lambda host, _port: ["127.0.0.1"])
     monkeypatch.setattr(webhooks, "internal_address", lambda ip: False)
-    row, _ = create_webhook(engine, f"https://{name}:{port}/hook")
-    dispatcher = WebhookDispatcher(engine, EventBus(), attempts=1, backoff=0.01)
-    try:
-        await dispatcher.start()
-        await dispatcher._client.aclose()  # trust the test certificate, nothing else changes
-        dispatcher._client = httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(cert)),
-                                               follow_redirects=False)
-        assert await dispatcher.deliver(row, new_event("deployment", None, state="running"))
-    finally:
-        await dispatcher.stop()
-        server.close()
-        await server.wait_closed()
+    async with receiver(server_tls) as (port, hits):
+        row, _ = create_webhook(engine, f"https://{name}:{port}/hook")
+        dispatcher = WebhookDispatcher(engine, EventBus(), attempts=1, backoff=0.01)
+        try:
+            await dispatcher.start()
+            await dispatcher._client.aclose()  # trust the test certificate, nothing else changes
+            dispatcher._client = httpx.AsyncClient(
+                verify=ssl.create_default_context(cafile=str(cert)), follow_redirects=False)
+            assert await dispatcher.deliver(row, new_event("deployment", None, state="running"))
+        finally:
+            await dispatcher.stop()
     assert sni == [name] and len(hits) == 1
