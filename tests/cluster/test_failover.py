@@ -52,7 +52,7 @@ async def test_kill9_of_one_process_mid_rollout(tmp_path: Path, example_model_wa
             assert len(set(owners.values())) >= 2, owners
             busiest = Counter(owners.values()).most_common(1)[0][0]
             victim_index = next(n.index for n in c.nodes if busiest.split("-")[-2] == str(n.pid))
-            base = f"{c.nodes[0].url}/api/v1"
+            base = f"{c.nodes[(victim_index + 1) % 3].url}/api/v1"  # a process that stays up
             async with httpx.AsyncClient(headers={"Authorization": f"Bearer {c.token}"},
                                          timeout=20) as http:
                 r = await http.post(f"{base}/deployments", json={
