@@ -103,7 +103,8 @@ async def measure_fleet(server: str, count: int, model_path: str, state: str, tr
     at_built = _snapshot(trace)
     t0 = time.monotonic()
     await f.start()
-    await f.wait_registered(60 + 2 * jitter)
+    # tracemalloc makes every allocation several times slower: the traced fleet gets longer.
+    await f.wait_registered((60 + 2 * jitter) * (4 if trace else 1))
     took = time.monotonic() - t0
     await asyncio.sleep(1.0)  # let the last exchanges settle
     at_registered = _snapshot(trace)
