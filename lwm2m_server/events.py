@@ -163,4 +163,3 @@ class EventBus:
         sub = Subscription(self, self._queue_size, local_only)
         self._subs.add(sub)
         return sub
-

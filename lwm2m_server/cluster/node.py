@@ -74,45 +74,42 @@ class ReplicatingStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    def _tell(self, message: Callable[..., dict[str, Any]], *args: Any) -> None:
+        """Send ``message(*args)`` to the other nodes, built only when there are any."""
+        if self._shared():
+            self._publish(message(*args))
+
     async def save_registration(self, reg: Registration) -> None:
         await self._inner.save_registration(reg)
-        if self._shared():
-            self._publish(wire.registration_msg(reg))
+        self._tell(wire.registration_msg, reg)
 
     def refresh_registration_nowait(self, reg: Registration) -> None:
         self._inner.refresh_registration_nowait(reg)
-        if self._shared():
-            self._publish(wire.seen_msg(reg))
+        self._tell(wire.seen_msg, reg)
 
     async def delete_registration(self, endpoint: str, registration_id: str) -> None:
         await self._inner.delete_registration(endpoint, registration_id)
-        if self._shared():
-            self._publish(wire.unregistration_msg(endpoint, registration_id))
+        self._tell(wire.unregistration_msg, endpoint, registration_id)
 
     def save_values_nowait(self, endpoint: str, values: Mapping[Path, Value], when: datetime) -> None:
         self._inner.save_values_nowait(endpoint, values, when)
-        if self._shared():
-            self._publish(wire.values_msg(endpoint, values, when))
+        self._tell(wire.values_msg, endpoint, values, when)
 
     def add_event(self, event: Event) -> None:
         self._inner.add_event(event)
-        if self._shared():
-            self._publish(wire.event_msg(event))
+        self._tell(wire.event_msg, event)
 
     async def save_queued(self, q: QueuedRequest, request: DeviceRequest | None) -> None:
         await self._inner.save_queued(q, request)
-        if self._shared():
-            self._publish(wire.queued_msg(q, request))
+        self._tell(wire.queued_msg, q, request)
 
     async def save_observation(self, obs: StoredObservation) -> None:
         await self._inner.save_observation(obs)
-        if self._shared():
-            self._publish(wire.observation_msg(obs))
+        self._tell(wire.observation_msg, obs)
 
     async def delete_observation(self, endpoint: str, paths: tuple[Path, ...]) -> None:
         await self._inner.delete_observation(endpoint, paths)
-        if self._shared():
-            self._publish(wire.unobservation_msg(endpoint, paths))
+        self._tell(wire.unobservation_msg, endpoint, paths)
 
 
 class Cluster:

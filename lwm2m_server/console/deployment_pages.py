@@ -175,11 +175,6 @@ def deployment_page(request: Request, deployment_id: int, session: SignedIn,
                   final=final_summary(view["state"], progress), final_states=FINAL_STATES)
 
 
-def _change(action: str, deployment_id: int, engine: Any, request: Request) -> dict[str, Any]:
-    """Pause, resume, cancel and retry: the REST routes' own function."""
-    return api_deployments._change(action, deployment_id, engine, request)  # noqa: SLF001
-
-
 _ACTIONS = ("pause", "resume", "cancel", "retry")
 
 
@@ -194,5 +189,7 @@ async def deployment_action(request: Request, deployment_id: int, action: str,
         if action == "retry":
             return f"deployment {deployment_id} is {v['state']}: failed targets retry"
         return f"deployment {deployment_id} is {v['state']}"
+    change = api_deployments._change  # noqa: SLF001 - the REST routes' own function
     return await act(request, session, f"{CONSOLE_PREFIX}/deployments/{deployment_id}",
-                     lambda: run_in_threadpool(_change, action, deployment_id, engine, request), done)
+                     lambda: run_in_threadpool(change, action, deployment_id, engine, request),
+                     done)

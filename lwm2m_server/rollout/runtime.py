@@ -144,9 +144,10 @@ class RolloutService:
             await asyncio.gather(*self._removals, return_exceptions=True)
 
     def _remove_file(self, sha256: str) -> None:
-        # The same bytes may have been uploaded again since: their file stays. (The folder's
-        # path() refuses a name that is not a SHA-256.)
-        if get_artifact_by_sha256(self.server.engine, sha256) is None:
+        # Gone already where the delete was asked for. The same bytes may have been uploaded
+        # again since: their file stays. (The folder's path() refuses a non-SHA-256 name.)
+        if self.artifacts.exists(sha256) and get_artifact_by_sha256(self.server.engine,
+                                                                    sha256) is None:
             self.artifacts.delete(sha256)
 
     def _secure(self, endpoint: str) -> bool:

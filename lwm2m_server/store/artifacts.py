@@ -37,7 +37,7 @@ from .blobs import ArtifactBlob, share_blob, shares_blobs, write_blob
 __all__ = [
     "Artifact", "ArtifactError", "IngestResult", "ARTIFACT_KINDS",
     "add_artifact", "get_artifact", "get_artifact_by_sha256", "list_artifacts", "ingest_artifact",
-    "check_artifact", "share_stored_artifacts", "remove_unrecorded_files", "list_sha256",
+    "check_artifact", "share_stored_artifacts", "remove_unrecorded_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -286,7 +286,8 @@ def remove_unrecorded_files(engine: Engine, store: ArtifactStore, *,
     """Remove the files of ``store`` that no artifact names (deleted while this process was not
     running, so it missed the event); returns how many. A file younger than ``min_age`` seconds
     stays: it may be an upload whose row is still being written."""
-    recorded = set(list_sha256(engine))
+    with Session(engine) as s:
+        recorded = set(s.exec(select(Artifact.sha256)).all())
     cutoff = time.time() - min_age
     removed = 0
     for sha in store.stored():
@@ -295,22 +296,13 @@ def remove_unrecorded_files(engine: Engine, store: ArtifactStore, *,
             young = path.stat().st_mtime > cutoff
         except FileNotFoundError:
             continue
-        if sha in recorded or young or list_sha256(engine, sha):  # (or uploaded just now)
-            continue
+        if sha in recorded or young or get_artifact_by_sha256(engine, sha) is not None:
+            continue  # (the last: uploaded just now)
         store.delete(sha)
         removed += 1
     if removed:
         log.info("removed %d file(s) of deleted artifacts from this process's folder", removed)
     return removed
-
-
-def list_sha256(engine: Engine, sha256: str | None = None) -> list[str]:
-    """The SHA-256 of every stored artifact (with ``sha256``: that one, if stored)."""
-    with Session(engine) as s:
-        q = select(Artifact.sha256)
-        if sha256 is not None:
-            q = q.where(Artifact.sha256 == sha256)
-        return list(s.exec(q).all())
 
 
 def share_stored_artifacts(engine: Engine, store: ArtifactStore) -> int:
